@@ -1,0 +1,66 @@
+"""gancore: a small, plugin-based framework for training generative adversarial networks.
+
+Plugins import only from this module. See docs/ for the concepts and docs/plugin_hooks.md for hooks.
+"""
+
+from gancore._checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from gancore._config import Component, RunConfig, config_to_toml, load_config, parse_config
+from gancore._errors import (
+    AmbiguousComponentError,
+    CheckpointError,
+    ConfigError,
+    PluginError,
+    TrainingError,
+    UnknownComponentError,
+)
+from gancore._plugins import (
+    PluginInfo,
+    PluginWarning,
+    get_registry,
+    hookimpl,
+    load_registry,
+    plugin_infos,
+    reset_registry,
+)
+from gancore._registry import ComponentSpec, RegisterCallback, Registry
+from gancore._task import BuildContext, SampleGrid, StepContext, TaskBuildContext, Unconditional
+from gancore._train import TrainResult, train
+
+__version__ = "0.1.0"
+API_VERSION = "1.0"
+
+__all__ = [
+    "API_VERSION",
+    "AmbiguousComponentError",
+    "BuildContext",
+    "CheckpointError",
+    "Component",
+    "ComponentSpec",
+    "ConfigError",
+    "PluginError",
+    "PluginInfo",
+    "PluginWarning",
+    "RegisterCallback",
+    "Registry",
+    "RunConfig",
+    "SampleGrid",
+    "StepContext",
+    "TaskBuildContext",
+    "TrainResult",
+    "TrainingError",
+    "Unconditional",
+    "UnknownComponentError",
+    "__version__",
+    "config_to_toml",
+    "find_checkpoint",
+    "get_registry",
+    "hookimpl",
+    "load_checkpoint",
+    "load_config",
+    "load_registry",
+    "parse_config",
+    "plugin_infos",
+    "reset_registry",
+    "save_checkpoint",
+    "train",
+]

@@ -1,0 +1,374 @@
+"""The ``gan`` command line (also ``python -m gancore``).
+
+User mistakes (a bad config, a missing file, a damaged checkpoint) print one line per problem and
+exit with status 2 (1 for a run that had to stop); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from gancore._errors import (
+    AmbiguousComponentError,
+    CheckpointError,
+    ConfigError,
+    PluginError,
+    TrainingError,
+    UnknownComponentError,
+)
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gan", description="Train and use generative adversarial networks, built from plugins."
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train from a TOML run file (or resume a run)")
+    p.add_argument("config", nargs="?", help="the run's TOML file (not needed with --resume)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.batch_size=32 (repeatable)",
+    )
+    p.add_argument("--run-dir", type=Path, help="run directory (default: run.output_dir/run.name)")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its newest checkpoint",
+    )
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="with --resume: if the newest checkpoint is damaged, use the previous one",
+    )
+    p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "lines"],
+        default="auto",
+        help="progress display (default: a bar on a terminal, plain lines otherwise)",
+    )
+
+    p = sub.add_parser("sample", help="write samples of a trained run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
+    p.add_argument("--out", type=Path, help="output PNG (default RUN_DIR/samples/sample-SEED.png)")
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
+    p.add_argument("--raw", action="store_true", help="use the trained generator, not the EMA")
+
+    p = sub.add_parser("eval", help="evaluate metrics on a trained run, print JSON")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="metric name (repeatable; default: the run's configured metrics)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metric option, e.g. --set num_samples=5000 (applies to every metric)",
+    )
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
+    p.add_argument("--raw", action="store_true", help="use the trained generator, not the EMA")
+
+    p = sub.add_parser("plugins", help="list plugin distributions and what they registered")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("components", help="list registered components and their options")
+    p.add_argument("kind", nargs="?", help="only this kind (generator, critic, loss, ...)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("config", help="validate or show a run file")
+    config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("validate", "check a run file; print every problem"),
+        ("show", "print the fully resolved config as TOML"),
+    ):
+        q = config_sub.add_parser(name, help=text)
+        q.add_argument("config", type=Path)
+        q.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value (repeatable)",
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from gancore import __version__
+
+        print(f"gancore {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except (
+        UnknownComponentError,
+        AmbiguousComponentError,
+        CheckpointError,
+        PluginError,
+        FileNotFoundError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as exc:  # a component refusing its inputs (shapes, sizes) at build time
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# -------------------------------------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from gancore._config import load_config
+    from gancore._train import train
+
+    if args.resume is not None:
+        run_dir = args.resume
+        config_file = run_dir / "config.toml"
+        if args.config is not None:
+            raise ConfigError(
+                [
+                    "give either CONFIG or --resume RUN_DIR, not both (a resumed run "
+                    "uses RUN_DIR/config.toml; change values with --set)"
+                ]
+            )
+        if not config_file.is_file():
+            raise ConfigError([f"{str(run_dir)!r} is not a run directory (no config.toml)"])
+        config = load_config(config_file, args.overrides)
+    else:
+        if args.config is None:
+            raise ConfigError(["missing CONFIG: gan train RUN.toml (or --resume RUN_DIR)"])
+        config = load_config(args.config, args.overrides)
+        run_dir = args.run_dir or Path(config.run.output_dir) / config.run.name
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(
+                [
+                    f"run directory {str(run_dir)!r} already exists and is not empty; continue it "
+                    f"with `gan train --resume {run_dir}`, or choose another --run-dir or run.name"
+                ]
+            )
+    progress = {"auto": None, "bar": True, "lines": False}[args.progress]
+    result = train(
+        config, run_dir, resume=args.resume is not None, fallback=args.fallback, progress=progress
+    )
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from gancore._inference import load_run
+    from gancore._pictures import save_samples
+
+    if args.num < 1:
+        raise ConfigError([f"--num: must be >= 1 (got {args.num})"])
+    run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
+    images = run.generate(args.num, args.seed)
+    out = args.out or args.run_dir / "samples" / f"sample-{args.seed}.png"
+    save_samples(
+        images,
+        out,
+        reference=run.reference(),
+        title=f"{run.config.run.name} ({run.checkpoint.name}, seed {args.seed})",
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from gancore._config import Component, structure_options
+    from gancore._inference import load_run
+    from gancore._plugins import get_registry
+
+    run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
+    if args.metric:
+        registry = get_registry()
+        metrics = []
+        for name in args.metric:
+            spec = registry.get("metric", name)
+            metrics.append(Component(spec=spec, options=spec.options()))
+    else:
+        metrics = list(run.config.metrics)
+        if not metrics:
+            raise ConfigError(
+                [
+                    f"{str(args.run_dir)!r} configures no metrics; name one with "
+                    "--metric NAME (see `gan components metric`)"
+                ]
+            )
+    if args.overrides:
+        from gancore._config import apply_overrides
+
+        table = apply_overrides({}, args.overrides)
+        problems: list[str] = []
+        built = []
+        for m in metrics:
+            fields = {f.alias or f.name for f in attrs.fields(type(m.options))}
+            relevant = {k: x for k, x in table.items() if k in fields}
+            current = attrs.asdict(m.options, recurse=False)
+            opts = structure_options(type(m.options), current | relevant, m.spec.name, problems)
+            if opts is not None:
+                built.append(Component(spec=m.spec, options=opts))
+        if problems:
+            raise ConfigError(problems)
+        metrics = built
+    result = run.evaluate([(m.spec.name, m.build(None)) for m in metrics])
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from gancore._plugins import plugin_infos
+
+    infos = plugin_infos()
+    if args.json:
+        print(json.dumps([attrs.asdict(i) for i in infos], indent=2))
+        return 0
+    for info in infos:
+        version = info.version or "unknown version"
+        print(f"{info.name} {version}: {info.status}")
+        if info.error:
+            print(f"  error: {info.error}")
+        by_kind: dict[str, list[str]] = {}
+        for kind, name in info.components:
+            by_kind.setdefault(kind, []).append(name)
+        for kind, names in by_kind.items():
+            print(f"  {kind}: {', '.join(names)}")
+    return 0
+
+
+def _options_table(spec: Any) -> list[dict[str, Any]]:
+    out = []
+    for f in attrs.fields(spec.options):
+        if not f.init:
+            continue
+        default: Any
+        if f.default is attrs.NOTHING:
+            default = "(required)"
+        elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            default = f.default.factory()  # type: ignore[attr-defined]
+        else:
+            default = f.default
+        out.append(
+            {
+                "name": f.alias or f.name,
+                "default": _jsonable(default),
+                "type": _type_name(f.type),
+                "doc": f.metadata.get("doc", ""),
+            }
+        )
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    text = tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
+    return str(text).replace("typing.", "")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if attrs.has(type(value)):
+        return attrs.asdict(value)
+    return value
+
+
+def _cmd_components(args: argparse.Namespace) -> int:
+    from gancore._plugins import get_registry
+    from gancore.protocols import KINDS
+
+    registry = get_registry()
+    if args.kind is not None and args.kind not in KINDS:
+        from gancore._names import did_you_mean
+
+        raise ConfigError(
+            [
+                f"unknown kind {args.kind!r}{did_you_mean(args.kind, KINDS)}; kinds: "
+                + ", ".join(KINDS)
+            ]
+        )
+    specs = list(registry.specs(args.kind))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "kind": s.kind,
+                        "name": s.name,
+                        "qualified_name": s.qualified_name,
+                        "provider": s.provider,
+                        "description": s.description,
+                        "options": _options_table(s),
+                    }
+                    for s in specs
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    kind = None
+    for spec in specs:
+        if spec.kind != kind:
+            kind = spec.kind
+            print(f"\n[{kind}]" if kind != specs[0].kind else f"[{kind}]")
+        print(f"  {spec.name}  ({spec.provider})  {spec.description}")
+        for option in _options_table(spec):
+            print(f"      {option['name']} = {option['default']!r}  {option['doc']}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from gancore._config import config_to_toml, load_config
+
+    config = load_config(args.config, args.overrides)
+    if args.config_command == "show":
+        sys.stdout.write(config_to_toml(config))
+    else:
+        print(f"{args.config}: ok")
+    return 0
+
+
+_COMMANDS = {
+    "train": _cmd_train,
+    "sample": _cmd_sample,
+    "eval": _cmd_eval,
+    "plugins": _cmd_plugins,
+    "components": _cmd_components,
+    "config": _cmd_config,
+}

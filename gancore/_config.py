@@ -1,0 +1,841 @@
+"""Run configuration: one TOML file, validated against attrs classes, every problem reported at once.
+
+Structuring is two-step for components: read ``name``, look the component up in the registry, then
+structure the table's other keys against that component's own options class. Values are structured
+one field at a time with one cattrs converter (strict about types: ``"5"`` is not an integer) and
+each field's attrs validator is run on its own, so a file with five mistakes gets five lines.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+import tomli_w
+import torch
+from attrs import validators as v
+
+from gancore._errors import AmbiguousComponentError, ConfigError, UnknownComponentError
+from gancore._names import did_you_mean
+from gancore._registry import ComponentSpec, Registry
+
+__all__ = [
+    "Component",
+    "OptimizerConfig",
+    "RunConfig",
+    "RunSection",
+    "TrainingSection",
+    "apply_overrides",
+    "config_to_dict",
+    "config_to_toml",
+    "converter",
+    "load_config",
+    "parse_config",
+    "structure_options",
+]
+
+
+def doc(text: str) -> dict[str, str]:
+    """Field metadata: the documentation shown in the config reference."""
+    return {"doc": text}
+
+
+# -------------------------------------------------------------------------------------------------
+# The converter: strict primitives
+# -------------------------------------------------------------------------------------------------
+
+_TOML_TYPE = {
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    str: "string",
+    list: "array",
+    dict: "table",
+    tuple: "array",
+}
+
+
+def _given(value: Any) -> str:
+    kind = _TOML_TYPE.get(type(value), type(value).__name__)
+    shown = repr(value) if not isinstance(value, dict) else "a table"
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{shown} ({kind})"
+
+
+class _WrongTypeError(TypeError):
+    pass
+
+
+def _strict(
+    expected: str, check: typing.Callable[[Any], bool], cast: typing.Callable[[Any], Any]
+) -> typing.Callable[[Any, Any], Any]:
+    def hook(value: Any, _type: Any) -> Any:
+        if not check(value):
+            raise _WrongTypeError(f"expected {expected}, got {_given(value)}")
+        return cast(value)
+
+    return hook
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(
+        int, _strict("an integer", lambda x: isinstance(x, int) and not isinstance(x, bool), int)
+    )
+    conv.register_structure_hook(
+        float,
+        _strict(
+            "a number", lambda x: isinstance(x, int | float) and not isinstance(x, bool), float
+        ),
+    )
+    conv.register_structure_hook(
+        bool, _strict("true or false", lambda x: isinstance(x, bool), bool)
+    )
+    conv.register_structure_hook(str, _strict("a string", lambda x: isinstance(x, str), str))
+    return conv
+
+
+converter = _make_converter()
+
+
+# -------------------------------------------------------------------------------------------------
+# Field-by-field structuring with complete error reports
+# -------------------------------------------------------------------------------------------------
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        arms = [a for a in args if a is not type(None)]
+        return " or ".join(_describe(a) for a in arms)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_plural(args[0])}"
+        return f"a list of {len(args)} {_plural(args[0]) if len(set(args)) == 1 else 'values'}"
+    if origin in (list, Sequence):
+        return f"a list of {_plural(args[0]) if args else 'values'}"
+    if origin in (dict, Mapping):
+        return "a table"
+    if isinstance(tp, type) and attrs.has(tp):
+        return "a table"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _plural(tp: Any) -> str:
+    return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(
+        tp, _describe(tp)
+    )
+
+
+_ATTRS_MESSAGE = re.compile(r"^'(?P<name>[^']+)' must be (?P<what>.+?)(?:: (?P<got>.+))?$", re.S)
+
+
+def _reword(exc: BaseException) -> str:
+    """attrs' "'gamma' must be >= 0: -1.0" becomes "'gamma' must be >= 0 (got -1.0)"."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    match = _ATTRS_MESSAGE.match(text)
+    if match and match.group("got") and "(got" not in text:
+        return f"'{match.group('name')}' must be {match.group('what')} (got {match.group('got')})"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _structure_value(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
+    """Structure one value against ``tp``; on failure append a problem and return ``attrs.NOTHING``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any or tp is object:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arm in (a for a in args if a is not type(None)):
+            sub: list[str] = []
+            out = _structure_value(value, arm, path, sub)
+            if not sub:
+                return out
+        problems.append(f"{path}: expected {_describe(tp)}, got {_given(value)}")
+        return attrs.NOTHING
+    if origin is Literal:
+        if value in args and type(value) in {type(a) for a in args}:
+            return value
+        problems.append(f"{path}: expected {_describe(tp)}, got {_given(value)}")
+        return attrs.NOTHING
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            problems.append(f"{path}: expected {_describe(tp)}, got {_given(value)}")
+            return attrs.NOTHING
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        if not variadic and len(value) != len(args):
+            problems.append(f"{path}: expected {_describe(tp)}, got {_given(value)}")
+            return attrs.NOTHING
+        item_types = [args[0]] * len(value) if variadic else list(args)
+        before = len(problems)
+        items = [
+            _structure_value(item, it, f"{path}[{i}]", problems)
+            for i, (item, it) in enumerate(zip(value, item_types, strict=True))
+        ]
+        return tuple(items) if len(problems) == before else attrs.NOTHING
+    if isinstance(tp, type) and attrs.has(tp):
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected a table, got {_given(value)}")
+            return attrs.NOTHING
+        out = structure_options(tp, value, path, problems)
+        return attrs.NOTHING if out is None else out
+    try:
+        return converter.structure(value, tp)
+    except _WrongTypeError as exc:
+        problems.append(f"{path}: {exc}")
+    except Exception as exc:  # cattrs' own errors for types we do not special-case
+        problems.append(f"{path}: expected {_describe(tp)}, got {_given(value)} ({_reword(exc)})")
+    return attrs.NOTHING
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable forward references: fall back to the declared types
+        hints = {}
+    return {
+        f.name: hints.get(f.name, f.type if not isinstance(f.type, str) else Any)
+        for f in attrs.fields(cls)
+    }
+
+
+def structure_options(
+    cls: type, table: Mapping[str, Any], path: str, problems: list[str], what: str | None = None
+) -> Any | None:
+    """Structure ``table`` into attrs class ``cls``; problems are appended, ``None`` on failure."""
+    fields = {(f.alias or f.name): f for f in attrs.fields(cls) if f.init}
+    types_ = _field_types(cls)
+    before = len(problems)
+    accepts = ", ".join(fields) or "no options"
+    label = what or cls.__name__
+    for key in table:
+        if key not in fields:
+            problems.append(
+                f"{_join(path, key)}: unknown key{did_you_mean(key, fields)}; "
+                f"{label} accepts: {accepts}"
+            )
+    values: dict[str, Any] = {}
+    for key, field in fields.items():
+        if key not in table:
+            if field.default is attrs.NOTHING:
+                problems.append(
+                    f"{_join(path, key)}: required key is missing "
+                    f"(expected {_describe(types_[field.name])})"
+                )
+            continue
+        sub_problems: list[str] = []
+        value = _structure_value(table[key], types_[field.name], _join(path, key), sub_problems)
+        if sub_problems:
+            problems.extend(sub_problems)
+            continue
+        if field.validator is not None:
+            try:
+                field.validator(None, field, value)
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{_join(path, key)}: {_reword(exc)}")
+                continue
+        values[key] = value
+    if len(problems) > before:
+        return None
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as exc:  # cross-field checks in __attrs_post_init__
+        problems.append(f"{path or label}: {_reword(exc)}")
+        return None
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+# -------------------------------------------------------------------------------------------------
+# The sections of a run
+# -------------------------------------------------------------------------------------------------
+
+TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive")
+
+
+@attrs.frozen(kw_only=True)
+class Component:
+    """A registered component chosen in config: its spec and its structured options."""
+
+    spec: ComponentSpec
+    options: Any
+
+    @property
+    def name(self) -> str:
+        return self.spec.qualified_name
+
+    def build(self, context: Any = None) -> Any:
+        return self.spec.build(self.options, context)
+
+
+@attrs.frozen(kw_only=True)
+class RunSection:
+    """``[run]``: what the run is called, where it goes, how long it lasts."""
+
+    name: str = attrs.field(
+        default="run",
+        validator=v.matches_re(r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+        metadata=doc("Name of the run directory under `output_dir` (letters, digits, . _ -)."),
+    )
+    output_dir: str = attrs.field(
+        default="runs", metadata=doc("Folder that holds run directories (relative to the cwd).")
+    )
+    seed: int = attrs.field(
+        default=0, validator=v.ge(0), metadata=doc("Seed of every random draw (>= 0).")
+    )
+    steps: int = attrs.field(
+        default=1000,
+        validator=v.ge(1),
+        metadata=doc(
+            "Training length in iterations; one iteration = `training.critic_steps` critic "
+            "updates and `training.generator_steps` generator updates (>= 1)."
+        ),
+    )
+    trackers: tuple[str, ...] = attrs.field(
+        default=(),
+        validator=v.deep_iterable(v.in_(TRACKERS)),
+        metadata=doc(
+            "Accelerate trackers to log to besides metrics.jsonl, e.g. ['tensorboard']; each must "
+            "be installed. Empty = none."
+        ),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class TrainingSection:
+    """``[training]``: batch, steps per iteration, EMA, precision and intervals."""
+
+    batch_size: int = attrs.field(
+        default=64,
+        validator=v.ge(1),
+        metadata=doc("Global batch size per step, summed over processes (>= 1)."),
+    )
+    critic_steps: int = attrs.field(
+        default=1,
+        validator=v.ge(1),
+        metadata=doc("Critic updates per iteration, each on a fresh batch (WGAN uses 5)."),
+    )
+    generator_steps: int = attrs.field(
+        default=1, validator=v.ge(1), metadata=doc("Generator updates per iteration (>= 1).")
+    )
+    ema_half_life_images: float | None = attrs.field(
+        default=None,
+        validator=v.optional(v.gt(0)),
+        metadata=doc(
+            "Half-life of the generator's exponential moving average, in images "
+            "(StyleGAN2: 10000). Unset = no EMA; samples and metrics use the trained generator."
+        ),
+    )
+    ema_rampup: float | None = attrs.field(
+        default=None,
+        validator=v.optional(v.gt(0)),
+        metadata=doc(
+            "EMA ramp-up: the half-life is min(ema_half_life_images, images_seen * ema_rampup) "
+            "(StyleGAN2-ADA uses 0.05). Unset = no ramp-up."
+        ),
+    )
+    precision: Literal["no", "bf16"] = attrs.field(
+        default="no",
+        metadata=doc("Mixed precision through Accelerate: 'no' (float32) or 'bf16' (autocast)."),
+    )
+    log_every: int = attrs.field(
+        default=50, validator=v.ge(1), metadata=doc("Iterations between log lines (>= 1).")
+    )
+    sample_every: int = attrs.field(
+        default=500,
+        validator=v.ge(0),
+        metadata=doc("Iterations between sample grids; 0 = only at the end."),
+    )
+    num_samples: int = attrs.field(
+        default=64,
+        validator=v.ge(1),
+        metadata=doc("Images in a sample grid (points in a 2-D scatter: x40)."),
+    )
+    metrics_every: int = attrs.field(
+        default=0,
+        validator=v.ge(0),
+        metadata=doc("Iterations between metric evaluations; 0 = only at the end."),
+    )
+    checkpoint_every: int = attrs.field(
+        default=1000,
+        validator=v.ge(0),
+        metadata=doc("Iterations between checkpoints; 0 = only at the end."),
+    )
+    keep_checkpoints: int = attrs.field(
+        default=3,
+        validator=v.ge(1),
+        metadata=doc("Checkpoints kept (the newest; the best is kept besides)."),
+    )
+    best_metric: str | None = attrs.field(
+        default=None,
+        metadata=doc(
+            "Metric value that picks the best checkpoint, as 'metric.key', e.g. "
+            "'mode-coverage.modes_covered'. Unset = no best checkpoint."
+        ),
+    )
+    best_mode: Literal["min", "max"] = attrs.field(
+        default="min", metadata=doc("Whether a lower ('min') or higher ('max') best_metric wins.")
+    )
+    max_nonfinite_steps: int = attrs.field(
+        default=10,
+        validator=v.ge(1),
+        metadata=doc(
+            "Consecutive non-finite losses tolerated (each step is skipped) before the run stops."
+        ),
+    )
+    num_workers: int = attrs.field(
+        default=0,
+        validator=v.ge(0),
+        metadata=doc("Data-loader worker processes per training process (0 = load in-process)."),
+    )
+
+
+SCHEDULES = ("constant", "linear", "cosine")
+_SKIPPED_OPTIMIZER_ARGS = {
+    "params",
+    "lr",
+    "foreach",
+    "capturable",
+    "differentiable",
+    "fused",
+    "maximize",
+}
+
+
+def optimizer_classes() -> dict[str, type[torch.optim.Optimizer]]:
+    """torch optimizers by lowercase class name (``adam``, ``adamw``, ``rmsprop``, ``sgd``, ...)."""
+    out = {}
+    for name in dir(torch.optim):
+        obj = getattr(torch.optim, name)
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, torch.optim.Optimizer)
+            and (obj is not torch.optim.Optimizer)
+        ):
+            out[name.lower()] = obj
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class OptimizerConfig:
+    """``[optimizers.generator]`` / ``[optimizers.critic]``: a torch optimizer and its schedule.
+
+    Any ``torch.optim`` class by name; keys other than those below are passed to its constructor.
+    """
+
+    name: str = attrs.field(
+        default="adam", metadata=doc("torch.optim class, case-insensitive: adam, adamw, rmsprop...")
+    )
+    lr: float = attrs.field(default=2e-4, validator=v.gt(0), metadata=doc("Learning rate (> 0)."))
+    schedule: Literal["constant", "linear", "cosine"] = attrs.field(
+        default="constant",
+        metadata=doc(
+            "Learning-rate schedule: constant, or from `decay_start` a linear or cosine decay to "
+            "lr * final_lr_scale at the last step."
+        ),
+    )
+    decay_start: int = attrs.field(
+        default=0,
+        validator=v.ge(0),
+        metadata=doc("Iteration at which linear/cosine decay begins (CycleGAN: half the run)."),
+    )
+    final_lr_scale: float = attrs.field(
+        default=0.0,
+        validator=[v.ge(0), v.le(1)],
+        metadata=doc("Learning rate at the end of a decay, as a fraction of lr (0..1)."),
+    )
+    options: dict[str, Any] = attrs.field(
+        factory=dict, metadata=doc("Other constructor arguments, e.g. betas = [0.0, 0.99].")
+    )
+
+    @property
+    def optimizer_class(self) -> type[torch.optim.Optimizer]:
+        return optimizer_classes()[self.name]
+
+    def build(
+        self, params: Any, lr_scale: float = 1.0, beta_power: float = 1.0
+    ) -> torch.optim.Optimizer:
+        """The optimizer; ``lr_scale``/``beta_power`` apply the lazy-regularization correction."""
+        kwargs = dict(self.options)
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(float(b) ** beta_power for b in kwargs["betas"])
+        return self.optimizer_class(params, lr=self.lr * lr_scale, **kwargs)
+
+
+def _structure_optimizer(table: Any, path: str, problems: list[str]) -> OptimizerConfig | None:
+    if not isinstance(table, dict):
+        problems.append(f"{path}: expected a table, got {_given(table)}")
+        return None
+    own = {f.name for f in attrs.fields(OptimizerConfig)} - {"options"}
+    name = table.get("name", "adam")
+    classes = optimizer_classes()
+    if not isinstance(name, str) or name.lower() not in classes:
+        shown = name if isinstance(name, str) else _given(name)
+        problems.append(
+            f"{path}.name: unknown optimizer {shown!r}{did_you_mean(str(name).lower(), classes)}; "
+            f"available: {', '.join(sorted(classes))}"
+        )
+        return None
+    cls = classes[name.lower()]
+    signature = inspect.signature(cls.__init__)
+    accepted = {
+        p: param.default
+        for p, param in signature.parameters.items()
+        if p not in _SKIPPED_OPTIMIZER_ARGS
+        and p != "self"
+        and param.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+    before = len(problems)
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in own:
+            continue
+        if key not in accepted:
+            problems.append(
+                f"{_join(path, key)}: unknown option for torch.optim.{cls.__name__}"
+                f"{did_you_mean(key, list(accepted) + list(own))}; "
+                f"accepts: {', '.join(sorted(own | set(accepted)))}"
+            )
+            continue
+        kwargs[key] = _numbers_as_floats(value, accepted[key])
+    base = structure_options(
+        OptimizerConfig,
+        {k: table[k] for k in table if k in own} | {"name": name.lower()},
+        path,
+        problems,
+        what="an optimizer table",
+    )
+    if base is None or len(problems) > before:
+        return None
+    # Let torch check values (betas in [0, 1), eps >= 0, ...) now rather than at step 0.
+    try:
+        cls([torch.zeros(1, requires_grad=True)], lr=base.lr, **kwargs)
+    except (ValueError, TypeError) as exc:
+        problems.append(f"{path}: torch.optim.{cls.__name__} rejected the options: {exc}")
+        return None
+    # Fill in the optimizer's own defaults so the resolved config shows them.
+    for key, default in accepted.items():
+        if key not in kwargs and default is not inspect.Parameter.empty and default is not None:
+            kwargs[key] = default
+    return attrs.evolve(base, options=kwargs)
+
+
+def _numbers_as_floats(value: Any, default: Any) -> Any:
+    """TOML ``[0, 0.9]`` holds an int; torch's Adam rejects mixed betas, so numbers become floats
+    wherever the optimizer's default is a float (or a tuple of floats)."""
+    if isinstance(value, list | tuple):
+        value = tuple(value)
+        if isinstance(default, tuple) and all(isinstance(d, float) for d in default):
+            return tuple(
+                float(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in value
+            )
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class OptimizersSection:
+    """``[optimizers]``: one optimizer per player (two-time-scale updates are just two lrs)."""
+
+    generator: OptimizerConfig = attrs.field(factory=OptimizerConfig)
+    critic: OptimizerConfig = attrs.field(factory=OptimizerConfig)
+
+
+@attrs.frozen(kw_only=True)
+class RunConfig:
+    """A whole run, validated."""
+
+    run: RunSection = attrs.field(factory=RunSection)
+    data: Component
+    task: Component
+    generator: Component | None = None
+    critic: Component | None = None
+    loss: Component
+    regularizers: tuple[Component, ...] = ()
+    augmenter: Component
+    metrics: tuple[Component, ...] = ()
+    optimizers: OptimizersSection = attrs.field(factory=OptimizersSection)
+    training: TrainingSection = attrs.field(factory=TrainingSection)
+    source: str | None = None
+
+
+# Component sections: (section, kind, default name or None when required/optional, is_list)
+COMPONENT_SECTIONS: tuple[tuple[str, str, str | None, bool], ...] = (
+    ("data", "dataset", None, False),
+    ("task", "task", "unconditional", False),
+    ("generator", "generator", None, False),
+    ("critic", "critic", None, False),
+    ("loss", "loss", "non-saturating", False),
+    ("regularizers", "regularizer", None, True),
+    ("augmenter", "augmenter", "none", False),
+    ("metrics", "metric", None, True),
+)
+PLAIN_SECTIONS = {"run": RunSection, "training": TrainingSection}
+ALL_SECTIONS = [s for s, *_ in COMPONENT_SECTIONS] + ["run", "training", "optimizers"]
+REQUIRED_SECTIONS = {"data"}
+
+
+def _structure_component(
+    registry: Registry, kind: str, table: Any, path: str, problems: list[str]
+) -> Component | None:
+    if not isinstance(table, dict):
+        problems.append(f"{path}: expected a table with a 'name' key, got {_given(table)}")
+        return None
+    name = table.get("name")
+    if name is None:
+        problems.append(
+            f"{path}.name: required key is missing (a {kind} name; see `gan components {kind}`)"
+        )
+        return None
+    if not isinstance(name, str):
+        problems.append(f"{path}.name: expected a string, got {_given(name)}")
+        return None
+    try:
+        spec = registry.get(kind, name)
+    except (UnknownComponentError, AmbiguousComponentError) as exc:
+        problems.append(f"{path}.name: {exc}")
+        return None
+    rest = {k: val for k, val in table.items() if k != "name"}
+    options = structure_options(spec.options, rest, path, problems, what=f"{kind} {spec.name!r}")
+    if options is None:
+        return None
+    return Component(spec=spec, options=options)
+
+
+def parse_config(
+    document: Mapping[str, Any], registry: Registry, source: str | None = None
+) -> RunConfig:
+    """Validate a TOML document (already parsed) into a :class:`RunConfig`."""
+    problems: list[str] = []
+    for key in document:
+        if key not in ALL_SECTIONS:
+            problems.append(
+                f"{key}: unknown section{did_you_mean(key, ALL_SECTIONS)}; "
+                f"sections: {', '.join(ALL_SECTIONS)}"
+            )
+    values: dict[str, Any] = {"source": source}
+    for section, cls in PLAIN_SECTIONS.items():
+        table = document.get(section, {})
+        if not isinstance(table, dict):
+            problems.append(f"{section}: expected a table, got {_given(table)}")
+            continue
+        values[section] = structure_options(cls, table, section, problems, what=f"[{section}]")
+    optimizers = document.get("optimizers", {})
+    if not isinstance(optimizers, dict):
+        problems.append(f"optimizers: expected a table, got {_given(optimizers)}")
+    else:
+        for key in optimizers:
+            if key not in ("generator", "critic"):
+                problems.append(
+                    f"optimizers.{key}: unknown player"
+                    f"{did_you_mean(key, ['generator', 'critic'])}; "
+                    "players: generator, critic"
+                )
+        opts = {
+            p: _structure_optimizer(optimizers.get(p, {}), f"optimizers.{p}", problems)
+            for p in ("generator", "critic")
+        }
+        if all(o is not None for o in opts.values()):
+            values["optimizers"] = OptimizersSection(**opts)
+    for section, kind, default, is_list in COMPONENT_SECTIONS:
+        raw = document.get(section)
+        if raw is None:
+            if section in REQUIRED_SECTIONS:
+                problems.append(
+                    f"{section}: required section is missing (a table with the "
+                    f"name of a {kind}; see `gan components {kind}`)"
+                )
+            elif default is not None:
+                values[section] = _structure_component(
+                    registry, kind, {"name": default}, section, problems
+                )
+            continue
+        if is_list:
+            if isinstance(raw, dict):
+                raw = [raw]
+            if not isinstance(raw, list):
+                problems.append(
+                    f"{section}: expected a list of tables ([[{section}]]), got {_given(raw)}"
+                )
+                continue
+            items = [
+                _structure_component(registry, kind, item, f"{section}[{i}]", problems)
+                for i, item in enumerate(raw)
+            ]
+            values[section] = tuple(i for i in items if i is not None)
+        else:
+            values[section] = _structure_component(registry, kind, raw, section, problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return RunConfig(**values)
+
+
+# -------------------------------------------------------------------------------------------------
+# Files and overrides
+# -------------------------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``a.b=VALUE`` -> (["a", "b"], value). VALUE is a TOML value; a bare word is a string."""
+    if "=" not in text:
+        raise ConfigError([f"--set {text!r}: expected KEY=VALUE, e.g. training.batch_size=32"])
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError([f"--set {text!r}: expected a dotted key like training.batch_size"])
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # bare words are strings: --set data.path=./images
+    path: list[str | int] = [int(p) if p.isdigit() else p for p in key.split(".")]
+    return path, value
+
+
+def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to a parsed TOML document (a deep copy is returned)."""
+    import copy
+
+    doc_ = copy.deepcopy(document)
+    problems: list[str] = []
+    for text in overrides:
+        try:
+            path, value = parse_override(text)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        node: Any = doc_
+        for i, part in enumerate(path[:-1]):
+            nxt = path[i + 1]
+            if isinstance(node, list):
+                if not isinstance(part, int) or part >= len(node):
+                    problems.append(f"--set {text!r}: no item {part} in a list of {len(node)}")
+                    break
+                node = node[part]
+            elif isinstance(node, dict):
+                key = str(part)
+                if key not in node:
+                    node[key] = [] if isinstance(nxt, int) else {}
+                node = node[key]
+            else:
+                problems.append(
+                    f"--set {text!r}: {'.'.join(map(str, path[: i + 1]))} is not a table"
+                )
+                break
+        else:
+            last = path[-1]
+            if isinstance(node, list) and isinstance(last, int) and last < len(node):
+                node[last] = value
+            elif isinstance(node, dict):
+                node[str(last)] = value
+            else:
+                problems.append(f"--set {text!r}: cannot set {last!r} here")
+    if problems:
+        raise ConfigError(problems)
+    return doc_
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            [f"no such file {str(p)!r}"] if not p.exists() else [f"{str(p)!r} is not a file"]
+        )
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"invalid TOML: {exc}"], str(p)) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read: {exc.strerror}"], str(p)) from None
+
+
+def load_config(
+    path: str | Path, overrides: Sequence[str] = (), registry: Registry | None = None
+) -> RunConfig:
+    """Read, override and validate a run file. Raises :class:`ConfigError` listing every problem."""
+    if registry is None:
+        from gancore._plugins import get_registry
+
+        registry = get_registry()
+    document = apply_overrides(read_toml(path), overrides)
+    return parse_config(document, registry, source=str(path))
+
+
+# -------------------------------------------------------------------------------------------------
+# The resolved config, back to TOML
+# -------------------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """Unstructure to TOML-ready values: tuples become lists, None-valued keys are dropped."""
+    if attrs.has(type(value)):
+        value = converter.unstructure(value)
+    if isinstance(value, dict):
+        return {k: _plain(x) for k, x in value.items() if x is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(x) for x in value]
+    return value
+
+
+def _component_dict(component: Component) -> dict[str, Any]:
+    options = {}
+    if attrs.has(type(component.options)):
+        options = {
+            f.alias or f.name: getattr(component.options, f.name)
+            for f in attrs.fields(type(component.options))
+            if f.init
+        }
+    return {"name": component.name} | _plain(options)
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """The fully resolved config (defaults filled in, qualified names), TOML-ready."""
+    out: dict[str, Any] = {"run": _plain(config.run)}
+    for section, _kind, _default, is_list in COMPONENT_SECTIONS:
+        value = getattr(config, section)
+        if value is None:
+            continue
+        if is_list:
+            if value:
+                out[section] = [_component_dict(c) for c in value]
+        else:
+            out[section] = _component_dict(value)
+    out["optimizers"] = {
+        player: {k: x for k, x in _plain(opt).items() if k != "options"} | _plain(opt.options)
+        for player, opt in (
+            ("generator", config.optimizers.generator),
+            ("critic", config.optimizers.critic),
+        )
+    }
+    out["training"] = _plain(config.training)
+    return out
+
+
+def config_to_toml(config: RunConfig) -> str:
+    return tomli_w.dumps(config_to_dict(config))

@@ -1,0 +1,241 @@
+"""Finding, loading and calling plugins.
+
+Plugins are found through the entry-point group ``gancore`` and loaded one by one: a plugin that
+fails to import (or registers something invalid) becomes a warning naming it and the reason, and the
+others still load. ``GANCORE_STRICT_PLUGINS=1`` turns the warning into an error.
+``GANCORE_LOAD_PLUGINS=a,b`` loads only those plugins (empty: none) and
+``GANCORE_DISABLE_PLUGINS=a,b`` skips those. The built-in components always load.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import types
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+import pluggy
+
+from gancore import hookspecs
+from gancore._errors import PluginError
+from gancore._names import did_you_mean
+from gancore._registry import Registry, hook_name
+from gancore.protocols import KINDS
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "PluginWarning",
+    "get_registry",
+    "hookimpl",
+    "load_registry",
+    "plugin_infos",
+    "reset_registry",
+]
+
+ENTRY_POINT_GROUP = "gancore"
+BUILTIN_NAME = "gancore"
+
+hookimpl = pluggy.HookimplMarker("gancore")
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded; the others were."""
+
+
+@attrs.define
+class PluginInfo:
+    """What ``gan plugins`` shows about one plugin distribution."""
+
+    name: str
+    version: str | None
+    module: str
+    status: Literal["loaded", "failed", "disabled"]
+    error: str | None = None
+    components: list[tuple[str, str]] = attrs.field(factory=list)  # (kind, name)
+
+
+def _hook_names() -> set[str]:
+    return {hook_name(kind) for kind in KINDS}
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    return env.get(key, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _name_list(value: str) -> set[str]:
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _misspelled_hooks(plugin: object) -> list[str]:
+    """Messages for functions marked as gancore hook implementations that name no gancore hook."""
+    known = _hook_names()
+    problems = []
+    for attr in dir(plugin):
+        value = getattr(plugin, attr, None)
+        if callable(value) and hasattr(value, "gancore_impl") and attr not in known:
+            problems.append(f"{attr!r} is not a gancore hook{did_you_mean(attr, sorted(known))}")
+    return problems
+
+
+class _Loader:
+    """Loads plugins into one pluggy manager and one registry, recording each one's status."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.strict = _flag(env, "GANCORE_STRICT_PLUGINS")
+        self.pm = pluggy.PluginManager("gancore")
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.infos: dict[str, PluginInfo] = {}
+
+    def fail(self, info: PluginInfo, error: str) -> None:
+        info.status = "failed"
+        info.error = error
+        self.registry.failed[info.name] = error
+        message = f"gancore plugin {info.name!r} failed to load: {error}"
+        if self.strict or info.name == BUILTIN_NAME:
+            raise PluginError(message + ("" if info.name == BUILTIN_NAME else " (strict mode)"))
+        warnings.warn(message, PluginWarning, stacklevel=4)
+
+    def add(self, info: PluginInfo, plugin: object) -> None:
+        """Register ``plugin`` with pluggy after checking its hook names."""
+        problems = _misspelled_hooks(plugin)
+        if problems:
+            self.fail(info, "; ".join(problems))
+            return
+        try:
+            self.pm.register(plugin, name=info.name)
+            self.pm.check_pending()
+        except Exception as exc:  # pluggy validation errors, or a name registered twice
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            self.fail(info, f"{type(exc).__name__}: {exc}")
+            return
+        self.infos[info.name] = info
+
+    def call_hooks(self) -> None:
+        """Call every registration hook of every plugin, one plugin at a time for provenance."""
+        for kind in KINDS:
+            hook = hook_name(kind)
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                provider = self.pm.get_name(impl.plugin)
+                info = self.infos[provider]
+                if info.status != "loaded":
+                    continue
+                register = self.registry.register_callback(kind, provider, hook)
+                try:
+                    impl.function(register=register)
+                except Exception as exc:  # a faulty plugin must not take the others down
+                    self.registry.remove_provider(provider)
+                    self.pm.unregister(impl.plugin)
+                    self.fail(info, f"{hook} raised {type(exc).__name__}: {exc}")
+        for info in self.infos.values():
+            info.components = [
+                (spec.kind, spec.name)
+                for spec in self.registry.specs()
+                if spec.provider == info.name
+            ]
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)  # the same distribution seen twice on sys.path
+    return [found[name] for name in sorted(found)]
+
+
+def load_registry(
+    *,
+    entry_points: bool = True,
+    plugins: Sequence[tuple[str, object]] = (),
+    env: Mapping[str, str] | None = None,
+) -> tuple[Registry, list[PluginInfo]]:
+    """Build a fresh registry from the built-ins, installed entry points and in-process ``plugins``.
+
+    ``plugins`` are ``(name, plugin_object)`` pairs registered as if installed (used by tests and by
+    :mod:`gancore.testing`).
+    """
+    env = os.environ if env is None else env
+    loader = _Loader(env)
+    from gancore.builtin import plugin as builtin_plugin
+
+    loader.add(
+        PluginInfo(BUILTIN_NAME, _version("gancore"), builtin_plugin.__name__, "loaded"),
+        builtin_plugin,
+    )
+    only = _name_list(env["GANCORE_LOAD_PLUGINS"]) if "GANCORE_LOAD_PLUGINS" in env else None
+    disabled = _name_list(env.get("GANCORE_DISABLE_PLUGINS", ""))
+
+    candidates: list[tuple[str, str | None, str, Any]] = []
+    if entry_points:
+        for ep in _entry_points():
+            version = ep.dist.version if ep.dist is not None else None
+            candidates.append((ep.name, version, ep.value, ep))
+    candidates.extend((name, None, _module_name(obj), obj) for name, obj in plugins)
+
+    for name, version, module, source in candidates:
+        info = PluginInfo(name, version, module, "loaded")
+        if name in loader.infos:
+            loader.fail(info, f"a plugin named {name!r} is already loaded")
+            continue
+        if (only is not None and name not in only) or name in disabled:
+            info.status = "disabled"
+            loader.infos[name] = info
+            continue
+        if isinstance(source, importlib.metadata.EntryPoint):
+            try:
+                plugin = source.load()
+            except Exception as exc:  # any import-time failure of a third-party module
+                loader.infos[name] = info
+                loader.fail(info, f"{type(exc).__name__}: {exc}")
+                continue
+        else:
+            plugin = source
+        loader.add(info, plugin)
+        loader.infos.setdefault(name, info)
+    loader.call_hooks()
+    return loader.registry, list(loader.infos.values())
+
+
+def _module_name(obj: object) -> str:
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+_CACHE: tuple[Registry, list[PluginInfo]] | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = load_registry()
+    return _CACHE[0]
+
+
+def plugin_infos() -> list[PluginInfo]:
+    """Status of every plugin in the process-wide registry."""
+    get_registry()
+    assert _CACHE is not None
+    return _CACHE[1]
+
+
+def reset_registry(cache: tuple[Registry, list[PluginInfo]] | None = None) -> None:
+    """Drop (or replace) the process-wide registry; the next lookup reloads plugins."""
+    global _CACHE
+    _CACHE = cache
+
+
+def iter_failed(infos: Iterable[PluginInfo]) -> list[PluginInfo]:
+    return [info for info in infos if info.status == "failed"]

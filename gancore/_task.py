@@ -1,0 +1,282 @@
+"""The seam between the loop and the science.
+
+A :class:`~gancore.protocols.Task` says what one critic step and one generator step compute from a
+batch. It gets a :class:`StepContext` from the loop, which gives it the players, the adversarial loss
+and a few helpers that apply the configured augmenter and regularizers the same way for every task.
+The loop owns backward, optimizer steps, lazy regularization, EMA, logging, samples, metrics and
+checkpoints, so a task never does any of those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from gancore._config import RunConfig
+    from gancore.protocols import Augmenter, CriticRegularizer, Dataset, Loss
+
+__all__ = ["BuildContext", "SampleGrid", "StepContext", "TaskBuildContext", "Unconditional"]
+
+
+@attrs.frozen(kw_only=True)
+class BuildContext:
+    """What a network factory learns about its job.
+
+    ``data_shape`` is the shape of one sample the network produces (generator) or scores (critic),
+    e.g. ``(3, 64, 64)`` or ``(2,)``. ``input_shape`` is what a generator consumes: ``None`` for an
+    unconditional generator (it takes latents and chooses ``latent_dim`` itself) or an image shape
+    for image-to-image generators.
+    """
+
+    data_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TaskBuildContext:
+    """Given to :meth:`Task.build`: the dataset and builders for the configured networks."""
+
+    config: RunConfig
+    dataset: Dataset
+
+    def build_generator(
+        self, data_shape: tuple[int, ...] | None = None, input_shape: tuple[int, ...] | None = None
+    ) -> nn.Module:
+        """The ``[generator]`` of the config, built for ``data_shape`` (default: the data's "x")."""
+        if self.config.generator is None:
+            raise ValueError("this task needs a [generator] section")
+        shape = data_shape if data_shape is not None else self.dataset.shapes["x"]
+        return self._checked(
+            self.config.generator.build(BuildContext(data_shape=shape, input_shape=input_shape)),
+            "generator",
+        )
+
+    def build_critic(self, data_shape: tuple[int, ...] | None = None) -> nn.Module:
+        """The ``[critic]`` of the config, built to score ``data_shape`` (default: the data's "x")."""
+        if self.config.critic is None:
+            raise ValueError("this task needs a [critic] section")
+        shape = data_shape if data_shape is not None else self.dataset.shapes["x"]
+        return self._checked(self.config.critic.build(BuildContext(data_shape=shape)), "critic")
+
+    def _checked(self, module: Any, section: str) -> nn.Module:
+        if not isinstance(module, nn.Module):
+            component = getattr(self.config, section)
+            raise TypeError(
+                f"{section} {component.name!r}: factory returned {type(module).__name__}, "
+                "expected a torch.nn.Module"
+            )
+        return module
+
+
+@attrs.frozen(kw_only=True)
+class SampleGrid:
+    """Samples to show: ``images`` ``[N, C, H, W]`` laid out ``columns`` wide, or points ``[N, D]``
+    drawn as a scatter over ``reference`` points (the data)."""
+
+    images: torch.Tensor
+    columns: int | None = None
+
+
+class StepContext:
+    """What a task's steps may use. One instance lives for the whole run; the loop updates it.
+
+    - ``generators`` / ``critics``: callables by player name (wrapped for multi-process training).
+    - ``loss``: the configured adversarial loss.
+    - :meth:`latents`: deterministic latents for this step, this process's share of the global batch.
+    - :meth:`critic_loss` / :meth:`generator_loss`: apply the augmenter, the critic and the loss,
+      and (for the critic) the regularizers that run on every step.
+    - :meth:`log`: extra scalars for metrics.jsonl.
+    """
+
+    def __init__(
+        self,
+        *,
+        generators: Mapping[str, Callable[..., torch.Tensor]],
+        critics: Mapping[str, Callable[..., torch.Tensor]],
+        modules: Mapping[str, nn.Module],
+        loss: Loss,
+        augmenter: Augmenter,
+        critic_regularizers: list[tuple[str, CriticRegularizer]],
+        device: torch.device,
+        seed: int,
+        rank: int,
+        world_size: int,
+    ) -> None:
+        self.generators = generators
+        self.critics = critics
+        self.loss = loss
+        self.device = device
+        self._modules = modules
+        self._augmenter = augmenter
+        self._regularizers = critic_regularizers
+        self._seed = seed
+        self._rank = rank
+        self._world = world_size
+        self._key: tuple[int, ...] = (0,)
+        self._draws = 0
+        # Filled during a step, read by the loop:
+        self.logs: dict[str, torch.Tensor] = {}
+        self.critic_calls: list[
+            tuple[str, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]
+        ] = []
+        self.generator_inputs: dict[str, torch.Tensor] = {}
+        self.real_sign_sum = torch.zeros((), device=device)
+        self.real_count = 0
+        self.real_images = 0
+
+    # -- the loop's side --------------------------------------------------------------------------
+
+    def begin(self, phase: int, iteration: int, substep: int) -> None:
+        """Start a step: fixes the random stream of :meth:`latents` for this step."""
+        self._key = (phase, iteration, substep)
+        self._draws = 0
+        self.critic_calls = []
+        self.generator_inputs = {}
+
+    def unwrap(self, name: str) -> nn.Module:
+        """The bare module of a player (for attributes such as ``latent_dim``)."""
+        return self._modules[name]
+
+    # -- the task's side --------------------------------------------------------------------------
+
+    def latents(self, num: int, dim: int) -> torch.Tensor:
+        """Standard-normal latents ``[num, dim]`` for this process.
+
+        They are this process's slice of ``num * world_size`` latents drawn from a stream keyed by
+        the run seed and the step, so the same global batch is drawn whatever the number of
+        processes, and resuming redraws exactly what an uninterrupted run draws.
+        """
+        gen = torch.Generator().manual_seed(_mix(self._seed, *self._key, self._draws))
+        self._draws += 1
+        full = torch.randn(num * self._world, dim, generator=gen)
+        return full[self._rank * num : (self._rank + 1) * num].to(self.device)
+
+    def critic_loss(
+        self, critic: str, real: torch.Tensor, fake: torch.Tensor, *extra: torch.Tensor
+    ) -> torch.Tensor:
+        """Critic loss for one critic: loss(D(aug(real)), D(aug(fake))) plus every-step penalties.
+
+        ``fake`` is detached here; ``extra`` conditioning tensors go to the critic unchanged.
+        """
+        fake = fake.detach()
+        scorer = self.scorer(critic)
+        real_scores = scorer(real, *extra)
+        fake_scores = scorer(fake, *extra)
+        total = self.loss.critic_loss(real_scores, fake_scores)
+        tag = _tag(critic)
+        self._log_once(f"loss/critic{tag}", total)
+        self._log_once(f"scores/real{tag}", real_scores.mean())
+        self._log_once(f"scores/fake{tag}", fake_scores.mean())
+        self.real_sign_sum = self.real_sign_sum + torch.sign(real_scores.detach()).float().sum()
+        self.real_count += real_scores.numel()
+        self.real_images += real.shape[0]
+        self.critic_calls.append((critic, real.detach(), fake, tuple(extra)))
+        for name, reg in self._regularizers:
+            if reg.interval == 1:
+                penalty = reg.penalty(scorer, real.detach(), fake, tuple(extra))
+                if penalty is not None:
+                    self._log_once(f"reg/{name}{tag}", penalty)
+                    total = total + penalty
+        return total
+
+    def generator_loss(self, critic: str, fake: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """Adversarial generator loss: loss.generator_loss(D(aug(fake)))."""
+        total = self.loss.generator_loss(self.scorer(critic)(fake, *extra))
+        self._log_once(f"loss/generator{_tag(critic)}", total)
+        return total
+
+    def scorer(self, critic: str) -> Callable[..., torch.Tensor]:
+        """``x, *extra -> D(aug(x), *extra)`` for the named critic."""
+        module = self.critics[critic]
+        augment = self._augmenter
+
+        def score(x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+            return module(augment(x), *extra)
+
+        return score
+
+    def record_generator_inputs(self, generator: str, inputs: torch.Tensor) -> None:
+        """Remember a generator's inputs for generator regularizers (e.g. path length)."""
+        self.generator_inputs[generator] = inputs.detach()
+
+    def log(self, name: str, value: torch.Tensor | float) -> None:
+        """Log a scalar under ``name`` (averaged over the log interval)."""
+        self._log_once(name, value)
+
+    def _log_once(self, name: str, value: torch.Tensor | float) -> None:
+        tensor = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+        tensor = tensor.float().reshape(())
+        self.logs[name] = self.logs[name] + tensor if name in self.logs else tensor
+
+
+def _tag(critic: str) -> str:
+    """Log-name suffix for a critic: none for the usual single critic named "critic"."""
+    return "" if critic == "critic" else f"/{critic}"
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers (splitmix64 over the parts)."""
+    x = 0x9E3779B97F4A7C15
+    for part in parts:
+        x = (x ^ (part & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 29
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+# -------------------------------------------------------------------------------------------------
+# The core task: noise -> sample
+# -------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Unconditional:
+    """Noise to sample: one generator ``G: z -> x`` and one critic ``D: x -> score``.
+
+    The critic step scores a real batch and ``G(z)`` (computed without gradients); the generator step
+    scores ``G(z)`` for fresh latents. Works for images ``[N, C, H, W]`` and points ``[N, D]``.
+    """
+
+    def build(self, context: TaskBuildContext) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
+        if "x" not in context.dataset.shapes:
+            raise ValueError(
+                "task 'unconditional': the dataset must provide key 'x' "
+                f"(got keys {sorted(context.dataset.shapes)})"
+            )
+        generator = context.build_generator()
+        latent_dim = getattr(generator, "latent_dim", None)
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            name = context.config.generator.name if context.config.generator else "?"
+            raise ValueError(
+                f"task 'unconditional': generator {name!r} must expose an integer latent_dim "
+                f"(got {latent_dim!r})"
+            )
+        return {"generator": generator}, {"critic": context.build_critic()}
+
+    def critic_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        real = batch["x"]
+        z = step.latents(real.shape[0], step.unwrap("generator").latent_dim)
+        with torch.no_grad():  # the critic's step never needs the generator's graph
+            fake = step.generators["generator"](z)
+        return step.critic_loss("critic", real, fake)
+
+    def generator_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        z = step.latents(batch["x"].shape[0], step.unwrap("generator").latent_dim)
+        step.record_generator_inputs("generator", z)
+        return step.generator_loss("critic", step.generators["generator"](z))
+
+    def sample_inputs(
+        self, generators: Mapping[str, nn.Module], dataset: Dataset, num: int, seed: int
+    ) -> dict[str, torch.Tensor]:
+        dim = int(generators["generator"].latent_dim)  # type: ignore[arg-type]
+        return {"z": torch.randn(num, dim, generator=torch.Generator().manual_seed(seed))}
+
+    def sample(
+        self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]
+    ) -> SampleGrid:
+        return SampleGrid(images=generators["generator"](inputs["z"]))

@@ -1,0 +1,633 @@
+"""Built-in datasets: 2-D Gaussian mixtures, scikit-learn's digits, a folder of images, a ``.npz``.
+
+Each dataset has an options class (``attrs``, TOML-representable, every field documented) and a
+factory ``build_<name>(options, context)``; the build context is accepted and ignored. Items are
+dicts with the unconditional sample under ``"x"``: images ``[C, H, W]`` float32 in ``[-1, 1]``,
+vector data ``[D]`` float32. Every item is a deterministic function of its index (no global random
+state is touched after construction), so a resumed run sees exactly the data it would have seen.
+
+Datasets with known mixture components expose ``modes`` (``[M, D]`` float64) and ``mode_std`` for
+the mode-coverage metric (``gancore.builtin.mode_coverage``); the others set both to ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from PIL import Image
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MIXTURES",
+    "DigitsDataset",
+    "DigitsOptions",
+    "ImageFolderDataset",
+    "ImageFolderOptions",
+    "NpzDataset",
+    "NpzOptions",
+    "Toy2dDataset",
+    "Toy2dOptions",
+    "build_digits",
+    "build_image_folder",
+    "build_npz",
+    "build_toy2d",
+]
+
+MIXTURES = ("ring", "grid", "8gaussians", "25gaussians", "swissroll")
+
+# File suffixes image-folder reads, compared case-insensitively.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+# WGAN-GP's toy code divides its 8- and 25-Gaussian sets by these literals (not sqrt(2), 2*sqrt(2)).
+_WGAN_GP_8GAUSSIANS_DIVISOR = 1.414
+_WGAN_GP_25GAUSSIANS_DIVISOR = 2.828
+_SWISSROLL_DIVISOR = 7.5
+
+
+# -- shared helpers -------------------------------------------------------------------------------
+
+
+def _power_of_two(minimum: int, maximum: int) -> Callable[[Any, attrs.Attribute[int], int], None]:
+    """An attrs validator: an int power of two in ``[minimum, maximum]``."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if not (is_int and minimum <= value <= maximum and value & (value - 1) == 0):
+            raise ValueError(
+                f"'{attribute.name}' must be a power of two in [{minimum}, {maximum}] "
+                f"(got {value!r})"
+            )
+
+    return validate
+
+
+def _int_field(default: int, minimum: int, doc: str) -> Any:
+    return attrs.field(
+        default=default,
+        validator=[attrs.validators.instance_of(int), attrs.validators.ge(minimum)],
+        metadata={"doc": doc},
+    )
+
+
+def _optional_positive_float(doc: str) -> Any:
+    return attrs.field(
+        default=None,
+        converter=attrs.converters.optional(float),
+        validator=attrs.validators.optional(attrs.validators.gt(0.0)),
+        metadata={"doc": doc},
+    )
+
+
+def _index(dataset: str, index: int, length: int) -> int:
+    """``index`` as a non-negative int below ``length`` (negative counts from the end)."""
+    position = operator.index(index)
+    if position < 0:
+        position += length
+    if not 0 <= position < length:
+        raise IndexError(f"{dataset}: index {index} out of range for {length} items")
+    return position
+
+
+# -- toy2d ----------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Toy2dOptions:
+    """Options of ``toy2d``: a 2-D mixture for mode-collapse experiments."""
+
+    mixture: str = attrs.field(
+        default="ring",
+        validator=attrs.validators.in_(MIXTURES),
+        metadata={
+            "doc": "which mixture: 'ring' (8 Gaussians on the unit circle, std 0.01) and 'grid' "
+            "(25 Gaussians at {-4,-2,0,2,4}^2, std 0.05) follow PacGAN/VEEGAN; '8gaussians' "
+            "(radius 2, std 0.02, divided by 1.414), '25gaussians' (spacing 2, std 0.05, divided "
+            "by 2.828) and 'swissroll' (noise 0.25, divided by 7.5) follow WGAN-GP's toy code"
+        },
+    )
+    size: int = _int_field(
+        100_000, 1, "number of points, drawn once at construction from 'seed'; >= 1"
+    )
+    seed: int = _int_field(0, 0, "seed of the numpy Generator that draws the points; >= 0")
+    std: float | None = _optional_positive_float(
+        "standard deviation of each Gaussian, > 0, in the mixture's units before WGAN-GP's "
+        "division (for 'swissroll': std of the noise added to the roll); None = the protocol's "
+        "value (ring 0.01, grid 0.05, 8gaussians 0.02, 25gaussians 0.05, swissroll 0.25)"
+    )
+    radius: float | None = _optional_positive_float(
+        "'ring' only: radius of the circle the centres lie on, > 0; None = 1"
+    )
+    ring_modes: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(
+            [attrs.validators.instance_of(int), attrs.validators.ge(1)]
+        ),
+        metadata={
+            "doc": "'ring' only: number of Gaussians, centred at angles 2*pi*i/ring_modes; None = 8"
+        },
+    )
+    grid_side: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(
+            [attrs.validators.instance_of(int), attrs.validators.ge(1)]
+        ),
+        metadata={
+            "doc": "'grid' only: Gaussians per side of the square grid, centred on the origin; "
+            "None = 5 (25 modes)"
+        },
+    )
+    spacing: float | None = _optional_positive_float(
+        "'grid' only: distance between neighbouring centres, > 0; None = 2"
+    )
+
+    def __attrs_post_init__(self) -> None:
+        applies_to = {
+            "radius": "ring",
+            "ring_modes": "ring",
+            "grid_side": "grid",
+            "spacing": "grid",
+        }
+        for name, mixture in applies_to.items():
+            if getattr(self, name) is not None and self.mixture != mixture:
+                raise ValueError(
+                    f"toy2d: '{name}' applies only to mixture '{mixture}' "
+                    f"(got mixture '{self.mixture}')"
+                )
+
+
+def _ring_centres(count: int, radius: float) -> np.ndarray:
+    angles = 2.0 * math.pi * np.arange(count) / count
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def _grid_centres(side: int, spacing: float) -> np.ndarray:
+    coordinates = (np.arange(side) - (side - 1) / 2.0) * spacing
+    x, y = np.meshgrid(coordinates, coordinates, indexing="ij")
+    return np.stack([x.ravel(), y.ravel()], axis=1)
+
+
+class Toy2dDataset:
+    """``size`` points ``{"x": [2]}`` of a 2-D mixture, drawn once from ``seed``.
+
+    ``points`` is ``[size, 2]`` float32. ``modes`` (``[M, 2]`` float64) and ``mode_std`` are the
+    centres and per-coordinate standard deviation of the final (rescaled) mixture; both are
+    ``None`` for 'swissroll'. Each point picks its Gaussian uniformly at random.
+    """
+
+    def __init__(self, options: Toy2dOptions) -> None:
+        self.options = options
+        rng = np.random.default_rng(options.seed)
+        mixture = options.mixture
+        modes: np.ndarray | None
+        mode_std: float | None
+        if mixture == "swissroll":
+            # Lazy import: scikit-learn is slow to import and only needed here and for digits.
+            from sklearn.datasets import make_swiss_roll
+
+            roll_noise = 0.25 if options.std is None else options.std
+            # scikit-learn wants a seed below 2**32; derive one from the Generator.
+            roll, _ = make_swiss_roll(
+                n_samples=options.size, noise=roll_noise, random_state=int(rng.integers(2**32))
+            )
+            # The roll's (x, z) columns form the planar spiral; y is its (discarded) height.
+            points = roll[:, [0, 2]] / _SWISSROLL_DIVISOR
+            modes, mode_std = None, None
+        else:
+            if mixture == "ring":
+                centres = _ring_centres(options.ring_modes or 8, options.radius or 1.0)
+                std, divisor = options.std or 0.01, 1.0
+            elif mixture == "grid":
+                centres = _grid_centres(options.grid_side or 5, options.spacing or 2.0)
+                std, divisor = options.std or 0.05, 1.0
+            elif mixture == "8gaussians":
+                centres = _ring_centres(8, 2.0)
+                std, divisor = options.std or 0.02, _WGAN_GP_8GAUSSIANS_DIVISOR
+            else:  # 25gaussians
+                centres = _grid_centres(5, 2.0)
+                std, divisor = options.std or 0.05, _WGAN_GP_25GAUSSIANS_DIVISOR
+            which = rng.integers(len(centres), size=options.size)
+            noise = rng.standard_normal((options.size, 2)) * std
+            points = (centres[which] + noise) / divisor
+            modes, mode_std = centres / divisor, std / divisor
+        self.points = torch.from_numpy(points.astype(np.float32))
+        self.modes: torch.Tensor | None = None if modes is None else torch.from_numpy(modes)
+        self.mode_std: float | None = mode_std
+        self.shapes: Mapping[str, tuple[int, ...]] = {"x": (2,)}
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"x": self.points[_index("toy2d", index, len(self.points))].clone()}
+
+
+def build_toy2d(options: Toy2dOptions, context: object) -> Toy2dDataset:
+    """Build ``toy2d``; ``context`` is unused."""
+    del context
+    return Toy2dDataset(options)
+
+
+# -- digits ---------------------------------------------------------------------------------------
+
+
+def _digit_classes(value: Any) -> Any:
+    """TOML arrays arrive as lists; keep the options hashable."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _validate_classes(
+    instance: Any, attribute: attrs.Attribute[tuple[int, ...] | None], value: Any
+) -> None:
+    if value is None:
+        return
+    valid = (
+        isinstance(value, tuple)
+        and len(value) > 0
+        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 9 for c in value)
+        and len(set(value)) == len(value)
+    )
+    if not valid:
+        raise ValueError(
+            f"'{attribute.name}' must be a non-empty tuple of distinct digits 0..9 (got {value!r})"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class DigitsOptions:
+    """Options of ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images)."""
+
+    resolution: int = attrs.field(
+        default=16,
+        validator=_power_of_two(8, 256),
+        metadata={
+            "doc": "side of the square output images in pixels, a power of two in [8, 256]; the "
+            "8x8 originals are resized by bilinear interpolation (half-pixel centres, "
+            "antialias on) via torch.nn.functional.interpolate"
+        },
+    )
+    classes: tuple[int, ...] | None = attrs.field(
+        default=None,
+        converter=_digit_classes,
+        validator=_validate_classes,
+        metadata={"doc": "digits to keep, e.g. (0, 1); None = all ten"},
+    )
+    limit: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(
+            [attrs.validators.instance_of(int), attrs.validators.ge(1)]
+        ),
+        metadata={
+            "doc": "keep only this many images, the first ones of a shuffle seeded by 'seed' "
+            "(for limited-data experiments; kept in their original order); None = all"
+        },
+    )
+    seed: int = _int_field(0, 0, "seed of the shuffle that 'limit' takes from; >= 0")
+    xflip: bool = attrs.field(
+        default=False,
+        validator=attrs.validators.instance_of(bool),
+        metadata={
+            "doc": "double the dataset with horizontal mirrors: index i >= n is image i - n "
+            "flipped left-right (StyleGAN's --mirror)"
+        },
+    )
+
+
+class DigitsDataset:
+    """Images ``{"x": [1, R, R]}`` in ``[-1, 1]`` from scikit-learn's ``load_digits``.
+
+    Pixel values 0..16 map linearly to ``[-1, 1]``. ``labels`` (int64, one per index, mirrors
+    included) holds each item's digit; ``images`` the ``n`` unflipped images ``[n, 1, R, R]``.
+    """
+
+    modes: torch.Tensor | None = None
+    mode_std: float | None = None
+
+    def __init__(self, options: DigitsOptions) -> None:
+        # Lazy import: scikit-learn is slow to import. load_digits reads a file bundled with it.
+        from sklearn.datasets import load_digits
+
+        self.options = options
+        bunch = load_digits()
+        images = np.asarray(bunch.images, dtype=np.float64)  # [1797, 8, 8], values 0..16
+        targets = np.asarray(bunch.target, dtype=np.int64)
+        keep = np.arange(len(images))
+        if options.classes is not None:
+            keep = keep[np.isin(targets[keep], options.classes)]
+        if options.limit is not None:
+            if options.limit > len(keep):
+                raise ValueError(
+                    f"digits: 'limit' is {options.limit} but only {len(keep)} images are available"
+                )
+            shuffled = np.random.default_rng(options.seed).permutation(keep)
+            keep = np.sort(shuffled[: options.limit])
+        pixels = torch.from_numpy(images[keep] / 8.0 - 1.0).float()
+        pixels = rearrange(pixels, "n h w -> n 1 h w")
+        if options.resolution != 8:
+            pixels = F.interpolate(
+                pixels,
+                size=(options.resolution, options.resolution),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            ).clamp_(-1.0, 1.0)
+        self.images = pixels.contiguous()
+        labels = torch.from_numpy(targets[keep])
+        self.labels = torch.cat([labels, labels]) if options.xflip else labels
+        self.shapes: Mapping[str, tuple[int, ...]] = {
+            "x": (1, options.resolution, options.resolution)
+        }
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        position = _index("digits", index, len(self))
+        count = len(self.images)
+        image = self.images[position % count]
+        return {"x": image.flip(-1) if position >= count else image.clone()}
+
+
+def build_digits(options: DigitsOptions, context: object) -> DigitsDataset:
+    """Build ``digits``; ``context`` is unused."""
+    del context
+    return DigitsDataset(options)
+
+
+# -- image-folder ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ImageFolderOptions:
+    """Options of ``image-folder``: every image file under a folder, read with Pillow."""
+
+    path: str = attrs.field(
+        default="",
+        validator=attrs.validators.instance_of(str),
+        metadata={"doc": "folder holding the images (relative to the working directory); required"},
+    )
+    resolution: int = attrs.field(
+        default=64,
+        validator=_power_of_two(8, 1024),
+        metadata={
+            "doc": "side of the square output images in pixels, a power of two in [8, 1024]; "
+            "images are resized with Pillow's Lanczos filter"
+        },
+    )
+    channels: int = attrs.field(
+        default=3,
+        validator=attrs.validators.in_((1, 3)),
+        metadata={
+            "doc": "1 = grayscale (Pillow mode 'L', ITU-R 601-2 luma) or 3 = RGB; alpha is dropped"
+        },
+    )
+    crop: str = attrs.field(
+        default="center",
+        validator=attrs.validators.in_(("center", "none")),
+        metadata={
+            "doc": "'center' = crop the largest centred square before resizing; 'none' = resize "
+            "the whole image (non-square images change aspect ratio)"
+        },
+    )
+    xflip: bool = attrs.field(
+        default=False,
+        validator=attrs.validators.instance_of(bool),
+        metadata={
+            "doc": "double the dataset with horizontal mirrors: index i >= n is image i - n "
+            "flipped left-right (StyleGAN's --mirror)"
+        },
+    )
+    recursive: bool = attrs.field(
+        default=True,
+        validator=attrs.validators.instance_of(bool),
+        metadata={"doc": "also read images in subfolders (hidden files and folders are skipped)"},
+    )
+    cache: bool = attrs.field(
+        default=True,
+        validator=attrs.validators.instance_of(bool),
+        metadata={
+            "doc": "keep each image in memory after its first read, resized, as uint8 "
+            "(channels * resolution^2 bytes each, per data-loader worker)"
+        },
+    )
+
+
+def _list_images(root: Path, recursive: bool) -> list[Path]:
+    candidates = root.rglob("*") if recursive else root.iterdir()
+    found = []
+    for path in candidates:
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+class ImageFolderDataset:
+    """Images ``{"x": [channels, R, R]}`` in ``[-1, 1]``, one per file, files in sorted order.
+
+    Files (``files``) are listed at construction, sorted by their path relative to the folder, and
+    decoded lazily on first access; multi-frame files (GIF, TIFF) give their first frame, 16-bit
+    grayscale is mapped to 8 bits (value / 257, rounded), alpha is dropped, and 32-bit float
+    images are rejected.
+    """
+
+    modes: torch.Tensor | None = None
+    mode_std: float | None = None
+
+    def __init__(self, options: ImageFolderOptions) -> None:
+        self.options = options
+        if not options.path:
+            raise ValueError("image-folder: 'path' is empty; set it to a folder of images")
+        root = Path(options.path)
+        if not root.exists():
+            raise FileNotFoundError(f"image-folder: folder '{options.path}' does not exist")
+        if not root.is_dir():
+            raise ValueError(f"image-folder: '{options.path}' is not a folder")
+        self.files = tuple(_list_images(root, options.recursive))
+        if not self.files:
+            where = "" if options.recursive else " (subfolders not searched)"
+            raise ValueError(
+                f"image-folder: no images found in '{options.path}'{where} "
+                f"(looked for {', '.join(IMAGE_EXTENSIONS)})"
+            )
+        self._cache: dict[int, torch.Tensor] = {}
+        self.shapes: Mapping[str, tuple[int, ...]] = {
+            "x": (options.channels, options.resolution, options.resolution)
+        }
+
+    def __len__(self) -> int:
+        return len(self.files) * (2 if self.options.xflip else 1)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        position = _index("image-folder", index, len(self))
+        count = len(self.files)
+        image = self._load(position % count)  # uint8 [C, R, R]
+        if position >= count:
+            image = image.flip(-1)
+        return {"x": image.float() / 127.5 - 1.0}
+
+    def _load(self, file_index: int) -> torch.Tensor:
+        cached = self._cache.get(file_index)
+        if cached is not None:
+            return cached
+        image = self._decode(self.files[file_index])
+        if self.options.cache:
+            self._cache[file_index] = image
+        return image
+
+    def _decode(self, path: Path) -> torch.Tensor:
+        options = self.options
+        try:
+            with Image.open(path) as opened:
+                picture: Image.Image = opened
+                if picture.mode == "F":
+                    raise ValueError("float images (Pillow mode 'F') are not supported")
+                if picture.mode == "I" or picture.mode.startswith("I;16"):
+                    # Pillow would clip 16-bit values to 255; map [0, 65535] to [0, 255] instead.
+                    wide = np.clip(np.asarray(picture, dtype=np.int64), 0, 65535)
+                    picture = Image.fromarray(((wide + 128) // 257).astype(np.uint8))
+                if picture.mode in ("P", "PA") or "transparency" in picture.info:
+                    # Palette transparency must go through RGBA, or Pillow warns on conversion.
+                    picture = picture.convert("RGBA")
+                picture = picture.convert("L" if options.channels == 1 else "RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            raise ValueError(f"image-folder: cannot read '{path}': {error}") from error
+        if options.crop == "center":
+            width, height = picture.size
+            side = min(width, height)
+            left, top = (width - side) // 2, (height - side) // 2
+            picture = picture.crop((left, top, left + side, top + side))
+        size = (options.resolution, options.resolution)
+        if picture.size != size:
+            picture = picture.resize(size, Image.Resampling.LANCZOS)
+        pixels = torch.from_numpy(np.array(picture, dtype=np.uint8))
+        if pixels.ndim == 2:
+            return rearrange(pixels, "h w -> 1 h w").contiguous()
+        return rearrange(pixels, "h w c -> c h w").contiguous()
+
+
+def build_image_folder(options: ImageFolderOptions, context: object) -> ImageFolderDataset:
+    """Build ``image-folder``; ``context`` is unused."""
+    del context
+    return ImageFolderDataset(options)
+
+
+# -- npz ------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class NpzOptions:
+    """Options of ``npz``: one array of a numpy ``.npz`` archive, loaded into memory."""
+
+    path: str = attrs.field(
+        default="",
+        validator=attrs.validators.instance_of(str),
+        metadata={"doc": "the .npz file (relative to the working directory); required"},
+    )
+    key: str = attrs.field(
+        default="x",
+        validator=attrs.validators.instance_of(str),
+        metadata={
+            "doc": "name of the array in the archive: [N, C, H, W] or [N, H, W] images (a channel "
+            "axis is added) or [N, D] vectors; uint8 is mapped from [0, 255] to [-1, 1], floating "
+            "point is used as is (float images must already lie in [-1, 1]). Optional arrays "
+            "'modes' [M, D] and 'mode_std' (scalar) enable the mode-coverage metric"
+        },
+    )
+
+
+class NpzDataset:
+    """Items ``{"x": [C, H, W]}`` or ``{"x": [D]}`` from one array of a ``.npz`` archive.
+
+    ``data`` holds all ``N`` items as float32. ``modes`` (``[M, D]`` float64) and ``mode_std`` come
+    from the archive's ``modes`` and ``mode_std`` arrays when present, else ``None``.
+    """
+
+    def __init__(self, options: NpzOptions) -> None:
+        self.options = options
+        name = options.path
+        if not name:
+            raise ValueError("npz: 'path' is empty; set it to a .npz file")
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"npz: file '{name}' does not exist")
+        try:
+            loaded = np.load(name, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError(f"npz: '{name}' holds a single .npy array, not a .npz archive")
+            with loaded as archive:
+                arrays = {key: archive[key] for key in archive.files}
+        except (OSError, ValueError, EOFError) as error:
+            if str(error).startswith("npz: "):
+                raise
+            raise ValueError(f"npz: cannot read '{name}': {error}") from error
+        if options.key not in arrays:
+            available = ", ".join(repr(k) for k in sorted(arrays)) or "none"
+            raise ValueError(f"npz: no array '{options.key}' in '{name}' (available: {available})")
+        self.data = self._prepare(arrays[options.key])
+        self.modes: torch.Tensor | None = None
+        self.mode_std: float | None = None
+        if "modes" in arrays or "mode_std" in arrays:
+            self.modes, self.mode_std = self._mode_arrays(arrays)
+        self.shapes: Mapping[str, tuple[int, ...]] = {"x": tuple(self.data.shape[1:])}
+
+    def _prepare(self, array: np.ndarray) -> torch.Tensor:
+        where = f"array '{self.options.key}' in '{self.options.path}'"
+        if array.ndim not in (2, 3, 4) or array.shape[0] == 0:
+            raise ValueError(
+                f"npz: {where} must have shape [N, C, H, W], [N, H, W] or [N, D] with N >= 1 "
+                f"(got shape {tuple(array.shape)})"
+            )
+        if array.dtype == np.uint8:
+            data = torch.from_numpy(array.astype(np.float32) / 127.5 - 1.0)
+        elif np.issubdtype(array.dtype, np.floating):
+            data = torch.from_numpy(array.astype(np.float32))
+            is_image = array.ndim > 2
+            low, high = float(data.min()), float(data.max())
+            if is_image and not (low >= -1.0 and high <= 1.0):
+                raise ValueError(
+                    f"npz: float images in {where} must lie in [-1, 1] (got [{low:g}, {high:g}]); "
+                    "store uint8 for [0, 255] images"
+                )
+        else:
+            raise ValueError(f"npz: {where} must be uint8 or floating point (got {array.dtype})")
+        if data.ndim == 3:
+            data = rearrange(data, "n h w -> n 1 h w")
+        return data.contiguous()
+
+    def _mode_arrays(self, arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, float]:
+        name = self.options.path
+        if "modes" not in arrays or "mode_std" not in arrays:
+            raise ValueError(f"npz: '{name}' must hold both 'modes' and 'mode_std', or neither")
+        modes, std = arrays["modes"], arrays["mode_std"]
+        if self.data.ndim != 2 or modes.ndim != 2 or modes.shape[1] != self.data.shape[1]:
+            raise ValueError(
+                f"npz: 'modes' in '{name}' must have shape [M, D] matching vector data [N, D] "
+                f"(got modes {tuple(modes.shape)}, data {tuple(self.data.shape)})"
+            )
+        if std.size != 1 or not float(std.reshape(())) > 0:
+            raise ValueError(
+                f"npz: 'mode_std' in '{name}' must be one positive number (got {std.tolist()!r})"
+            )
+        return torch.from_numpy(modes.astype(np.float64)), float(std.reshape(()))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"x": self.data[_index("npz", index, len(self.data))].clone()}
+
+
+def build_npz(options: NpzOptions, context: object) -> NpzDataset:
+    """Build ``npz``; ``context`` is unused."""
+    del context
+    return NpzDataset(options)

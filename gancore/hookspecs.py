@@ -1,0 +1,157 @@
+"""Hook specifications: how a plugin registers components with gancore.
+
+Every hook is a *registration* hook: gancore calls it once per plugin, at start-up, with a
+``register`` callback, and the plugin calls ``register`` once per component it contributes. The host
+validates each call and records which plugin made it (its provenance), so two plugins may use the
+same short name and both stay reachable as ``<plugin>:<name>``.
+
+The ``register`` callback has the signature::
+
+    register(name: str, factory: Callable[[Options, BuildContext], T], *,
+             options: type | None = None, description: str) -> None
+
+- ``name``: lowercase kebab-case (``wgan-gp``), unique per kind within one plugin.
+- ``factory``: called as ``factory(options, context)`` to build the component. When ``options`` is
+  ``None``, ``factory`` must be an attrs class that is its own options (a stateless component such as
+  a loss): the structured options instance *is* the component and ``factory`` is never called.
+- ``options``: an attrs class (frozen, keyword-only) whose fields are the component's TOML keys, with
+  defaults and a ``metadata={"doc": ...}`` on every field.
+- ``description``: one line, shown by ``gan components``.
+
+Plugins implement hooks with :data:`gancore.hookimpl`; the hook names are validated after loading, so
+a misspelled hook is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from gancore._registry import RegisterCallback
+
+hookspec = pluggy.HookspecMarker("gancore")
+
+# -------------------------------------------------------------------------------------------------
+# Networks
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def gancore_register_generators(register: RegisterCallback) -> None:
+    """Register generators.
+
+    :param register: ``register(name, factory, *, options=None, description)``. ``factory(options,
+        context)`` must return a ``torch.nn.Module`` satisfying :class:`gancore.protocols.Generator`
+        for ``context.data_shape`` (the shape of one sample it produces) and ``context.input_shape``
+        (``None`` for unconditional generators, which take latents and expose ``latent_dim``).
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's
+    generators; another plugin may reuse a name (both become ``<plugin>:<name>``).
+    """
+
+
+@hookspec
+def gancore_register_critics(register: RegisterCallback) -> None:
+    """Register critics (discriminators).
+
+    :param register: ``register(name, factory, *, options=None, description)``. ``factory(options,
+        context)`` must return a ``torch.nn.Module`` satisfying :class:`gancore.protocols.Critic`
+        that scores inputs of shape ``context.data_shape``.
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's critics.
+    """
+
+
+# -------------------------------------------------------------------------------------------------
+# Objectives
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def gancore_register_losses(register: RegisterCallback) -> None:
+    """Register adversarial losses.
+
+    :param register: ``register(name, factory, *, options=None, description)``. The built object must
+        satisfy :class:`gancore.protocols.Loss`: pure functions of critic scores returning scalars.
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's losses.
+    """
+
+
+@hookspec
+def gancore_register_regularizers(register: RegisterCallback) -> None:
+    """Register regularizers: penalties and constraints on a critic or a generator.
+
+    :param register: ``register(name, factory, *, options=None, description)``. The built object must
+        satisfy :class:`gancore.protocols.CriticRegularizer` (``player == "critic"``) or
+        :class:`gancore.protocols.GeneratorRegularizer` (``player == "generator"``), with an
+        ``interval`` attribute (1 = every step; ``k > 1`` = lazy).
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's
+    regularizers.
+    """
+
+
+@hookspec
+def gancore_register_augmenters(register: RegisterCallback) -> None:
+    """Register augmenters, applied differentiably to every input the critic sees.
+
+    :param register: ``register(name, factory, *, options=None, description)``. The built object must
+        satisfy :class:`gancore.protocols.Augmenter`.
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's
+    augmenters.
+    """
+
+
+# -------------------------------------------------------------------------------------------------
+# Data, tasks and evaluation
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def gancore_register_datasets(register: RegisterCallback) -> None:
+    """Register datasets.
+
+    :param register: ``register(name, factory, *, options=None, description)``. The built object must
+        satisfy :class:`gancore.protocols.Dataset`: deterministic dict items, ``shapes`` per key.
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's datasets.
+    """
+
+
+@hookspec
+def gancore_register_tasks(register: RegisterCallback) -> None:
+    """Register tasks: what one critic step and one generator step compute from a batch.
+
+    :param register: ``register(name, factory, *, options=None, description)``. The built object must
+        satisfy :class:`gancore.protocols.Task`. See ``docs/concepts.md`` for the seam.
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's tasks.
+    """
+
+
+@hookspec
+def gancore_register_metrics(register: RegisterCallback) -> None:
+    """Register metrics.
+
+    :param register: ``register(name, factory, *, options=None, description)``. The built object must
+        satisfy :class:`gancore.protocols.Metric`: ``evaluate(context) -> dict`` with values and the
+        protocol that produced them.
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's metrics.
+    """
+
+
+@hookspec
+def gancore_register_extractors(register: RegisterCallback) -> None:
+    """Register feature extractors for metrics.
+
+    :param register: ``register(name, factory, *, options=None, description)``. The built object must
+        satisfy :class:`gancore.protocols.FeatureExtractor`; weights come only from local files.
+
+    Called once per plugin when the registry loads. Names must be unique among this plugin's
+    extractors.
+    """

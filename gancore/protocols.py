@@ -1,0 +1,281 @@
+"""The kinds of component gancore composes, as structural protocols.
+
+Every registered component satisfies one of these protocols. Shapes use ``N`` for the batch, ``C``
+channels, ``H``/``W`` height and width and ``D`` the dimension of vector data (2-D toy points).
+Images are float tensors scaled to ``[-1, 1]``.
+
+The protocols are structural: a plugin never subclasses anything from gancore; it only has to
+provide these attributes and methods. ``isinstance`` checks work on the runtime-checkable ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from gancore._task import BuildContext, SampleGrid, StepContext
+
+__all__ = [
+    "Augmenter",
+    "Critic",
+    "CriticRegularizer",
+    "Dataset",
+    "FeatureExtractor",
+    "Generator",
+    "GeneratorRegularizer",
+    "Loss",
+    "Metric",
+    "MetricContext",
+    "Task",
+]
+
+Player = Literal["generator", "critic"]
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A ``torch.nn.Module`` that maps inputs to samples.
+
+    Unconditional generators take latents ``[N, latent_dim]`` and expose ``latent_dim``; their output
+    is ``[N, C, H, W]`` images in ``[-1, 1]`` (or ``[N, D]`` points for vector data). Image-to-image
+    generators take ``[N, C_in, H, W]`` and return ``[N, C_out, H, W]``; which inputs a generator
+    gets is decided by the task that calls it.
+    """
+
+    def __call__(self, inputs: torch.Tensor, /) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+
+@runtime_checkable
+class Critic(Protocol):
+    """A ``torch.nn.Module`` that scores samples (the discriminator).
+
+    ``critic(x, *extra)``: ``x`` is ``[N, C, H, W]`` (or ``[N, D]``), ``extra`` are optional
+    conditioning tensors with a leading batch dimension. Returns raw, unbounded scores of shape
+    ``[N]``, ``[N, 1]`` or, for patch critics, ``[N, 1, h, w]``; losses average over all of them.
+    """
+
+    def __call__(self, x: torch.Tensor, /, *extra: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+
+@runtime_checkable
+class Loss(Protocol):
+    """An adversarial loss: a pure function of critic scores.
+
+    Losses never call models, run backward or touch optimizers. Scores of any shape; the result is a
+    scalar tensor (mean over every element).
+    """
+
+    def critic_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        """Loss the critic minimises, from scores on real ``[N, ...]`` and fake ``[N, ...]`` data."""
+        ...
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        """Loss the generator minimises, from the critic's scores on fake data ``[N, ...]``."""
+        ...
+
+
+@runtime_checkable
+class CriticRegularizer(Protocol):
+    """A penalty or constraint on a critic.
+
+    ``interval`` is the lazy-regularization interval in critic steps: 1 adds the penalty to every
+    critic loss (same backward, same optimizer step); ``k > 1`` runs it as a separate phase every
+    ``k`` critic steps with the penalty multiplied by ``k`` and the critic optimizer's ``lr`` and
+    ``betas`` corrected (Karras et al. 2020, Sec. 3.1).
+    """
+
+    @property
+    def player(self) -> Player:  # always "critic"
+        ...
+
+    @property
+    def interval(self) -> int: ...
+
+    def penalty(
+        self,
+        critic: Callable[..., torch.Tensor],
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        extra: tuple[torch.Tensor, ...],
+    ) -> torch.Tensor | None:
+        """Weighted penalty (scalar), or ``None`` for pure constraints.
+
+        ``critic(x, *extra)`` already applies the augmenter, so gradients taken with respect to
+        ``x`` flow through the augmentation. ``real`` and ``fake`` are detached ``[N, ...]`` tensors;
+        ``extra`` is passed to the critic unchanged.
+        """
+        ...
+
+    def after_step(self, critic: nn.Module) -> None:
+        """Called after every critic optimizer step (weight clipping lives here); may do nothing."""
+        ...
+
+
+@runtime_checkable
+class GeneratorRegularizer(Protocol):
+    """A penalty on a generator (e.g. path length), run as its own lazy phase every ``interval``
+    generator steps, penalty multiplied by ``interval``."""
+
+    @property
+    def player(self) -> Player:  # always "generator"
+        ...
+
+    @property
+    def interval(self) -> int: ...
+
+    def penalty(self, generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """Weighted penalty (scalar) for ``generator`` on a batch of its inputs ``[N, ...]``."""
+        ...
+
+
+@runtime_checkable
+class Augmenter(Protocol):
+    """Differentiable augmentation applied to every input the critic sees.
+
+    ``augmenter(x)`` returns a tensor of the same shape as ``x`` (``[N, C, H, W]``); gradients must
+    flow to ``x``. ``feedback_interval`` is how many critic steps the loop accumulates the mean sign
+    of the critic's real scores over before calling ``feedback`` (0 = never). Stateful augmenters keep
+    their state in buffers so checkpoints carry it.
+    """
+
+    @property
+    def feedback_interval(self) -> int: ...
+
+    def __call__(self, x: torch.Tensor, /) -> torch.Tensor: ...
+
+    def feedback(self, real_sign_mean: float, images: int) -> None:
+        """``real_sign_mean`` = E[sign(D(real))] over ``images`` real images on all processes."""
+        ...
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """A map-style dataset of dict items.
+
+    ``dataset[i]`` returns a dict of tensors; ``shapes`` gives the shape of each key of one item,
+    e.g. ``{"x": (1, 16, 16)}`` for images or ``{"x": (2,)}`` for 2-D points. Image values are in
+    ``[-1, 1]``. Items must be deterministic functions of the index, so that training resumes exactly.
+    """
+
+    @property
+    def shapes(self) -> Mapping[str, tuple[int, ...]]: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]: ...
+
+
+@runtime_checkable
+class MetricContext(Protocol):
+    """What a metric may use: the generator (through ``generate``), the data and the device."""
+
+    dataset: Dataset
+    device: torch.device
+
+    def generate(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        """Yields batches of generated samples ``[B, ...]``, ``num`` in all, from fixed ``seed``."""
+        ...
+
+    def real(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        """Yields batches of real samples ``[B, ...]``, ``num`` in all, drawn with ``seed``."""
+        ...
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    """A frozen network that maps images ``[N, C, H, W]`` in ``[-1, 1]`` to features ``[N, d]``.
+
+    ``input_size`` is the square size images are resized to (with ``resize_filter``) before the
+    network; ``weights_sha256`` identifies the weights, so results computed with different weights are
+    never compared. ``logits`` (``[N, K]`` class scores) is optional; the Inception Score needs it.
+    """
+
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def resize_filter(self) -> str: ...
+
+    @property
+    def weights_sha256(self) -> str: ...
+
+    def __call__(self, images: torch.Tensor, /) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """Scores a generator. ``evaluate`` returns a flat JSON-ready dict: the values under their
+    names plus the protocol that produced them (sample counts, seeds, extractor, ...)."""
+
+    def evaluate(self, context: MetricContext) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What one critic step and one generator step compute from a batch.
+
+    The seam between the loop and the science: a task builds its players (named generators and
+    critics), and for a batch returns the critic's loss and the generator's loss. The loop owns
+    everything else: backward, optimizer steps, lazy regularization, accumulation, EMA, logging,
+    samples, metrics and checkpoints. See docs/concepts.md.
+    """
+
+    def build(
+        self, context: BuildContext
+    ) -> tuple[Mapping[str, nn.Module], Mapping[str, nn.Module]]:
+        """Return ``(generators, critics)``, each a mapping from player name to module."""
+        ...
+
+    def critic_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar loss the critics minimise on ``batch``."""
+        ...
+
+    def generator_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar loss the generators minimise on ``batch``."""
+        ...
+
+    def sample_inputs(
+        self, generators: Mapping[str, nn.Module], dataset: Dataset, num: int, seed: int
+    ) -> Mapping[str, torch.Tensor]:
+        """Fixed inputs for ``num`` samples drawn with ``seed``: latents, or held images for
+        image-to-image tasks. Used for sample grids, ``gan sample`` and metrics."""
+        ...
+
+    def sample(
+        self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]
+    ) -> SampleGrid:
+        """What to show (and what metrics score) for ``inputs`` from :meth:`sample_inputs`."""
+        ...
+
+
+# Names exported for type annotations of registration callbacks.
+Kind = Literal[
+    "generator",
+    "critic",
+    "loss",
+    "regularizer",
+    "augmenter",
+    "dataset",
+    "metric",
+    "extractor",
+    "task",
+]
+KINDS: Sequence[str] = (
+    "generator",
+    "critic",
+    "loss",
+    "regularizer",
+    "augmenter",
+    "dataset",
+    "metric",
+    "extractor",
+    "task",
+)

@@ -1,0 +1,386 @@
+"""Tests of the built-in datasets: toy2d, digits, image-folder and npz."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from gancore.builtin.datasets import (
+    DigitsOptions,
+    ImageFolderOptions,
+    NpzOptions,
+    Toy2dOptions,
+    build_digits,
+    build_image_folder,
+    build_npz,
+    build_toy2d,
+)
+from gancore.protocols import Dataset
+
+
+def _per_mode_std(points: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+    """Per-coordinate standard deviation of the points around their nearest mode, [M, 2]."""
+    points = points.double()
+    nearest = torch.cdist(points, modes).argmin(dim=1)
+    return torch.stack([points[nearest == m].std(dim=0) for m in range(len(modes))])
+
+
+class TestToy2d:
+    def test_ring_protocol(self) -> None:
+        """The ring has 8 modes at angles 2*pi*i/8 on the unit circle with std 0.01."""
+        dataset = build_toy2d(Toy2dOptions(mixture="ring", size=40_000), None)
+        expected = torch.tensor(
+            [[math.cos(2 * math.pi * i / 8), math.sin(2 * math.pi * i / 8)] for i in range(8)],
+            dtype=torch.float64,
+        )
+        torch.testing.assert_close(dataset.modes, expected, rtol=0.0, atol=1e-15)
+        assert dataset.mode_std == 0.01
+        std = _per_mode_std(dataset.points, expected)
+        torch.testing.assert_close(std, torch.full_like(std, 0.01), rtol=0.05, atol=0.0)
+
+    def test_grid_protocol(self) -> None:
+        """The grid has 25 modes at exactly {-4, -2, 0, 2, 4}^2 with std 0.05."""
+        dataset = build_toy2d(Toy2dOptions(mixture="grid", size=50_000), None)
+        coordinates = (-4.0, -2.0, 0.0, 2.0, 4.0)
+        expected = torch.tensor(list(itertools.product(coordinates, coordinates)))
+        assert dataset.modes is not None
+        assert torch.equal(dataset.modes, expected.double())
+        assert dataset.mode_std == 0.05
+        std = _per_mode_std(dataset.points, expected.double())
+        torch.testing.assert_close(std, torch.full_like(std, 0.05), rtol=0.06, atol=0.0)
+
+    def test_wgan_gp_rescaled_sets(self) -> None:
+        """8gaussians and 25gaussians are WGAN-GP's sets divided by 1.414 and 2.828."""
+        eight = build_toy2d(Toy2dOptions(mixture="8gaussians", size=100), None)
+        assert eight.modes is not None
+        expected_radius = torch.full((8,), 2.0 / 1.414, dtype=torch.float64)
+        torch.testing.assert_close(eight.modes.norm(dim=1), expected_radius)
+        assert eight.mode_std == 0.02 / 1.414
+        twenty_five = build_toy2d(Toy2dOptions(mixture="25gaussians", size=100), None)
+        assert twenty_five.modes is not None
+        assert twenty_five.modes.shape == (25, 2)
+        assert float(twenty_five.modes.max()) == 4.0 / 2.828
+        assert twenty_five.mode_std == 0.05 / 2.828
+
+    def test_overrides(self) -> None:
+        """radius, ring_modes, grid_side, spacing and std replace the protocol defaults."""
+        ring = build_toy2d(
+            Toy2dOptions(mixture="ring", size=10, radius=3, ring_modes=4, std=0.5), None
+        )
+        assert ring.modes is not None
+        torch.testing.assert_close(
+            ring.modes,
+            torch.tensor([[3.0, 0.0], [0.0, 3.0], [-3.0, 0.0], [0.0, -3.0]], dtype=torch.float64),
+        )
+        assert ring.mode_std == 0.5
+        grid = build_toy2d(Toy2dOptions(mixture="grid", size=10, grid_side=2, spacing=1), None)
+        assert grid.modes is not None
+        assert grid.modes.tolist() == [[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]
+
+    def test_override_for_other_mixture(self) -> None:
+        """An override that does not apply to the mixture is rejected, naming both."""
+        with pytest.raises(ValueError, match="toy2d") as exc:
+            Toy2dOptions(mixture="grid", radius=2.0)
+        assert (
+            str(exc.value) == "toy2d: 'radius' applies only to mixture 'ring' (got mixture 'grid')"
+        )
+
+    def test_seed_determinism(self) -> None:
+        """The same seed gives identical points; another seed gives different ones."""
+        first = build_toy2d(Toy2dOptions(mixture="grid", size=500, seed=3), None)
+        again = build_toy2d(Toy2dOptions(mixture="grid", size=500, seed=3), None)
+        other = build_toy2d(Toy2dOptions(mixture="grid", size=500, seed=4), None)
+        assert torch.equal(first.points, again.points)
+        assert not torch.equal(first.points, other.points)
+
+    def test_items(self) -> None:
+        """Items are float32 points under 'x' matching shapes; out-of-range indices raise."""
+        dataset = build_toy2d(Toy2dOptions(size=10), None)
+        assert isinstance(dataset, Dataset)
+        assert dataset.shapes == {"x": (2,)}
+        assert len(dataset) == 10
+        item = dataset[9]
+        assert item["x"].shape == (2,)
+        assert item["x"].dtype == torch.float32
+        assert torch.equal(dataset[-1]["x"], item["x"])
+        with pytest.raises(IndexError, match="toy2d: index 10 out of range for 10 items"):
+            dataset[10]
+
+    def test_swissroll(self) -> None:
+        """Swiss roll has no modes; noise-free, it lies at radius t / 7.5, t in [1.5pi, 4.5pi]."""
+        dataset = build_toy2d(Toy2dOptions(mixture="swissroll", size=2000, std=1e-12), None)
+        assert dataset.modes is None
+        assert dataset.mode_std is None
+        radius = dataset.points.double().norm(dim=1) * 7.5
+        assert float(radius.min()) >= 1.5 * math.pi - 1e-4
+        assert float(radius.max()) <= 4.5 * math.pi + 1e-4
+
+
+class TestDigits:
+    def test_default(self) -> None:
+        """The default is all 1,797 images, 1x16x16, in [-1, 1], blank pixels at -1."""
+        dataset = build_digits(DigitsOptions(), None)
+        assert len(dataset) == 1797
+        assert dataset.shapes == {"x": (1, 16, 16)}
+        assert isinstance(dataset, Dataset)
+        images = dataset.images
+        assert images.shape == (1797, 1, 16, 16)
+        assert images.dtype == torch.float32
+        assert float(images.min()) == -1.0
+        assert float(images.max()) <= 1.0
+        assert dataset.modes is None
+        assert dataset.labels.shape == (1797,)
+
+    def test_native_resolution(self) -> None:
+        """At resolution 8 the images are the raw values mapped by v / 8 - 1."""
+        dataset = build_digits(DigitsOptions(resolution=8), None)
+        raw = torch.from_numpy(load_digits().images).float()
+        assert torch.equal(dataset[5]["x"], raw[5].unsqueeze(0) / 8.0 - 1.0)
+        assert float(dataset.images.max()) == 1.0
+
+    def test_xflip(self) -> None:
+        """xflip doubles the dataset; index n + i is image i mirrored left-right."""
+        plain = build_digits(DigitsOptions(), None)
+        mirrored = build_digits(DigitsOptions(xflip=True), None)
+        assert len(mirrored) == 2 * 1797
+        assert torch.equal(mirrored[3]["x"], plain[3]["x"])
+        assert torch.equal(mirrored[1797 + 3]["x"], plain[3]["x"].flip(-1))
+        assert int(mirrored.labels[1797 + 3]) == int(plain.labels[3])
+
+    def test_classes(self) -> None:
+        """classes keeps only the listed digits (TOML lists become tuples)."""
+        dataset = build_digits(DigitsOptions(classes=[0, 7]), None)
+        targets = load_digits().target
+        assert dataset.options.classes == (0, 7)
+        assert len(dataset) == int(np.isin(targets, (0, 7)).sum())
+        assert set(dataset.labels.tolist()) == {0, 7}
+
+    def test_limit(self) -> None:
+        """limit keeps a seeded subset of that size; the same seed gives the same subset."""
+        first = build_digits(DigitsOptions(limit=100, seed=1, classes=(3,)), None)
+        again = build_digits(DigitsOptions(limit=100, seed=1, classes=(3,)), None)
+        other = build_digits(DigitsOptions(limit=100, seed=2, classes=(3,)), None)
+        assert len(first) == 100
+        assert set(first.labels.tolist()) == {3}
+        assert torch.equal(first.images, again.images)
+        assert not torch.equal(first.images, other.images)
+        with pytest.raises(ValueError, match="digits") as exc:
+            build_digits(DigitsOptions(limit=500, classes=(3,)), None)
+        assert str(exc.value) == "digits: 'limit' is 500 but only 183 images are available"
+
+    def test_invalid_options(self) -> None:
+        """Bad resolutions and classes are rejected in attrs' voice."""
+        with pytest.raises(ValueError, match="resolution") as exc:
+            DigitsOptions(resolution=12)
+        assert str(exc.value) == "'resolution' must be a power of two in [8, 256] (got 12)"
+        with pytest.raises(ValueError, match="classes") as exc:
+            DigitsOptions(classes=(1, 10))
+        assert str(exc.value) == (
+            "'classes' must be a non-empty tuple of distinct digits 0..9 (got (1, 10))"
+        )
+
+
+def _write_images(folder: Path) -> None:
+    """A wide RGB image (red | green | blue thirds), a gray L image and one in a subfolder."""
+    wide = np.zeros((20, 40, 3), dtype=np.uint8)
+    wide[:, :10, 0] = 255
+    wide[:, 10:30, 1] = 255
+    wide[:, 30:, 2] = 255
+    Image.fromarray(wide).save(folder / "b_wide.png")
+    Image.fromarray(np.full((10, 10), 128, dtype=np.uint8)).save(folder / "a_gray.PNG")
+    (folder / "sub").mkdir()
+    Image.fromarray(np.zeros((9, 9, 3), dtype=np.uint8)).save(folder / "sub" / "c.bmp")
+    (folder / "notes.txt").write_text("not an image")
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(folder / ".hidden.png")
+
+
+class TestImageFolder:
+    def test_listing(self, tmp_path: Path) -> None:
+        """Image files are listed sorted, case-insensitively, recursively, without hidden files."""
+        _write_images(tmp_path)
+        dataset = build_image_folder(ImageFolderOptions(path=str(tmp_path), resolution=8), None)
+        names = [path.relative_to(tmp_path).as_posix() for path in dataset.files]
+        assert names == ["a_gray.PNG", "b_wide.png", "sub/c.bmp"]
+        flat = ImageFolderOptions(path=str(tmp_path), resolution=8, recursive=False)
+        assert len(build_image_folder(flat, None)) == 2
+
+    def test_center_crop(self, tmp_path: Path) -> None:
+        """Center crop keeps the middle square: the green third of the wide image, exactly."""
+        _write_images(tmp_path)
+        dataset = build_image_folder(ImageFolderOptions(path=str(tmp_path), resolution=8), None)
+        assert isinstance(dataset, Dataset)
+        assert dataset.shapes == {"x": (3, 8, 8)}
+        image = dataset[1]["x"]
+        assert image.shape == (3, 8, 8)
+        assert image.dtype == torch.float32
+        expected = torch.tensor([-1.0, 1.0, -1.0]).view(3, 1, 1).expand(3, 8, 8)
+        assert torch.equal(image, expected)
+
+    def test_no_crop(self, tmp_path: Path) -> None:
+        """crop 'none' squeezes the whole image: red on the left, blue on the right."""
+        _write_images(tmp_path)
+        options = ImageFolderOptions(path=str(tmp_path), resolution=8, crop="none")
+        image = build_image_folder(options, None)[1]["x"]
+        assert image.shape == (3, 8, 8)
+        assert float(image[0, 4, 0]) > 0.9  # red
+        assert float(image[1, 4, 0]) < -0.9
+        assert float(image[2, 4, 7]) > 0.9  # blue
+        assert float(image[1, 4, 7]) < -0.9
+        assert float(image.min()) >= -1.0
+        assert float(image.max()) <= 1.0
+
+    def test_channels(self, tmp_path: Path) -> None:
+        """Gray images become 3 equal channels; channels 1 converts RGB to luma."""
+        _write_images(tmp_path)
+        rgb = build_image_folder(ImageFolderOptions(path=str(tmp_path), resolution=8), None)
+        assert torch.equal(rgb[0]["x"], torch.full((3, 8, 8), 128.0) / 127.5 - 1.0)
+        gray = build_image_folder(
+            ImageFolderOptions(path=str(tmp_path), resolution=8, channels=1), None
+        )
+        assert gray.shapes == {"x": (1, 8, 8)}
+        green_luma = gray[1]["x"]  # ITU-R 601-2: 0.587 * 255 = 149.7
+        torch.testing.assert_close(
+            green_luma, torch.full((1, 8, 8), 149.685 / 127.5 - 1.0), rtol=0.0, atol=1 / 127.5
+        )
+
+    def test_sixteen_bit(self, tmp_path: Path) -> None:
+        """16-bit grayscale maps to 8 bits by value / 257 instead of clipping at 255."""
+        Image.fromarray(np.full((8, 8), 40_000, dtype=np.uint16)).save(tmp_path / "deep.png")
+        dataset = build_image_folder(
+            ImageFolderOptions(path=str(tmp_path), resolution=8, channels=1), None
+        )
+        assert torch.equal(dataset[0]["x"], torch.full((1, 8, 8), 156.0) / 127.5 - 1.0)
+
+    def test_xflip(self, tmp_path: Path) -> None:
+        """xflip doubles the dataset; index n + i is image i mirrored left-right."""
+        _write_images(tmp_path)
+        options = ImageFolderOptions(path=str(tmp_path), resolution=8, crop="none", xflip=True)
+        dataset = build_image_folder(options, None)
+        assert len(dataset) == 6
+        assert torch.equal(dataset[3 + 1]["x"], dataset[1]["x"].flip(-1))
+
+    def test_cache(self, tmp_path: Path) -> None:
+        """With cache on, an image read once is served from memory after its file is gone."""
+        _write_images(tmp_path)
+        dataset = build_image_folder(ImageFolderOptions(path=str(tmp_path), resolution=8), None)
+        first = dataset[2]["x"]
+        (tmp_path / "sub" / "c.bmp").unlink()
+        assert torch.equal(dataset[2]["x"], first)
+
+    def test_empty_folder(self, tmp_path: Path) -> None:
+        """A folder without images is rejected at construction, listing the extensions."""
+        (tmp_path / "readme.txt").write_text("nothing here")
+        with pytest.raises(ValueError, match="image-folder") as exc:
+            build_image_folder(ImageFolderOptions(path=str(tmp_path)), None)
+        assert str(exc.value) == (
+            f"image-folder: no images found in '{tmp_path}' (looked for .png, .jpg, .jpeg, .bmp, "
+            ".webp, .gif, .tif, .tiff)"
+        )
+
+    def test_missing_and_unset_path(self, tmp_path: Path) -> None:
+        """A missing folder and an empty path are rejected at construction."""
+        missing = tmp_path / "nope"
+        with pytest.raises(FileNotFoundError) as exc:
+            build_image_folder(ImageFolderOptions(path=str(missing)), None)
+        assert str(exc.value) == f"image-folder: folder '{missing}' does not exist"
+        with pytest.raises(ValueError, match="image-folder") as exc_empty:
+            build_image_folder(ImageFolderOptions(), None)
+        assert str(exc_empty.value) == "image-folder: 'path' is empty; set it to a folder of images"
+
+    def test_corrupt_file(self, tmp_path: Path) -> None:
+        """A corrupt file raises when read, with a one-line message naming the file."""
+        _write_images(tmp_path)
+        corrupt = tmp_path / "broken.jpg"
+        corrupt.write_bytes(b"this is not a jpeg")
+        dataset = build_image_folder(ImageFolderOptions(path=str(tmp_path), resolution=8), None)
+        index = list(dataset.files).index(corrupt)
+        with pytest.raises(ValueError, match="image-folder") as exc:
+            dataset[index]
+        message = str(exc.value)
+        assert message.startswith(f"image-folder: cannot read '{corrupt}': ")
+        assert "\n" not in message
+
+
+class TestNpz:
+    def test_uint8_images(self, tmp_path: Path) -> None:
+        """uint8 images map 0 -> -1 and 255 -> 1; [N, H, W] gains a channel axis."""
+        path = tmp_path / "data.npz"
+        pixels = np.zeros((3, 4, 4), dtype=np.uint8)
+        pixels[:, :, 2:] = 255
+        np.savez(path, x=pixels)
+        dataset = build_npz(NpzOptions(path=str(path)), None)
+        assert isinstance(dataset, Dataset)
+        assert len(dataset) == 3
+        assert dataset.shapes == {"x": (1, 4, 4)}
+        item = dataset[0]["x"]
+        assert item.dtype == torch.float32
+        assert item[0, :, :2].eq(-1.0).all()
+        assert item[0, :, 2:].eq(1.0).all()
+        assert dataset.modes is None
+        assert dataset.mode_std is None
+
+    def test_vectors_with_modes(self, tmp_path: Path) -> None:
+        """Float vectors are used as is; 'modes' and 'mode_std' are exposed for mode coverage."""
+        path = tmp_path / "mixture.npz"
+        points = np.array([[0.5, 3.0], [-7.0, 0.25]])
+        np.savez(path, points=points, modes=np.array([[0.0, 0.0]]), mode_std=np.array(0.1))
+        dataset = build_npz(NpzOptions(path=str(path), key="points"), None)
+        assert dataset.shapes == {"x": (2,)}
+        assert dataset[1]["x"].tolist() == [-7.0, 0.25]
+        assert dataset.modes is not None
+        assert dataset.modes.dtype == torch.float64
+        assert dataset.modes.tolist() == [[0.0, 0.0]]
+        assert dataset.mode_std == pytest.approx(0.1)
+
+    def test_missing_key(self, tmp_path: Path) -> None:
+        """A missing key is rejected with the available keys listed."""
+        path = tmp_path / "data.npz"
+        np.savez(path, images=np.zeros((2, 4, 4), dtype=np.uint8), labels=np.zeros(2))
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == f"npz: no array 'x' in '{path}' (available: 'images', 'labels')"
+
+    def test_float_images_out_of_range(self, tmp_path: Path) -> None:
+        """Float images outside [-1, 1] are rejected with the range found."""
+        path = tmp_path / "data.npz"
+        np.savez(path, x=np.full((2, 1, 4, 4), 255.0, dtype=np.float32))
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == (
+            f"npz: float images in array 'x' in '{path}' must lie in [-1, 1] (got [255, 255]); "
+            "store uint8 for [0, 255] images"
+        )
+
+    def test_bad_arrays(self, tmp_path: Path) -> None:
+        """Wrong ranks, integer dtypes and half-given modes are rejected."""
+        path = tmp_path / "data.npz"
+        np.savez(path, x=np.zeros(5), y=np.zeros((2, 2), dtype=np.int64))
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == (
+            f"npz: array 'x' in '{path}' must have shape [N, C, H, W], [N, H, W] or [N, D] "
+            "with N >= 1 (got shape (5,))"
+        )
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path), key="y"), None)
+        assert str(exc.value) == (
+            f"npz: array 'y' in '{path}' must be uint8 or floating point (got int64)"
+        )
+        np.savez(path, x=np.zeros((2, 2)), modes=np.zeros((1, 2)))
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == f"npz: '{path}' must hold both 'modes' and 'mode_std', or neither"
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A missing file is a FileNotFoundError naming it."""
+        missing = tmp_path / "nope.npz"
+        with pytest.raises(FileNotFoundError) as exc:
+            build_npz(NpzOptions(path=str(missing)), None)
+        assert str(exc.value) == f"npz: file '{missing}' does not exist"
