@@ -119,7 +119,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings() -> None:
+    """Warnings meant for users (a plugin that failed to load) as one plain line each."""
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show  # type: ignore[assignment]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _one_line_warnings()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:

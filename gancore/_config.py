@@ -373,7 +373,7 @@ class TrainingSection:
     num_samples: int = attrs.field(
         default=64,
         validator=v.ge(1),
-        metadata=doc("Images in a sample grid (points in a 2-D scatter: x40)."),
+        metadata=doc("Images in a sample grid (a 2-D scatter shows at least 2500 points)."),
     )
     metrics_every: int = attrs.field(
         default=0,
@@ -537,11 +537,19 @@ def _structure_optimizer(table: Any, path: str, problems: list[str]) -> Optimize
     except (ValueError, TypeError) as exc:
         problems.append(f"{path}: torch.optim.{cls.__name__} rejected the options: {exc}")
         return None
-    # Fill in the optimizer's own defaults so the resolved config shows them.
+    # Fill in the optimizer's own defaults so the resolved config shows them; defaults TOML cannot
+    # write (Adafactor's eps = (None, 1e-3)) stay implicit.
     for key, default in accepted.items():
-        if key not in kwargs and default is not inspect.Parameter.empty and default is not None:
+        if key not in kwargs and default is not inspect.Parameter.empty and _toml_ready(default):
             kwargs[key] = default
     return attrs.evolve(base, options=kwargs)
+
+
+def _toml_ready(value: Any) -> bool:
+    """True for values TOML can hold: booleans, numbers, strings and (nested) lists of them."""
+    if isinstance(value, list | tuple):
+        return all(_toml_ready(item) for item in value)
+    return isinstance(value, bool | int | float | str)
 
 
 def _numbers_as_floats(value: Any, default: Any) -> Any:

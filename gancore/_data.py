@@ -94,6 +94,9 @@ def batches(
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=num_workers > 0,
+        # Its own generator: creating the iterator must not draw from the global RNG, or a
+        # resumed run's augmentation randomness would be shifted by one draw.
+        generator=torch.Generator().manual_seed(plan.seed),
     )
     for batch in loader:
         yield _to(batch, device)

@@ -76,9 +76,20 @@ def _misspelled_hooks(plugin: object) -> list[str]:
     problems = []
     for attr in dir(plugin):
         value = getattr(plugin, attr, None)
-        if callable(value) and hasattr(value, "gancore_impl") and attr not in known:
-            problems.append(f"{attr!r} is not a gancore hook{did_you_mean(attr, sorted(known))}")
+        opts = getattr(value, "gancore_impl", None) if callable(value) else None
+        if not isinstance(opts, dict):
+            continue
+        hook = opts.get("specname") or attr  # @hookimpl(specname=...) names the hook explicitly
+        if hook not in known:
+            problems.append(f"{hook!r} is not a gancore hook{did_you_mean(hook, sorted(known))}")
     return problems
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (pluggy's validation errors span several)."""
+    return f"{type(exc).__name__}: " + "; ".join(
+        line.strip() for line in str(exc).splitlines() if line.strip()
+    )
 
 
 class _Loader:
@@ -91,13 +102,16 @@ class _Loader:
         self.registry = Registry()
         self.infos: dict[str, PluginInfo] = {}
 
-    def fail(self, info: PluginInfo, error: str) -> None:
+    def fail(self, info: PluginInfo, error: str, *, duplicate: bool = False) -> None:
+        """Mark ``info`` failed; a ``duplicate`` name must not mark the plugin already loaded."""
         info.status = "failed"
         info.error = error
-        self.registry.failed[info.name] = error
+        if not duplicate:
+            self.registry.failed[info.name] = error
         message = f"gancore plugin {info.name!r} failed to load: {error}"
-        if self.strict or info.name == BUILTIN_NAME:
-            raise PluginError(message + ("" if info.name == BUILTIN_NAME else " (strict mode)"))
+        builtin = info.name == BUILTIN_NAME and not duplicate
+        if self.strict or builtin:
+            raise PluginError(message + ("" if builtin else " (strict mode)"))
         warnings.warn(message, PluginWarning, stacklevel=4)
 
     def add(self, info: PluginInfo, plugin: object) -> None:
@@ -112,7 +126,7 @@ class _Loader:
         except Exception as exc:  # pluggy validation errors, or a name registered twice
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
-            self.fail(info, f"{type(exc).__name__}: {exc}")
+            self.fail(info, _one_line(exc))
             return
         self.infos[info.name] = info
 
@@ -126,12 +140,14 @@ class _Loader:
                 if info.status != "loaded":
                     continue
                 register = self.registry.register_callback(kind, provider, hook)
+                # pluggy lets an implementation take a subset of the spec's arguments
+                kwargs = {arg: register for arg in impl.argnames}
                 try:
-                    impl.function(register=register)
+                    impl.function(**kwargs)
                 except Exception as exc:  # a faulty plugin must not take the others down
                     self.registry.remove_provider(provider)
                     self.pm.unregister(impl.plugin)
-                    self.fail(info, f"{hook} raised {type(exc).__name__}: {exc}")
+                    self.fail(info, f"{hook} raised {_one_line(exc)}")
         for info in self.infos.values():
             info.components = [
                 (spec.kind, spec.name)
@@ -179,7 +195,7 @@ def load_registry(
     for name, version, module, source in candidates:
         info = PluginInfo(name, version, module, "loaded")
         if name in loader.infos:
-            loader.fail(info, f"a plugin named {name!r} is already loaded")
+            loader.fail(info, f"a plugin named {name!r} is already loaded", duplicate=True)
             continue
         if (only is not None and name not in only) or name in disabled:
             info.status = "disabled"
@@ -190,7 +206,7 @@ def load_registry(
                 plugin = source.load()
             except Exception as exc:  # any import-time failure of a third-party module
                 loader.infos[name] = info
-                loader.fail(info, f"{type(exc).__name__}: {exc}")
+                loader.fail(info, _one_line(exc))
                 continue
         else:
             plugin = source

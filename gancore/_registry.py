@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import attrs
 
 from gancore._errors import AmbiguousComponentError, PluginError, UnknownComponentError
-from gancore._names import NAME_PATTERN, did_you_mean
+from gancore._names import NAME_PATTERN, did_you_mean, suggest
 from gancore.protocols import KINDS
 
 __all__ = ["ComponentSpec", "RegisterCallback", "Registry", "hook_name"]
@@ -191,10 +191,16 @@ class Registry:
     def _unknown_message(self, kind: str, name: str) -> str:
         available = self.names(kind)
         short_available = [n for n in available if ":" not in n] or available
-        message = f"unknown {kind} {name!r}{did_you_mean(name, available)}; available: " + (
+        provider, _, short = name.rpartition(":")
+        own = sorted(s.name for s in self._specs[kind].values() if s.provider == provider)
+        if own:  # a known plugin: compare short names, or every 'gancore:x' looks like a match
+            match = suggest(short, own)
+            suggestion = f" (did you mean {f'{provider}:{match}'!r}?)" if match else ""
+        else:
+            suggestion = did_you_mean(name, available)
+        message = f"unknown {kind} {name!r}{suggestion}; available: " + (
             ", ".join(short_available) or "none"
         )
-        short = name.split(":", 1)[-1]
         hint = FIRST_PARTY_HINTS.get(kind, {}).get(short)
         if hint and hint not in self.failed:
             message += f"; is {hint} installed?"

@@ -45,10 +45,18 @@ from gancore._config import RunConfig, config_to_toml
 from gancore._data import BatchPlan, batches
 from gancore._errors import ConfigError, TrainingError
 from gancore._pictures import save_curves, save_samples
-from gancore._task import StepContext, TaskBuildContext, _mix
+from gancore._task import BuildContext, StepContext, TaskBuildContext, _mix
 from gancore.protocols import Augmenter, Dataset, Task
 
-__all__ = ["TrainResult", "build_run", "lr_factor", "train"]
+__all__ = [
+    "TrainResult",
+    "build_run",
+    "ema_beta",
+    "lazy_correction",
+    "lr_factor",
+    "train",
+    "update_ema",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -61,6 +69,9 @@ class TrainResult:
     checkpoint: Path | None
     interrupted: bool = False
     metrics: Mapping[str, Any] = attrs.field(factory=dict)
+    generators: Mapping[str, nn.Module] = attrs.field(factory=dict)  # trained, unwrapped
+    critics: Mapping[str, nn.Module] = attrs.field(factory=dict)
+    ema: Mapping[str, nn.Module] = attrs.field(factory=dict)  # empty without EMA
 
 
 # -------------------------------------------------------------------------------------------------
@@ -91,7 +102,10 @@ def build_run(config: RunConfig) -> Built:
     dataset = config.data.build(None)
     task = config.task.build(None)
     generators, critics = task.build(TaskBuildContext(config=config, dataset=dataset))
-    regularizers = [(c.spec.name, c.build(None)) for c in config.regularizers]
+    # Components other than the networks learn the shape of the data's main sample, "x".
+    shape = tuple(dataset.shapes["x"]) if "x" in dataset.shapes else ()
+    context = BuildContext(data_shape=shape)
+    regularizers = [(c.spec.name, c.build(context)) for c in config.regularizers]
     for name, reg in regularizers:
         if getattr(reg, "player", None) not in ("critic", "generator"):
             raise ConfigError(
@@ -106,10 +120,10 @@ def build_run(config: RunConfig) -> Built:
         task=task,
         generators=dict(generators),
         critics=dict(critics),
-        loss=config.loss.build(None),
+        loss=config.loss.build(context),
         regularizers=regularizers,
-        augmenter=config.augmenter.build(None),
-        metrics=[(c.spec.name, c.build(None)) for c in config.metrics],
+        augmenter=config.augmenter.build(context),
+        metrics=[(c.spec.name, c.build(context)) for c in config.metrics],
     )
 
 
@@ -123,6 +137,29 @@ def lr_factor(config_schedule: str, decay_start: int, final: float, step: int, s
     if config_schedule == "linear":
         return 1.0 - (1.0 - final) * t
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def ema_beta(
+    batch_size: int, half_life_images: float | None, images_seen: int, rampup: float | None = None
+) -> float:
+    """EMA decay per step: ``0.5 ** (batch / half_life)``, the half-life optionally ramped up as
+    ``min(half_life, images_seen * rampup)`` (Karras et al. 2020, StyleGAN2-ADA)."""
+    if half_life_images is None:
+        return 0.0
+    half_life = float(half_life_images)
+    if rampup is not None:
+        half_life = min(half_life, images_seen * rampup)
+    return 0.5 ** (batch_size / max(half_life, 1e-8))
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    """ema <- beta * ema + (1 - beta) * model for parameters; buffers are copied."""
+    ema_params = list(ema.parameters())
+    if ema_params:
+        torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
+        b_ema.copy_(b)
 
 
 def lazy_correction(intervals: Sequence[int]) -> float:
@@ -342,10 +379,18 @@ def train(
     terminal). ``stop_after`` stops as if interrupted after that many iterations (for tests).
     """
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     training = config.training
     _check_trackers(config)
+    # train() may run several times in one process (tests, notebooks): forget the previous run's
+    # precision settings, keep the process group.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    # Launched as several processes (torchrun, accelerate launch) on a machine without a GPU:
+    # Accelerate uses gloo data parallelism only when told it is on the CPU.
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     accelerator = Accelerator(
+        cpu=multi_cpu,
         mixed_precision=training.precision,
         log_with=list(config.run.trackers) or None,
         project_dir=str(run_dir),
@@ -466,8 +511,10 @@ def train(
 
     # Fixed inputs for the sample grids, the same at every interval.
     sample_seed = _mix(config.run.seed, 0x5A3)
-    fixed_inputs = task.sample_inputs(gens, dataset, training.num_samples, sample_seed)
     reference = _reference_points(dataset, config.run.seed)
+    # A scatter of 2-D points needs many more samples than an image grid needs images.
+    num_shown = training.num_samples if reference is None else max(training.num_samples, 2500)
+    fixed_inputs = task.sample_inputs(gens, dataset, num_shown, sample_seed)
 
     def sampling_generators() -> tuple[dict[str, nn.Module], str]:
         return (ema, "ema") if ema else (gens, "raw")
@@ -736,16 +783,14 @@ def train(
             iteration += 1
             images_seen = batches_drawn * training.batch_size
             if ema:
-                half_life = float(training.ema_half_life_images)  # type: ignore[arg-type]
-                if training.ema_rampup is not None:
-                    half_life = min(half_life, images_seen * training.ema_rampup)
-                beta = 0.5 ** (training.batch_size / max(half_life, 1e-8))
-                with torch.no_grad():
-                    for name, model in gens.items():
-                        ema_params = list(ema[name].parameters())
-                        torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - beta)
-                        for b_ema, b in zip(ema[name].buffers(), model.buffers(), strict=True):
-                            b_ema.copy_(b)
+                beta = ema_beta(
+                    training.batch_size,
+                    training.ema_half_life_images,
+                    images_seen,
+                    training.ema_rampup,
+                )
+                for name, model in gens.items():
+                    update_ema(ema[name], model, beta)
 
             # ---- 7. learning-rate schedules ----------------------------------------------------
             for opt, opt_config, base in (

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,10 @@ class Toy2dDataset:
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"x": self.points[_index("toy2d", index, len(self.points))].clone()}
 
+    def get_batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """``{"x": [B, 2]}`` in one gather (the loop's fast path for in-memory data)."""
+        return {"x": self.points[torch.as_tensor(indices, dtype=torch.long)]}
+
 
 def build_toy2d(options: Toy2dOptions, context: object) -> Toy2dDataset:
     """Build ``toy2d``; ``context`` is unused."""
@@ -354,6 +358,14 @@ class DigitsDataset:
         count = len(self.images)
         image = self.images[position % count]
         return {"x": image.flip(-1) if position >= count else image.clone()}
+
+    def get_batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """``{"x": [B, 1, R, R]}`` in one gather, mirrored where an index is in the second half."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        count = len(self.images)
+        images = self.images[index % count]
+        mirrored = (index >= count).view(-1, 1, 1, 1)
+        return {"x": torch.where(mirrored, images.flip(-1), images)}
 
 
 def build_digits(options: DigitsOptions, context: object) -> DigitsDataset:
@@ -625,6 +637,10 @@ class NpzDataset:
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"x": self.data[_index("npz", index, len(self.data))].clone()}
+
+    def get_batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """``{"x": [B, ...]}`` in one gather."""
+        return {"x": self.data[torch.as_tensor(indices, dtype=torch.long)]}
 
 
 def build_npz(options: NpzOptions, context: object) -> NpzDataset:

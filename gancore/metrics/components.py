@@ -20,7 +20,7 @@ with another extractor ``fd-<name>``, ``kd-<name>``, ``is-<name>`` (``fd-digits`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -90,7 +90,10 @@ def extract_features(
     """
     stats = FeatureStats(keep_features=keep_features)
     logits: list[torch.Tensor] = []
-    if keep_logits and not hasattr(extractor, "features_and_logits"):
+    with_logits: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = getattr(
+        extractor, "features_and_logits", None
+    )
+    if keep_logits and with_logits is None:
         name = getattr(extractor, "name", type(extractor).__name__)
         raise ValueError(f"extractor {name!r} gives no logits (no 'features_and_logits' method)")
     with torch.no_grad():
@@ -98,8 +101,8 @@ def extract_features(
             images = batch.to(device)
             if quantize:
                 images = quantize_8bit(images)
-            if keep_logits:
-                features, batch_logits = extractor.features_and_logits(images)
+            if keep_logits and with_logits is not None:
+                features, batch_logits = with_logits(images)
                 logits.append(batch_logits.detach().to("cpu", torch.float64))
             else:
                 features = extractor(images)

@@ -63,8 +63,8 @@ INCEPTION_V3_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49f
 
 # The bundled digits classifier (gancore/assets/digits_classifier.safetensors), written by
 # scripts/train_digits_extractor.py; its accuracy on the held-out split of load_digits_split().
-DIGITS_CLASSIFIER_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
-DIGITS_CLASSIFIER_ACCURACY = 0.0
+DIGITS_CLASSIFIER_SHA256 = "c27c69e876844b12ecb9f575faf3ec2aac5147507c4ee3560be651506e7a9eb0"
+DIGITS_CLASSIFIER_ACCURACY = 355 / 360  # 0.9861: 355 of the 360 held-out digits
 
 
 # -------------------------------------------------------------------------------------------------
@@ -122,15 +122,10 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _load_weights(
-    module: nn.Module,
-    path: Path,
-    expected_sha256: str | None,
-    *,
-    who: str,
-    missing_hint: str,
-) -> str:
-    """Verify the file's sha256, load it into ``module`` (strict), return the file's sha256."""
+def _verified_state_dict(
+    path: Path, expected_sha256: str | None, *, who: str, missing_hint: str
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict in ``path`` and the file's sha256, after checking it against the expected."""
     if not path.is_file():
         raise FileNotFoundError(f"{who} weights not found at '{path}': {missing_hint}")
     actual = file_sha256(path)
@@ -139,7 +134,11 @@ def _load_weights(
             f"{who} weights '{path}' have sha256 {actual} but {expected_sha256} was expected; "
             f"use the right file or set the 'sha256' option to the file's hash"
         )
-    state = _read_state_dict(path)
+    return _read_state_dict(path), actual
+
+
+def _load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path, who: str) -> None:
+    """Load ``state`` into ``module``; every key must match."""
     # BatchNorm counters are not part of every exported file; they do not affect eval outputs.
     for key, value in module.state_dict().items():
         if key.endswith("num_batches_tracked") and key not in state:
@@ -150,7 +149,6 @@ def _load_weights(
             f"{who} weights '{path}' do not fit the network: missing keys "
             f"{result.missing_keys[:3]}, unexpected keys {result.unexpected_keys[:3]}"
         )
-    return actual
 
 
 def _freeze(module: nn.Module) -> None:
@@ -452,10 +450,12 @@ def build_inception_v3(options: InceptionV3Options, context: Any = None) -> Ince
         f"released with pytorch-fid); put it there or set the extractor's 'weights_path' option "
         f"to where it is (gancore never downloads weights)"
     )
-    model = InceptionV3()
-    model.weights_sha256 = _load_weights(
-        model, path, options.sha256, who="inception-v3", missing_hint=hint
+    state, digest = _verified_state_dict(
+        path, options.sha256, who="inception-v3", missing_hint=hint
     )
+    model = InceptionV3()
+    _load_into(model, state, path, "inception-v3")
+    model.weights_sha256 = digest
     _freeze(model)
     return model
 
@@ -475,8 +475,10 @@ class DigitsClassifier(nn.Module):
 
     Network: three 3x3 convolutions with ReLU (32, 64, 128 channels; 2x2 max pools after the first
     two: 16 -> 8 -> 4), global average pool -> 128-d features, linear -> 10 logits. Trained by
-    ``scripts/train_digits_extractor.py``; see :data:`DIGITS_CLASSIFIER_ACCURACY` for its held-out
-    accuracy. The features are only meaningful for digit-like 1-channel images.
+    ``scripts/train_digits_extractor.py`` (about a minute on one CPU thread); held-out accuracy
+    98.6 % (355 of the 360 images of the 20 % split of :func:`load_digits_split`, measured by the
+    script; :data:`DIGITS_CLASSIFIER_ACCURACY`). The features are only meaningful for digit-like
+    1-channel images.
     """
 
     input_size = 16
@@ -537,10 +539,12 @@ def build_digits_classifier(
         "the bundled file is missing from this installation; reinstall gancore or run "
         "scripts/train_digits_extractor.py and set 'weights_path'"
     )
-    model = DigitsClassifier()
-    model.weights_sha256 = _load_weights(
-        model, path, options.sha256, who="digits-classifier", missing_hint=hint
+    state, digest = _verified_state_dict(
+        path, options.sha256, who="digits-classifier", missing_hint=hint
     )
+    model = DigitsClassifier()
+    _load_into(model, state, path, "digits-classifier")
+    model.weights_sha256 = digest
     _freeze(model)
     return model
 

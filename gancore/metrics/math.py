@@ -54,6 +54,16 @@ def _as_float64(array: ArrayLike, name: str, ndim: int) -> torch.Tensor:
     return tensor
 
 
+def _as_cpu_matrix(array: ArrayLike, name: str) -> torch.Tensor:
+    """``array`` as a ``[N, d]`` CPU tensor in its own float dtype (no float64 copy of a large set)."""
+    tensor = torch.as_tensor(array).detach().to(device="cpu")
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.float64)
+    if tensor.ndim != 2:
+        raise ValueError(f"'{name}' must have shape [N, d] (got {tuple(tensor.shape)})")
+    return tensor
+
+
 def _check_same_dim(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     if a.shape[-1] != b.shape[-1]:
         raise ValueError(
@@ -249,7 +259,8 @@ def kernel_inception_distance(
     (population, ``ddof=0``, as torch-fidelity and torchmetrics report it). Unbiased: the mean can
     be negative when both sets come from the same distribution.
     """
-    f1, f2 = _as_float64(features1, "features1", 2), _as_float64(features2, "features2", 2)
+    # Only the subsets are converted to float64, so a large float32 set is never copied whole.
+    f1, f2 = _as_cpu_matrix(features1, "features1"), _as_cpu_matrix(features2, "features2")
     _check_same_dim(f1, f2, "'features1' and 'features2'")
     if num_subsets < 1:
         raise ValueError(f"'num_subsets' must be >= 1 (got {num_subsets})")

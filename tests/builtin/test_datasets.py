@@ -384,3 +384,31 @@ class TestNpz:
         with pytest.raises(FileNotFoundError) as exc:
             build_npz(NpzOptions(path=str(missing)), None)
         assert str(exc.value) == f"npz: file '{missing}' does not exist"
+
+
+class TestGetBatch:
+    """The vectorised fast path returns exactly what per-item access returns."""
+
+    @pytest.mark.parametrize(
+        "dataset",
+        [
+            "toy",
+            "digits",
+        ],
+    )
+    def test_get_batch_equals_stacked_items(self, dataset: str) -> None:
+        """get_batch(indices) equals stacking dataset[i] for the same indices."""
+        from gancore.builtin.datasets import (
+            DigitsOptions,
+            Toy2dOptions,
+            build_digits,
+            build_toy2d,
+        )
+
+        if dataset == "toy":
+            ds = build_toy2d(Toy2dOptions(mixture="grid", size=50), None)
+        else:
+            ds = build_digits(DigitsOptions(resolution=8, limit=20, xflip=True), None)
+        indices = [0, 3, len(ds) - 1, 7, len(ds) // 2 + 1]
+        expected = torch.stack([ds[i]["x"] for i in indices])
+        assert torch.equal(ds.get_batch(indices)["x"], expected)

@@ -1,0 +1,550 @@
+"""The training loop: run directory, exact resume, damage, signals, non-finite losses, processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+import gancore
+from gancore._checkpoint import find_checkpoint, verify_checkpoint
+from gancore._config import config_to_toml
+from gancore._data import BatchPlan
+from gancore._task import StepContext
+from gancore._train import ema_beta, lazy_correction, lr_factor, train, update_ema
+from tests.conftest import TOY_CONFIG, load, write_toml
+
+DIGITS_CONFIG = """
+[run]
+name = "digits"
+seed = 3
+steps = 8
+
+[data]
+name = "digits"
+resolution = 8
+limit = 200
+
+[generator]
+name = "dcgan"
+latent_dim = 8
+channels = 8
+max_channels = 16
+
+[critic]
+name = "dcgan"
+channels = 8
+max_channels = 16
+
+[[regularizers]]
+name = "r1"
+gamma = 1.0
+interval = 2
+
+[augmenter]
+name = "hflip"
+
+[optimizers.generator]
+lr = 2e-3
+betas = [0.0, 0.99]
+schedule = "linear"
+decay_start = 2
+
+[optimizers.critic]
+lr = 2e-3
+betas = [0.0, 0.99]
+schedule = "cosine"
+
+[training]
+batch_size = 8
+critic_steps = 2
+ema_half_life_images = 50
+ema_rampup = 0.5
+log_every = 2
+sample_every = 4
+checkpoint_every = 2
+"""
+
+
+def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for file in sorted(checkpoint.glob("*.safetensors")):
+        for key, tensor in load_file(str(file)).items():
+            out[f"{file.stem}/{key}"] = tensor
+    return out
+
+
+def _records(run_dir: Path, event: str = "train") -> list[dict[str, Any]]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+class TestRunDirectory:
+    def test_toy_run_leaves_config_metrics_samples_checkpoints(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """A 20-step run writes the resolved config, log lines, pictures and kept checkpoints."""
+        config = load(toy_config, "training.keep_checkpoints=1")
+        run_dir = tmp_path / "run"
+        result = train(config, run_dir, progress=False)
+        assert result.step == 20 and result.images_seen == 20 * 32 and not result.interrupted
+        assert (run_dir / "config.toml").read_text() == config_to_toml(config)
+        assert [r["step"] for r in _records(run_dir)] == [5, 10, 15, 20]
+        first = _records(run_dir)[0]
+        assert {"loss/critic", "loss/generator", "scores/real", "sec_per_step"} <= set(first)
+        assert first["images_seen"] == 5 * 32
+        assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+            "step-0000010.png",
+            "step-0000020.png",
+        ]
+        assert (run_dir / "curves.png").stat().st_size > 1000
+        # keep_checkpoints = 1: only the newest survives, and nothing temporary is left behind.
+        assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step-0000020"]
+        assert verify_checkpoint(run_dir / "checkpoints" / "step-0000020") is None
+
+    def test_metrics_run_at_the_end_and_pick_the_best_checkpoint(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """Metric lines carry flat '<metric>.<key>' values; best.json names a kept checkpoint."""
+        config = load(
+            toy_config,
+            "metrics=[{name='mode-coverage', num_samples=200}]",
+            "training.metrics_every=10",
+            "training.best_metric='mode-coverage.high_quality_percent'",
+            "training.best_mode='max'",
+            "training.keep_checkpoints=1",
+        )
+        run_dir = tmp_path / "run"
+        train(config, run_dir, progress=False)
+        metrics = _records(run_dir, "metric")
+        assert [m["step"] for m in metrics] == [10, 20]
+        assert metrics[0]["mode-coverage.num_modes"] == 8
+        assert metrics[0]["mode-coverage.generator"] == "raw"
+        best = json.loads((run_dir / "checkpoints" / "best.json").read_text())
+        values = {m["step"]: m["mode-coverage.high_quality_percent"] for m in metrics}
+        assert best["value"] == max(values.values())
+        assert (run_dir / "checkpoints" / best["checkpoint"]).is_dir()
+        assert find_checkpoint(run_dir / "checkpoints", which="best").name == best["checkpoint"]
+
+    def test_bf16_precision_trains(self, toy_config: Path, tmp_path: Path) -> None:
+        """Training under bf16 autocast on the CPU gives finite losses."""
+        config = load(toy_config, "training.precision='bf16'", "run.steps=10")
+        train(config, tmp_path / "run", progress=False)
+        record = _records(tmp_path / "run")[-1]
+        assert math.isfinite(record["loss/critic"]) and record["nonfinite_skipped"] == 0
+
+
+class TestExactResume:
+    def test_interrupted_and_resumed_equals_straight(self, tmp_path: Path) -> None:
+        """4 steps, stop, resume to 8 gives bit-identical weights to 8 steps straight.
+
+        The run uses every stateful piece: batch norm, EMA with ramp-up, lazy R1, a random
+        augmenter, two critic steps, linear and cosine learning-rate decay.
+        """
+        config = load(write_toml(tmp_path / "d.toml", DIGITS_CONFIG))
+        straight = train(config, tmp_path / "straight", progress=False)
+        first = train(config, tmp_path / "resumed", progress=False, stop_after=4)
+        assert first.interrupted and first.step == 4
+        second = train(config, tmp_path / "resumed", resume=True, progress=False)
+        assert second.step == 8
+        assert straight.checkpoint is not None and second.checkpoint is not None
+        a, b = _weights(straight.checkpoint), _weights(second.checkpoint)
+        assert a.keys() == b.keys() and any(k.startswith("ema/") for k in a)
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+        state_a = torch.load(straight.checkpoint / "training_state.pt", weights_only=True)
+        state_b = torch.load(second.checkpoint / "training_state.pt", weights_only=True)
+        assert state_a["critic_updates"] == state_b["critic_updates"] == 16
+        opt_a, opt_b = state_a["optimizers"]["generator"], state_b["optimizers"]["generator"]
+        for slot in opt_a["state"]:
+            for name, value in opt_a["state"][slot].items():
+                assert torch.equal(value, opt_b["state"][slot][name])
+        # The log is continuous: no line from after the interruption survives twice.
+        steps = [r["step"] for r in _records(tmp_path / "resumed")]
+        assert steps == [r["step"] for r in _records(tmp_path / "straight")]
+
+    def test_damaged_checkpoint_is_refused_unless_fallback(self, tmp_path: Path) -> None:
+        """A truncated newest checkpoint is an error naming it; --fallback takes the previous."""
+        config = load(write_toml(tmp_path / "d.toml", DIGITS_CONFIG), "run.steps=4")
+        train(config, tmp_path / "run", progress=False)
+        newest = tmp_path / "run" / "checkpoints" / "step-0000004"
+        weights = newest / "generators.safetensors"
+        weights.write_bytes(weights.read_bytes()[:100])
+        with pytest.raises(gancore.CheckpointError) as exc:
+            train(config, tmp_path / "run", resume=True, progress=False)
+        message = str(exc.value)
+        assert "step-0000004" in message and "generators.safetensors is corrupt" in message
+        assert "pass --fallback to use the previous intact checkpoint 'step-0000002'" in message
+        result = train(config, tmp_path / "run", resume=True, fallback=True, progress=False)
+        assert result.step == 4 and verify_checkpoint(newest) is None  # rewritten, intact
+
+
+class TestSignals:
+    @pytest.mark.slow
+    def test_sigterm_checkpoints_and_resume_finishes(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """SIGTERM finishes the step, checkpoints, exits 130 with the resume command."""
+        config = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
+        run_dir = tmp_path / "run"
+        args = [sys.executable, "-m", "gancore", "train", str(config), "--run-dir", str(run_dir)]
+        proc = subprocess.Popen(
+            [
+                *args,
+                "--set",
+                "run.steps=100000",
+                "--set",
+                "training.log_every=1",
+                "--set",
+                "training.checkpoint_every=0",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=subprocess_env,
+        )
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (proc.stderr.readline() or "").startswith("step "):
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert f"resume with: gan train --resume {run_dir}" in err
+        (checkpoint,) = (run_dir / "checkpoints").iterdir()
+        stopped = int(checkpoint.name.removeprefix("step-"))
+        assert stopped >= 1
+        resumed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gancore",
+                "train",
+                "--resume",
+                str(run_dir),
+                "--set",
+                f"run.steps={stopped + 3}",
+            ],
+            capture_output=True,
+            text=True,
+            env=subprocess_env,
+            timeout=120,
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"done: {stopped + 3} steps" in resumed.stderr
+
+
+@attrs.frozen(kw_only=True)
+class NanAfterOptions:
+    calls: int = attrs.field(default=0, metadata={"doc": "Finite calls before NaN forever."})
+
+
+class NanAfter:
+    """A test loss: non-saturating until ``calls`` calls, then NaN."""
+
+    def __init__(self, options: NanAfterOptions, context: Any) -> None:
+        self.left = options.calls
+
+    def _value(self, x: torch.Tensor) -> torch.Tensor:
+        self.left -= 1
+        return x if self.left >= 0 else x * float("nan")
+
+    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return self._value(torch.nn.functional.softplus(-real).mean() + fake.mean())
+
+    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        return self._value(-fake.mean())
+
+
+class _NanPlugin:
+    @gancore.hookimpl
+    def gancore_register_losses(self, register: gancore.RegisterCallback) -> None:
+        register("nan-after", NanAfter, options=NanAfterOptions, description="Test: NaN later.")
+
+
+class TestNonFinite:
+    def test_stops_after_consecutive_nonfinite_with_last_checkpoint_intact(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """Non-finite losses skip their step; N in a row stop the run naming the last checkpoint."""
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("nan", _NanPlugin())])
+        config = load(
+            toy_config,
+            "loss={name='nan-after', calls=24}",
+            "training.max_nonfinite_steps=3",
+            "training.checkpoint_every=5",
+            registry=registry,
+        )
+        with pytest.raises(gancore.TrainingError) as exc:
+            train(config, tmp_path / "run", progress=False)
+        assert "3 non-finite losses in a row (last: critic loss)" in str(exc.value)
+        assert "the last good checkpoint is" in str(exc.value)
+        assert (
+            str(exc.value)
+            .split("checkpoint is ")[1]
+            .startswith(str(tmp_path / "run" / "checkpoints" / "step-0000010"))
+        )
+        assert verify_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000010") is None
+
+    def test_an_isolated_nonfinite_step_is_skipped_and_counted(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """A single NaN loss is skipped: training goes on and the log counts it."""
+
+        class OnceNan(NanAfter):
+            def _value(self, x: torch.Tensor) -> torch.Tensor:
+                self.left -= 1
+                return x * float("nan") if self.left == -1 else x
+
+        class Plugin:
+            @gancore.hookimpl
+            def gancore_register_losses(self, register: gancore.RegisterCallback) -> None:
+                register("once-nan", OnceNan, options=NanAfterOptions, description="Test.")
+
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("once", Plugin())])
+        config = load(toy_config, "loss={name='once-nan', calls=7}", registry=registry)
+        result = train(config, tmp_path / "run", progress=False)
+        assert result.step == 20
+        assert _records(tmp_path / "run")[-1]["nonfinite_skipped"] == 1
+
+
+class _RecordingAugmenter(nn.Module):
+    feedback_interval = 2
+    calls: ClassVar[list[tuple[float, int]]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def feedback(self, real_sign_mean: float, images: int) -> None:
+        self.calls.append((real_sign_mean, images))
+
+
+@attrs.frozen
+class _NoOptions:
+    pass
+
+
+class TestAugmenterFeedback:
+    def test_feedback_is_the_mean_sign_over_the_interval(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """The augmenter hears E[sign(D(real))] every feedback_interval critic steps."""
+
+        class Plugin:
+            @gancore.hookimpl
+            def gancore_register_augmenters(self, register: gancore.RegisterCallback) -> None:
+                register(
+                    "recording",
+                    lambda options, context: _RecordingAugmenter(),
+                    options=_NoOptions,
+                    description="Test: records feedback.",
+                )
+
+        _RecordingAugmenter.calls.clear()
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("rec", Plugin())])
+        config = load(
+            toy_config,
+            "augmenter={name='recording'}",
+            "run.steps=6",
+            "training.critic_steps=1",
+            registry=registry,
+        )
+        train(config, tmp_path / "run", progress=False)
+        calls = _RecordingAugmenter.calls
+        assert len(calls) == 3
+        assert all(images == 2 * 32 for _, images in calls)
+        assert all(-1.0 <= mean <= 1.0 for mean, _ in calls)
+
+
+class TestSchedules:
+    def test_constant(self) -> None:
+        """The constant schedule is 1 everywhere."""
+        assert lr_factor("constant", 0, 0.0, 77, 100) == 1.0
+
+    def test_linear_decay(self) -> None:
+        """Linear decay is 1 until decay_start, then falls linearly to final_lr_scale."""
+        assert lr_factor("linear", 50, 0.0, 50, 100) == 1.0
+        assert lr_factor("linear", 50, 0.0, 75, 100) == pytest.approx(0.5)
+        assert lr_factor("linear", 50, 0.1, 100, 100) == pytest.approx(0.1)
+
+    def test_cosine_decay(self) -> None:
+        """Cosine decay is halfway at the midpoint of the decay span."""
+        assert lr_factor("cosine", 0, 0.0, 50, 100) == pytest.approx(0.5)
+        assert lr_factor("cosine", 0, 0.2, 100, 100) == pytest.approx(0.2)
+
+    def test_lazy_correction(self) -> None:
+        """c = k/(k+1) for one lazy interval (StyleGAN2), 1 without lazy regularizers."""
+        assert lazy_correction([16]) == pytest.approx(16 / 17)
+        assert lazy_correction([1, 1]) == 1.0
+        assert lazy_correction([4, 4]) == pytest.approx(1 / 1.5)
+
+    def test_lazy_correction_reaches_the_optimizer(self, tmp_path: Path) -> None:
+        """With R1 every 2 critic steps the critic's lr and betas are scaled by c = 2/3."""
+        config = load(
+            write_toml(tmp_path / "d.toml", DIGITS_CONFIG),
+            "optimizers.critic.schedule='constant'",
+            "run.steps=1",
+        )
+        result = train(config, tmp_path / "run", progress=False)
+        assert result.checkpoint is not None
+        state = torch.load(result.checkpoint / "training_state.pt", weights_only=True)
+        (group,) = state["optimizers"]["critic"]["param_groups"]
+        assert group["lr"] == pytest.approx(2e-3 * 2 / 3)
+        assert group["betas"][1] == pytest.approx(0.99 ** (2 / 3))
+
+
+class TestEma:
+    def test_beta_halves_after_half_life(self) -> None:
+        """After half_life images of steps, the old average's weight is exactly one half."""
+        beta = ema_beta(64, 6400, images_seen=10**6)
+        assert beta**100 == pytest.approx(0.5)
+
+    def test_rampup_shortens_early_half_life(self) -> None:
+        """With ramp-up the half-life is images_seen * rampup while that is smaller."""
+        assert ema_beta(10, 10_000, images_seen=1000, rampup=0.05) == pytest.approx(
+            0.5 ** (10 / 50)
+        )
+
+    def test_update_is_a_lerp_and_copies_buffers(self) -> None:
+        """ema <- beta*ema + (1-beta)*model for weights; buffers are copied."""
+        model, ema = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+            ema.weight.fill_(0.0)
+            model.running_mean.fill_(5.0)
+        update_ema(ema, model, beta=0.75)
+        assert torch.allclose(ema.weight, torch.full((3,), 0.25))
+        assert torch.equal(ema.running_mean, model.running_mean)
+
+
+class TestBatchPlan:
+    def test_process_shares_concatenate_to_the_global_batch(self) -> None:
+        """Two processes' local batches together are the one-process batch, in order."""
+        single = BatchPlan(50, 8, seed=1)
+        shares = [BatchPlan(50, 8, seed=1, rank=r, world_size=2) for r in range(2)]
+        for index in range(20):
+            assert shares[0].local_batch(index) + shares[1].local_batch(index) == (
+                single.local_batch(index)
+            )
+
+    def test_each_epoch_is_a_permutation(self) -> None:
+        """Every run of `size` consecutive positions from an epoch start covers the data once."""
+        plan = BatchPlan(12, 4, seed=0)
+        epoch = sum((plan.global_batch(i) for i in range(3)), [])
+        assert sorted(epoch) == list(range(12))
+
+    def test_resume_start_continues_the_stream(self) -> None:
+        """A plan started at batch k yields what the full stream yields from k."""
+        full, resumed = iter(BatchPlan(30, 7, seed=2)), iter(BatchPlan(30, 7, seed=2, start=5))
+        expected = [next(full) for _ in range(9)][5:]
+        assert [next(resumed) for _ in range(4)] == expected
+
+    def test_indivisible_batch_is_an_error(self) -> None:
+        """The global batch must split evenly over processes."""
+        with pytest.raises(ValueError, match=r"batch_size \(9\) must be divisible .* \(2\)"):
+            BatchPlan(10, 9, seed=0, rank=0, world_size=2)
+
+
+class TestLatents:
+    def test_latents_are_world_size_invariant(self) -> None:
+        """Each process's latents are its slice of the one-process draw for the same step."""
+
+        def context(rank: int, world: int) -> StepContext:
+            ctx = StepContext(
+                generators={},
+                critics={},
+                modules={},
+                loss=None,  # type: ignore
+                augmenter=None,
+                critic_regularizers=[],  # type: ignore
+                device=torch.device("cpu"),
+                seed=5,
+                rank=rank,
+                world_size=world,
+            )
+            ctx.begin(0, 3, 1)
+            return ctx
+
+        whole = context(0, 1).latents(8, 4)
+        parts = torch.cat([context(r, 2).latents(4, 4) for r in range(2)])
+        assert torch.equal(whole, parts)
+
+
+class TestSampleAndEval:
+    def test_sample_and_eval_commands(
+        self, toy_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`gan sample` writes a picture and `gan eval` prints the metric's JSON result."""
+        from gancore._cli import main
+
+        run_dir = tmp_path / "run"
+        train(load(toy_config, "run.steps=10"), run_dir, progress=False)
+        out = tmp_path / "s.png"
+        assert main(["sample", str(run_dir), "--num", "300", "--out", str(out)]) == 0
+        assert out.stat().st_size > 1000
+        capsys.readouterr()
+        assert (
+            main(["eval", str(run_dir), "--metric", "mode-coverage", "--set", "num_samples=300"])
+            == 0
+        )
+        result = json.loads(capsys.readouterr().out)
+        assert result["mode-coverage.num_samples"] == 300
+        assert result["checkpoint"] == "step-0000010"
+        assert 0 <= result["mode-coverage.modes_covered"] <= 8
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+class TestTwoProcesses:
+    def test_two_gloo_processes_match_one(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """2 CPU processes end with identical weights on both ranks, equal to 1 process."""
+        config = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
+        worker = Path(__file__).parent / "distributed_worker.py"
+        env = subprocess_env | {"PYTHONPATH": str(Path(__file__).parents[1])}
+        common = [str(worker), str(config), str(tmp_path / "out")]
+        two = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                "2",
+                "--master_port",
+                str(29500 + os.getpid() % 1000),
+                *common,
+                "two",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert two.returncode == 0, two.stderr[-3000:]
+        one = subprocess.run(
+            [sys.executable, *common, "one"], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert one.returncode == 0, one.stderr[-3000:]
+        (checkpoint,) = (tmp_path / "out" / "run-two" / "checkpoints").iterdir()
+        state = torch.load(checkpoint / "training_state.pt", weights_only=True)
+        assert state["world_size"] == 2 and len(state["rng"]) == 2  # really two processes
+        rank0 = load_file(str(tmp_path / "out" / "two-rank0.safetensors"))
+        rank1 = load_file(str(tmp_path / "out" / "two-rank1.safetensors"))
+        single = load_file(str(tmp_path / "out" / "one-rank0.safetensors"))
+        assert rank0.keys() == rank1.keys() == single.keys()
+        for key in rank0:
+            assert torch.equal(rank0[key], rank1[key]), key
+            torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-5)
