@@ -126,7 +126,7 @@ def _one_line_warnings() -> None:
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
-    warnings.showwarning = show  # type: ignore[assignment]
+    warnings.showwarning = show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,7 +293,7 @@ def _options_table(spec: Any) -> list[dict[str, Any]]:
         if f.default is attrs.NOTHING:
             default = "(required)"
         elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
-            default = f.default.factory()  # type: ignore[attr-defined]
+            default = f.default.factory()
         else:
             default = f.default
         out.append(

@@ -483,7 +483,9 @@ class OptimizerConfig:
         kwargs = dict(self.options)
         if "betas" in kwargs:
             kwargs["betas"] = tuple(float(b) ** beta_power for b in kwargs["betas"])
-        return self.optimizer_class(params, lr=self.lr * lr_scale, **kwargs)
+        factory: Any = self.optimizer_class  # a concrete subclass; Optimizer's own init has no lr
+        optimizer: torch.optim.Optimizer = factory(params, lr=self.lr * lr_scale, **kwargs)
+        return optimizer
 
 
 def _structure_optimizer(table: Any, path: str, problems: list[str]) -> OptimizerConfig | None:
@@ -533,7 +535,8 @@ def _structure_optimizer(table: Any, path: str, problems: list[str]) -> Optimize
         return None
     # Let torch check values (betas in [0, 1), eps >= 0, ...) now rather than at step 0.
     try:
-        cls([torch.zeros(1, requires_grad=True)], lr=base.lr, **kwargs)
+        factory: Any = cls
+        factory([torch.zeros(1, requires_grad=True)], lr=base.lr, **kwargs)
     except (ValueError, TypeError) as exc:
         problems.append(f"{path}: torch.optim.{cls.__name__} rejected the options: {exc}")
         return None
@@ -669,8 +672,10 @@ def parse_config(
             p: _structure_optimizer(optimizers.get(p, {}), f"optimizers.{p}", problems)
             for p in ("generator", "critic")
         }
-        if all(o is not None for o in opts.values()):
-            values["optimizers"] = OptimizersSection(**opts)
+        if opts["generator"] is not None and opts["critic"] is not None:
+            values["optimizers"] = OptimizersSection(
+                generator=opts["generator"], critic=opts["critic"]
+            )
     for section, kind, default, is_list in COMPONENT_SECTIONS:
         raw = document.get(section)
         if raw is None:

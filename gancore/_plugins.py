@@ -136,6 +136,8 @@ class _Loader:
             hook = hook_name(kind)
             for impl in getattr(self.pm.hook, hook).get_hookimpls():
                 provider = self.pm.get_name(impl.plugin)
+                if provider is None:  # unregistered while this loop ran
+                    continue
                 info = self.infos[provider]
                 if info.status != "loaded":
                     continue

@@ -260,13 +260,13 @@ class Unconditional:
 
     def critic_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         real = batch["x"]
-        z = step.latents(real.shape[0], step.unwrap("generator").latent_dim)
+        z = step.latents(real.shape[0], _latent_dim(step))
         with torch.no_grad():  # the critic's step never needs the generator's graph
             fake = step.generators["generator"](z)
         return step.critic_loss("critic", real, fake)
 
     def generator_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        z = step.latents(batch["x"].shape[0], step.unwrap("generator").latent_dim)
+        z = step.latents(batch["x"].shape[0], _latent_dim(step))
         step.record_generator_inputs("generator", z)
         return step.generator_loss("critic", step.generators["generator"](z))
 
@@ -280,3 +280,8 @@ class Unconditional:
         self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]
     ) -> SampleGrid:
         return SampleGrid(images=generators["generator"](inputs["z"]))
+
+
+def _latent_dim(step: StepContext) -> int:
+    latent_dim: int = step.unwrap("generator").latent_dim  # type: ignore[assignment]
+    return latent_dim

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import numpy as np
@@ -155,9 +155,10 @@ def ema_beta(
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
     """ema <- beta * ema + (1 - beta) * model for parameters; buffers are copied."""
-    ema_params = list(ema.parameters())
+    ema_params: list[torch.Tensor] = list(ema.parameters())
     if ema_params:
-        torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - beta)
+        model_params: list[torch.Tensor] = list(model.parameters())
+        torch._foreach_lerp_(ema_params, model_params, 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         b_ema.copy_(b)
 
@@ -218,7 +219,7 @@ def _load_flat_state(modules: Mapping[str, nn.Module], flat: Mapping[str, torch.
 
 
 def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state())
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],

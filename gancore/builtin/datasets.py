@@ -347,7 +347,8 @@ class DigitsDataset:
         labels = torch.from_numpy(targets[keep])
         self.labels = torch.cat([labels, labels]) if options.xflip else labels
         self.shapes: Mapping[str, tuple[int, ...]] = {
-            "x": (1, options.resolution, options.resolution)
+            "x": (1, options.resolution, options.resolution),
+            "label": (),
         }
 
     def __len__(self) -> int:
@@ -357,7 +358,10 @@ class DigitsDataset:
         position = _index("digits", index, len(self))
         count = len(self.images)
         image = self.images[position % count]
-        return {"x": image.flip(-1) if position >= count else image.clone()}
+        return {
+            "x": image.flip(-1) if position >= count else image.clone(),
+            "label": self.labels[position].clone(),
+        }
 
     def get_batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """``{"x": [B, 1, R, R]}`` in one gather, mirrored where an index is in the second half."""
@@ -365,7 +369,7 @@ class DigitsDataset:
         count = len(self.images)
         images = self.images[index % count]
         mirrored = (index >= count).view(-1, 1, 1, 1)
-        return {"x": torch.where(mirrored, images.flip(-1), images)}
+        return {"x": torch.where(mirrored, images.flip(-1), images), "label": self.labels[index]}
 
 
 def build_digits(options: DigitsOptions, context: object) -> DigitsDataset:

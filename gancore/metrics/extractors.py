@@ -46,6 +46,7 @@ __all__ = [
     "build_extractor",
     "build_inception_v3",
     "bundled_digits_weights",
+    "default_weights_dir",
     "file_sha256",
     "load_digits_split",
     "prepare_images",
@@ -132,7 +133,8 @@ def _verified_state_dict(
     if expected_sha256 is not None and actual != expected_sha256.lower():
         raise ValueError(
             f"{who} weights '{path}' have sha256 {actual} but {expected_sha256} was expected; "
-            f"use the right file or set the 'sha256' option to the file's hash"
+            f"use the right file, or set the extractor's 'sha256' option (a metric's "
+            f"'weights_sha256') to the file's hash"
         )
     return _read_state_dict(path), actual
 

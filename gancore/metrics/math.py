@@ -157,6 +157,31 @@ class FeatureStats:
             raise ValueError(f"FeatureStats.covariance needs at least 2 samples (got {self.count})")
         return (self._scatter / (self.count - 1)).numpy().copy()
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The state as tensors (``count``, ``mean``, ``scatter`` and, when kept, ``features``),
+        e.g. to cache the statistics of a dataset in a safetensors file."""
+        if self._mean is None or self._scatter is None:
+            raise ValueError("FeatureStats.state_dict needs at least 1 sample (got 0)")
+        state = {
+            "count": torch.tensor(self.count, dtype=torch.int64),
+            "mean": self._mean.clone(),
+            "scatter": self._scatter.clone(),
+        }
+        if self.keep_features:
+            state["features"] = self.features().clone()
+        return state
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> FeatureStats:
+        """Statistics saved by :meth:`state_dict`; raw features are kept if they were saved."""
+        stats = cls(keep_features="features" in state)
+        stats.count = int(state["count"])
+        stats._mean = state["mean"].to(torch.float64).clone()
+        stats._scatter = state["scatter"].to(torch.float64).clone()
+        if "features" in state:
+            stats._kept = [state["features"].to(torch.float32)]
+        return stats
+
     def features(self) -> torch.Tensor:
         """All raw features seen, ``[N, d]`` float32; only with ``keep_features=True``."""
         if not self.keep_features:

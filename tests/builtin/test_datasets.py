@@ -128,7 +128,7 @@ class TestDigits:
         """The default is all 1,797 images, 1x16x16, in [-1, 1], blank pixels at -1."""
         dataset = build_digits(DigitsOptions(), None)
         assert len(dataset) == 1797
-        assert dataset.shapes == {"x": (1, 16, 16)}
+        assert dataset.shapes == {"x": (1, 16, 16), "label": ()}
         assert isinstance(dataset, Dataset)
         images = dataset.images
         assert images.shape == (1797, 1, 16, 16)
@@ -410,5 +410,7 @@ class TestGetBatch:
         else:
             ds = build_digits(DigitsOptions(resolution=8, limit=20, xflip=True), None)
         indices = [0, 3, len(ds) - 1, 7, len(ds) // 2 + 1]
-        expected = torch.stack([ds[i]["x"] for i in indices])
-        assert torch.equal(ds.get_batch(indices)["x"], expected)
+        batch = ds.get_batch(indices)
+        assert batch.keys() == ds[0].keys()
+        for key in batch:
+            assert torch.equal(batch[key], torch.stack([ds[i][key] for i in indices]))

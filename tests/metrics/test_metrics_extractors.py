@@ -1,0 +1,208 @@
+"""Tests of the feature extractors: shapes, weights loading and its error texts, the bundled
+digits classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from gancore.metrics.extractors import (
+    DIGITS_CLASSIFIER_ACCURACY,
+    DIGITS_CLASSIFIER_SHA256,
+    EXTRACTORS,
+    INCEPTION_V3_FILENAME,
+    INCEPTION_V3_SHA256,
+    DigitsClassifier,
+    DigitsClassifierOptions,
+    ExtractorSpec,
+    InceptionV3,
+    InceptionV3Options,
+    build_digits_classifier,
+    build_extractor,
+    build_inception_v3,
+    bundled_digits_weights,
+    file_sha256,
+    load_digits_split,
+    register_extractor,
+)
+from gancore.protocols import FeatureExtractor
+
+
+@pytest.fixture(scope="module")
+def inception() -> InceptionV3:
+    torch.manual_seed(0)
+    return InceptionV3()
+
+
+class TestInceptionV3:
+    def test_architecture_size(self, inception: InceptionV3) -> None:
+        """The network has the 23,850,960 parameters of Inception-v3 without the auxiliary head,
+        with a 1008-way classifier."""
+        assert sum(p.numel() for p in inception.parameters()) == 23_850_960
+        assert tuple(inception.fc.weight.shape) == (1008, 2048)
+
+    def test_output_shapes(self, inception: InceptionV3) -> None:
+        """Two 1-channel 16x16 images give features [2, 2048] and logits [2, 1008]."""
+        images = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        with torch.no_grad():
+            features, logits = inception.features_and_logits(images)
+        assert features.shape == (2, 2048)
+        assert logits.shape == (2, 1008)
+        assert features.dtype == torch.float32
+        assert bool((features >= 0).all())  # pool3 averages ReLU outputs
+        # The logits are pool3 times the classifier weights, without the bias (as IS uses them).
+        torch.testing.assert_close(logits, features @ inception.fc.weight.T)
+
+    def test_protocol_attributes(self, inception: InceptionV3) -> None:
+        """It is a FeatureExtractor: 299 input, bilinear resize, a weights hash."""
+        assert isinstance(inception, FeatureExtractor)
+        assert (inception.input_size, inception.resize_filter) == (299, "bilinear")
+        assert inception.weights_sha256 == "random-init"
+        assert not any(p.requires_grad for p in inception.parameters())
+
+    def test_rejects_bad_shapes(self, inception: InceptionV3) -> None:
+        """Images with 2 channels are refused with the shape that was given."""
+        with pytest.raises(ValueError, match=r"C = 1 or 3 \(got \(2, 2, 8, 8\)\)"):
+            inception(torch.zeros(2, 2, 8, 8))
+
+
+class TestInceptionWeights:
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A missing file is a one-line FileNotFoundError with the path, the expected file and
+        hash, and the option to set."""
+        path = tmp_path / "nowhere.pth"
+        with pytest.raises(FileNotFoundError) as exc:
+            build_inception_v3(InceptionV3Options(weights_path=str(path)))
+        message = str(exc.value)
+        assert "\n" not in message
+        assert str(path) in message
+        assert INCEPTION_V3_FILENAME in message
+        assert INCEPTION_V3_SHA256 in message
+        assert "'weights_path'" in message
+        assert "never downloads" in message
+
+    def test_default_location(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without weights_path the file is looked for in ~/.cache/gancore/weights."""
+        monkeypatch.setenv("HOME", str(tmp_path))
+        with pytest.raises(FileNotFoundError) as exc:
+            build_inception_v3(InceptionV3Options())
+        expected = tmp_path / ".cache" / "gancore" / "weights" / INCEPTION_V3_FILENAME
+        assert f"not found at '{expected}'" in str(exc.value)
+
+    def test_hash_mismatch(self, tmp_path: Path) -> None:
+        """A file with another hash is a one-line ValueError showing both hashes."""
+        path = tmp_path / INCEPTION_V3_FILENAME
+        path.write_bytes(b"not the inception weights")
+        with pytest.raises(ValueError, match="sha256") as exc:
+            build_inception_v3(InceptionV3Options(weights_path=str(path)))
+        message = str(exc.value)
+        assert "\n" not in message
+        assert file_sha256(path) in message
+        assert INCEPTION_V3_SHA256 in message
+
+    def test_loads_file_without_batchnorm_counters(
+        self, tmp_path: Path, inception: InceptionV3
+    ) -> None:
+        """A .pth state dict without num_batches_tracked loads, is verified, and its hash is
+        recorded on the model."""
+        state = {k: v for k, v in inception.state_dict().items() if "num_batches" not in k}
+        path = tmp_path / "inception.pth"
+        torch.save(state, path)
+        digest = file_sha256(path)
+        model = build_inception_v3(InceptionV3Options(weights_path=str(path), sha256=digest))
+        assert model.weights_sha256 == digest
+        torch.testing.assert_close(model.fc.weight, inception.fc.weight)
+        torch.testing.assert_close(
+            model.Mixed_7c.branch3x3dbl_3b.bn.running_var,
+            inception.Mixed_7c.branch3x3dbl_3b.bn.running_var,
+        )
+
+
+@pytest.fixture(scope="module")
+def digits() -> DigitsClassifier:
+    return build_digits_classifier(DigitsClassifierOptions())
+
+
+class TestDigitsClassifier:
+    def test_bundled_weights_verified(self, digits: DigitsClassifier) -> None:
+        """The bundled file exists, is small and matches the recorded sha256."""
+        path = bundled_digits_weights()
+        assert path.is_file()
+        assert path.stat().st_size < 500_000
+        assert file_sha256(path) == DIGITS_CLASSIFIER_SHA256
+        assert digits.weights_sha256 == DIGITS_CLASSIFIER_SHA256
+        assert isinstance(digits, FeatureExtractor)
+
+    def test_heldout_accuracy(self, digits: DigitsClassifier) -> None:
+        """Accuracy on the held-out split is what the training script reported (98.6 %), within
+        half a point."""
+        _, _, images, labels = load_digits_split()
+        with torch.no_grad():
+            _, logits = digits.features_and_logits(images)
+        accuracy = float((logits.argmax(dim=1) == labels).double().mean())
+        assert round(DIGITS_CLASSIFIER_ACCURACY, 4) == 0.9861
+        assert accuracy >= DIGITS_CLASSIFIER_ACCURACY - 0.005
+
+    def test_shapes_and_resize(self, digits: DigitsClassifier) -> None:
+        """8x8 and 16x16 inputs give [N, 128] features and [N, 10] logits; 3 channels are
+        averaged to 1."""
+        images = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        with torch.no_grad():
+            features, logits = digits.features_and_logits(images)
+            rgb = digits(images.expand(3, 3, 8, 8))
+        assert (features.shape, logits.shape) == ((3, 128), (3, 10))
+        torch.testing.assert_close(rgb, features)
+        assert (digits.input_size, digits.resize_filter) == (16, "bilinear-antialias")
+
+    def test_hash_mismatch(self, tmp_path: Path) -> None:
+        """Weights other than the recorded ones are refused unless their hash is given."""
+        path = tmp_path / "digits.safetensors"
+        save_file({k: v.contiguous() for k, v in DigitsClassifier().state_dict().items()}, path)
+        with pytest.raises(ValueError, match=DIGITS_CLASSIFIER_SHA256):
+            build_digits_classifier(DigitsClassifierOptions(weights_path=str(path)))
+        digest = file_sha256(path)
+        model = build_digits_classifier(
+            DigitsClassifierOptions(weights_path=str(path), sha256=digest)
+        )
+        assert model.weights_sha256 == digest
+
+    def test_state_dict_that_does_not_fit(self, tmp_path: Path) -> None:
+        """A state dict with a missing key is refused, naming the key."""
+        state = DigitsClassifier().state_dict()
+        del state["fc.bias"]
+        path = tmp_path / "digits.pth"
+        torch.save(state, path)
+        options = DigitsClassifierOptions(weights_path=str(path), sha256=None)
+        with pytest.raises(ValueError, match=r"do not fit the network: missing keys \['fc.bias'\]"):
+            build_digits_classifier(options)
+
+
+class TestExtractorTable:
+    def test_builds_by_name(self) -> None:
+        """build_extractor builds the bundled classifier by name and caches it."""
+        first = build_extractor("digits-classifier")
+        assert isinstance(first, DigitsClassifier)
+        assert build_extractor("digits-classifier") is first
+
+    def test_unknown_name(self) -> None:
+        """An unknown name lists the available extractors."""
+        with pytest.raises(LookupError, match="unknown extractor 'vgg'; available: digits"):
+            build_extractor("vgg")
+
+    def test_register_rejects_duplicates(self) -> None:
+        """A second extractor under a taken name is refused."""
+        spec = ExtractorSpec("digits-classifier", build_digits_classifier, object, "again")
+        with pytest.raises(ValueError, match="already registered"):
+            register_extractor(spec)
+        assert EXTRACTORS["digits-classifier"].factory is build_digits_classifier
+
+    def test_options_fields_are_documented(self) -> None:
+        """Every option of every built-in extractor has a doc string."""
+        import attrs
+
+        for spec in EXTRACTORS.values():
+            for field in attrs.fields(spec.options):
+                assert field.metadata.get("doc"), f"{spec.name}.{field.name}"
