@@ -111,11 +111,17 @@ def verify_checkpoint(path: Path) -> str | None:
     return None
 
 
-def find_checkpoint(root: Path, fallback: bool = False, which: str = "latest") -> Path:
+FALLBACK_HINT = "pass --fallback to use the previous intact checkpoint {name!r}"
+
+
+def find_checkpoint(
+    root: Path, fallback: bool = False, which: str = "latest", hint: str = FALLBACK_HINT
+) -> Path:
     """The checkpoint to resume or sample from.
 
     ``which`` is ``latest``, ``best`` or a step folder name. A damaged latest checkpoint is an error
-    unless ``fallback`` is set, in which case the newest intact one before it is used.
+    unless ``fallback`` is set, in which case the newest intact one before it is used. ``hint``
+    tells the user how to pick the previous intact one (``{name}`` is its folder name).
     """
     candidates = list_checkpoints(root)
     if which == "best":
@@ -139,7 +145,7 @@ def find_checkpoint(root: Path, fallback: bool = False, which: str = "latest") -
     if not fallback:
         earlier = [p for p in candidates[:-1] if verify_checkpoint(p) is None]
         hint = (
-            f"; pass --fallback to use the previous intact checkpoint {earlier[-1].name!r}"
+            "; " + hint.format(name=earlier[-1].name)
             if earlier
             else "; no earlier intact checkpoint exists"
         )

@@ -73,14 +73,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
     p.add_argument("--raw", action="store_true", help="use the trained generator, not the EMA")
 
-    p = sub.add_parser("eval", help="evaluate metrics on a trained run, print JSON")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate metrics on a trained run, print the JSON result",
+        description="Score a trained run's generator (EMA unless --raw) and print one JSON object: "
+        "'<metric>.<value>' numbers and '<metric>.protocol', what produced them. See "
+        "docs/metrics.md.",
+    )
     p.add_argument("run_dir", type=Path)
     p.add_argument(
         "--metric",
         action="append",
         default=[],
         metavar="NAME",
-        help="metric name (repeatable; default: the run's configured metrics)",
+        help="metric name (repeatable; default: the run's configured metrics); a metric the run "
+        "configures keeps its options from config.toml, others start from their defaults",
+    )
+    p.add_argument(
+        "--ref",
+        metavar="DATA",
+        help="real data to compare with: a TOML file with a [data] table (a run file will do), "
+        "or an inline table such as \"{name = 'digits', resolution = 16}\"; default: the run's "
+        "own dataset",
+    )
+    p.add_argument(
+        "--num",
+        type=int,
+        metavar="N",
+        help="generated samples per metric (sets num_generated, or num_samples)",
     )
     p.add_argument(
         "--set",
@@ -88,10 +108,19 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="metric option, e.g. --set num_samples=5000 (applies to every metric)",
+        help="metric option, e.g. --set extractor='digits-classifier' (applies to every metric "
+        "that has the option; an option no metric has is an error)",
     )
     p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
     p.add_argument("--raw", action="store_true", help="use the trained generator, not the EMA")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OTHER.json",
+        help="a result saved from an earlier `gan eval`: add the differences, or refuse (exit 2) "
+        "when a metric's protocol differs",
+    )
+    p.add_argument("--out", type=Path, help="also write the JSON result to this file")
 
     p = sub.add_parser("plugins", help="list plugin distributions and what they registered")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -222,45 +251,132 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from gancore._config import Component, structure_options
-    from gancore._inference import load_run
+def _eval_metrics(config: Any, names: Sequence[str]) -> list[Any]:
+    """The metrics ``gan eval`` runs: the run's own, or ``names`` (with the run's options for a
+    metric it configures, defaults otherwise)."""
+    from gancore._config import Component
     from gancore._plugins import get_registry
 
-    run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
-    if args.metric:
-        registry = get_registry()
-        metrics = []
-        for name in args.metric:
-            spec = registry.get("metric", name)
-            metrics.append(Component(spec=spec, options=spec.options()))
-    else:
-        metrics = list(run.config.metrics)
-        if not metrics:
-            raise ConfigError(
-                [
-                    f"{str(args.run_dir)!r} configures no metrics; name one with "
-                    "--metric NAME (see `gan components metric`)"
-                ]
-            )
-    if args.overrides:
-        from gancore._config import apply_overrides
+    configured = list(config.metrics)
+    if not names:
+        return configured
+    registry = get_registry()
+    metrics = []
+    for name in names:
+        spec = registry.get("metric", name)
+        same = [m for m in configured if m.spec.qualified_name == spec.qualified_name]
+        metrics.append(same[0] if same else Component(spec=spec, options=spec.options()))
+    return metrics
 
-        table = apply_overrides({}, args.overrides)
-        problems: list[str] = []
-        built = []
-        for m in metrics:
-            fields = {f.alias or f.name for f in attrs.fields(type(m.options))}
-            relevant = {k: x for k, x in table.items() if k in fields}
-            current = attrs.asdict(m.options, recurse=False)
-            opts = structure_options(type(m.options), current | relevant, m.spec.name, problems)
-            if opts is not None:
-                built.append(Component(spec=m.spec, options=opts))
-        if problems:
-            raise ConfigError(problems)
-        metrics = built
-    result = run.evaluate([(m.spec.name, m.build(None)) for m in metrics])
-    print(json.dumps(result, indent=2))
+
+def _metric_overrides(metrics: list[Any], overrides: Sequence[str], num: int | None) -> list[Any]:
+    """``--set`` options and ``--num`` applied to every metric that has them."""
+    from gancore._config import Component, apply_overrides, structure_options
+    from gancore._names import did_you_mean
+
+    table = apply_overrides({}, overrides)
+    problems: list[str] = []
+    known: set[str] = set()
+    for m in metrics:
+        known |= {f.alias or f.name for f in attrs.fields(type(m.options)) if f.init}
+    for key in table:
+        if key not in known:
+            problems.append(
+                f"--set {key}: no metric here has this option{did_you_mean(key, sorted(known))}; "
+                f"options: {', '.join(sorted(known))}"
+            )
+    changed = []
+    for m in metrics:
+        fields = {f.alias or f.name for f in attrs.fields(type(m.options)) if f.init}
+        relevant = {k: v for k, v in table.items() if k in fields}
+        if num is not None:
+            count_key = next((k for k in ("num_generated", "num_samples") if k in fields), None)
+            if count_key is None:
+                problems.append(f"--num: metric {m.spec.name!r} has no sample count to set")
+            else:
+                relevant[count_key] = num
+        # The current options as a table; None is what TOML cannot say, so it is left out where
+        # it is the default.
+        defaults = {f.alias or f.name: f.default for f in attrs.fields(type(m.options)) if f.init}
+        current = {
+            k: v
+            for k, v in attrs.asdict(m.options, recurse=False).items()
+            if not (v is None and defaults.get(k) is None)
+        }
+        options = structure_options(type(m.options), current | relevant, m.spec.name, problems)
+        if options is not None:
+            changed.append(Component(spec=m.spec, options=options))
+    if problems:
+        raise ConfigError(problems)
+    return changed
+
+
+def _reference_dataset(text: str) -> Any:
+    """The dataset ``--ref`` names: an inline TOML table, or a TOML file with a [data] table."""
+    import tomllib
+
+    from gancore._config import _structure_component, read_toml
+    from gancore._plugins import get_registry
+
+    if text.lstrip().startswith("{"):
+        try:
+            table = tomllib.loads(f"data = {text}")["data"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"--ref: not a TOML inline table: {exc}"]) from None
+    else:
+        document = read_toml(text)
+        table = document.get("data", document)
+    problems: list[str] = []
+    component = _structure_component(get_registry(), "dataset", table, "--ref", problems)
+    if component is None:
+        raise ConfigError(problems)
+    dataset = component.build(None)
+    if "x" not in dataset.shapes:
+        raise ConfigError([f"--ref: dataset {component.spec.name!r} has no samples 'x' to score"])
+    return dataset
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from gancore._inference import load_run
+    from gancore.metrics.protocol import ProtocolMismatchError, compare_results
+
+    if args.num is not None and args.num < 2:
+        raise ConfigError([f"--num: must be >= 2 (got {args.num})"])
+    other = None
+    if args.compare is not None:  # read it first: a typo should not cost an evaluation
+        try:
+            other = json.loads(args.compare.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError([f"--compare: cannot read {str(args.compare)!r}: {exc}"]) from None
+        if not isinstance(other, dict):
+            raise ConfigError([f"--compare: {str(args.compare)!r} holds no gan eval result"])
+    run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
+    metrics = _eval_metrics(run.config, args.metric)
+    if not metrics:
+        raise ConfigError(
+            [
+                f"{str(args.run_dir)!r} configures no metrics; name one with "
+                "--metric NAME (see `gan components metric`)"
+            ]
+        )
+    if args.overrides or args.num is not None:
+        metrics = _metric_overrides(metrics, args.overrides, args.num)
+    dataset = _reference_dataset(args.ref) if args.ref else None
+    result = run.evaluate([(m.spec.name, m.build(None)) for m in metrics], dataset=dataset)
+    if args.ref:
+        result["reference"] = args.ref
+    if other is not None:
+        try:
+            comparison = compare_results(result, other)
+        except ProtocolMismatchError as exc:
+            print(f"error: --compare {args.compare}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        result["comparison"] = {"other": str(args.compare), **comparison}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
     return 0
 
 

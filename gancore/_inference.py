@@ -21,6 +21,7 @@ from gancore._train import (
     build_run,
     evaluate_metrics,
 )
+from gancore.protocols import Dataset
 
 __all__ = ["LoadedRun", "load_run"]
 
@@ -36,21 +37,29 @@ class LoadedRun:
     checkpoint: Path
     device: torch.device
 
+    def context(self, dataset: Dataset | None = None) -> LoopMetricContext:
+        """A metric context over this run's generators and ``dataset`` (default: the run's)."""
+        return LoopMetricContext(
+            self.built.task,
+            self.generators,
+            dataset if dataset is not None else self.built.dataset,
+            self.device,
+            generator_kind=self.generator_kind,
+        )
+
     @torch.no_grad()
     def generate(self, num: int, seed: int, batch_size: int = 256) -> torch.Tensor:
-        context = LoopMetricContext(
-            self.built.task, self.generators, self.built.dataset, self.device
-        )
-        return torch.cat(list(context.generate(num, batch_size, seed))).cpu()
+        return torch.cat(list(self.context().generate(num, batch_size, seed))).cpu()
 
     def reference(self) -> torch.Tensor | None:
         return _reference_points(self.built.dataset, self.config.run.seed)
 
-    def evaluate(self, metrics: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-        context = LoopMetricContext(
-            self.built.task, self.generators, self.built.dataset, self.device
-        )
-        result = evaluate_metrics(metrics, context, self.generator_kind)
+    def evaluate(
+        self, metrics: Sequence[tuple[str, Any]], dataset: Dataset | None = None
+    ) -> dict[str, Any]:
+        """Flat results of ``metrics`` (see :func:`gancore._train.evaluate_metrics`), scored
+        against ``dataset`` (default: the run's own), headed by the run and checkpoint names."""
+        result = evaluate_metrics(metrics, self.context(dataset), self.generator_kind)
         return {"run": str(self.config.run.name), "checkpoint": self.checkpoint.name, **result}
 
 
@@ -59,7 +68,11 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
     if not config_file.is_file():
         raise ConfigError([f"{str(run_dir)!r} is not a run directory (no config.toml)"])
     config = load_config(config_file)
-    path = find_checkpoint(run_dir / "checkpoints", which=which)
+    path = find_checkpoint(
+        run_dir / "checkpoints",
+        which=which,
+        hint="pass --checkpoint {name} to use the previous intact checkpoint",
+    )
     weights, _ = load_checkpoint(path)
     built = build_run(config)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -66,7 +66,7 @@ class TaskBuildContext:
     def _checked(self, module: Any, section: str) -> nn.Module:
         if not isinstance(module, nn.Module):
             component = getattr(self.config, section)
-            raise TypeError(
+            raise ValueError(  # the CLI shows ValueErrors as one line, exit code 2
                 f"{section} {component.name!r}: factory returned {type(module).__name__}, "
                 "expected a torch.nn.Module"
             )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 import os
@@ -49,11 +50,15 @@ from gancore._task import BuildContext, StepContext, TaskBuildContext, _mix
 from gancore.protocols import Augmenter, Dataset, Task
 
 __all__ = [
+    "LoopMetricContext",
     "TrainResult",
     "build_run",
+    "check_metrics",
     "ema_beta",
+    "evaluate_metrics",
     "lazy_correction",
     "lr_factor",
+    "metric_prefixes",
     "train",
     "update_ema",
 ]
@@ -115,6 +120,12 @@ def build_run(config: RunConfig) -> Built:
                 ],
                 config.source,
             )
+        # Optional seam: a critic regularizer may change each critic once, before optimizers,
+        # Accelerate and checkpoints see it (spectral normalization reparametrizes weights).
+        setup_critic = getattr(reg, "setup_critic", None)
+        if reg.player == "critic" and callable(setup_critic):
+            for critic in critics.values():
+                setup_critic(critic)
     return Built(
         dataset=dataset,
         task=task,
@@ -285,7 +296,18 @@ def _check_trackers(config: RunConfig) -> None:
 
 
 class LoopMetricContext:
-    """:class:`gancore.protocols.MetricContext` over a run's (EMA) generators."""
+    """:class:`gancore.protocols.MetricContext` over a run's (EMA) generators, for every process.
+
+    Every batch is split across processes: each generates (or loads) its contiguous share, applies
+    the metric's function to it (``map_generated`` / ``map_real``: the feature extractor, so that
+    extraction is split too), and the outputs are gathered in order, so every process ends with the
+    same outputs as a single process would compute. ``generate`` and ``real`` yield whole batches
+    of samples (gathered). Generation runs under ``autocast`` (the training precision); metrics
+    turn it off for their extractors.
+
+    ``generator_kind`` (``"ema"`` or ``"raw"``) and ``truncation`` (a generator's
+    ``truncation_psi`` attribute, ``None`` without truncation) are stated in every result.
+    """
 
     def __init__(
         self,
@@ -294,69 +316,218 @@ class LoopMetricContext:
         dataset: Dataset,
         device: torch.device,
         accelerator: Any = None,
+        *,
+        generator_kind: str | None = None,
+        truncation: float | None = None,
+        autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.task = task
         self.generators = generators
         self.dataset = dataset
         self.device = device
+        self.generator_kind = generator_kind
+        if truncation is None:
+            psis = [getattr(g, "truncation_psi", None) for g in generators.values()]
+            truncation = next((float(p) for p in psis if p is not None), None)
+        self.truncation = truncation
         self._accelerator = accelerator
+        self._autocast = autocast or contextlib.nullcontext
+
+    # -- MetricContext ----------------------------------------------------------------------------
 
     def generate(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        for (images,) in self.map_generated(num, batch_size, seed, lambda x: (x,), []):
+            yield images
+
+    def real(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        order = self._real_order(num, seed)
+        for start in range(0, num, batch_size):
+            yield self._load(order[start : start + batch_size])
+
+    # -- split across processes -------------------------------------------------------------------
+
+    def everyone(self, flag: bool) -> bool:
+        """True when ``flag`` is true on every process (a cache hit everywhere, say)."""
         acc = self._accelerator
-        world = acc.num_processes if acc is not None else 1
-        rank = acc.process_index if acc is not None else 0
+        if acc is None or acc.num_processes == 1:
+            return flag
+        votes = acc.reduce(torch.tensor([float(flag)], device=self.device), reduction="sum")
+        return bool(votes.item() == acc.num_processes)
+
+    def map_generated(
+        self,
+        num: int,
+        batch_size: int,
+        seed: int,
+        fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
+        shapes: list[tuple[int, ...]],
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """``fn`` of generated batches (``num`` samples from ``seed``), each process doing its share.
+
+        Batch ``i`` comes from ``task.sample_inputs(..., seed=mix(seed, i))`` whatever the number
+        of processes. The shape of one sample is appended to ``shapes`` once.
+        """
         for index, start in enumerate(range(0, num, batch_size)):
             n = min(batch_size, num - start)
             inputs = self.task.sample_inputs(self.generators, self.dataset, n, _mix(seed, index))
-            if world == 1:
-                with torch.no_grad():
-                    yield self.task.sample(
-                        self.generators, {k: t.to(self.device) for k, t in inputs.items()}
-                    ).images.float()
-                continue
-            # Each process generates its contiguous share; gather and trim the padding.
-            sizes = [n // world + (r < n % world) for r in range(world)]
-            lo = sum(sizes[:rank])
-            local = {k: t[lo : lo + sizes[rank]].to(self.device) for k, t in inputs.items()}
-            with torch.no_grad():
-                out = (
-                    self.task.sample(self.generators, local).images.float() if sizes[rank] else None
-                )
-            shape = self.task.sample(
-                self.generators, {k: t[:1].to(self.device) for k, t in inputs.items()}
-            ).images.shape[1:]
-            padded = torch.zeros((max(sizes), *shape), device=self.device)
-            if out is not None:
-                padded[: out.shape[0]] = out
-            gathered = acc.gather(padded.unsqueeze(0))  # [world, max, ...]
-            yield torch.cat([gathered[r, : sizes[r]] for r in range(world)])
+            yield self._split(n, functools.partial(self._sample, inputs), fn, shapes)
 
-    def real(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    def map_real(
+        self,
+        num: int,
+        batch_size: int,
+        seed: int,
+        fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
+        shapes: list[tuple[int, ...]],
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """``fn`` of the batches :meth:`real` yields, each process doing its share."""
+        order = self._real_order(num, seed)
+        for start in range(0, num, batch_size):
+            rows = order[start : start + batch_size]
+            yield self._split(len(rows), functools.partial(self._load, rows), fn, shapes)
+
+    def _split(
+        self,
+        n: int,
+        make: Callable[[int, int], torch.Tensor],
+        fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
+        shapes: list[tuple[int, ...]],
+    ) -> tuple[torch.Tensor, ...]:
+        acc = self._accelerator
+        world = acc.num_processes if acc is not None else 1
+        rank = acc.process_index if acc is not None else 0
+        sizes = [n // world + (r < n % world) for r in range(world)]
+        lo = sum(sizes[:rank])
+        # A process without a share (n < world) still runs on one sample: gather needs a tensor
+        # of the right shape from everyone. Its output is dropped below.
+        samples = make(lo, lo + sizes[rank]) if sizes[rank] else make(0, 1)
+        if not shapes:
+            shapes.append(tuple(samples.shape[1:]))
+        outputs = fn(samples)
+        if world == 1:
+            return outputs
+        gathered = []
+        most = max(sizes)
+        for out in outputs:
+            padded = out.new_zeros((most, *out.shape[1:]))
+            padded[: sizes[rank]] = out[: sizes[rank]]
+            everyone = acc.gather(padded.contiguous())  # [world * most, ...], rank by rank
+            gathered.append(
+                torch.cat([everyone[r * most : r * most + sizes[r]] for r in range(world)])
+            )
+        return tuple(gathered)
+
+    def _sample(self, inputs: Mapping[str, torch.Tensor], lo: int, hi: int) -> torch.Tensor:
+        """Generated samples for rows ``lo:hi`` of ``inputs``."""
+        share = {k: t[lo:hi].to(self.device) for k, t in inputs.items()}
+        with torch.no_grad(), self._autocast():
+            grid = self.task.sample(self.generators, share)
+        return grid.images.float()
+
+    def _real_order(self, num: int, seed: int) -> torch.Tensor:
+        """Dataset indices of ``num`` real samples: a permutation from ``seed``, repeated if the
+        dataset is smaller than ``num``."""
         gen = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(self.dataset), generator=gen)
         if num > len(order):
             order = order.repeat(math.ceil(num / len(order)))
-        order = order[:num]
+        return order[:num]
+
+    def _load(self, rows: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """Real samples ``x`` of dataset rows ``rows[lo:hi]``."""
         get_batch = getattr(self.dataset, "get_batch", None)
-        for start in range(0, num, batch_size):
-            idx = order[start : start + batch_size].tolist()
-            if callable(get_batch):
-                yield get_batch(idx)["x"].to(self.device)
-            else:
-                yield torch.stack([self.dataset[i]["x"] for i in idx]).to(self.device)
+        indices = rows[lo:hi].tolist()
+        if callable(get_batch):
+            return get_batch(indices)["x"].to(self.device)
+        return torch.stack([self.dataset[i]["x"] for i in indices]).to(self.device)
+
+
+def metric_prefixes(names: Sequence[str]) -> list[str]:
+    """Key prefixes of configured metrics: the name, then ``name-2``, ``name-3`` for repeats."""
+    seen: dict[str, int] = {}
+    prefixes = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        prefixes.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return prefixes
+
+
+def _implied_protocol(name: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """A protocol for a metric that states none: its name, counts, seeds and text settings."""
+    protocol: dict[str, Any] = {"metric": name}
+    for key, value in result.items():
+        if key.startswith(("num_", "seed")) or value is None or isinstance(value, str | bool):
+            protocol[key] = value
+    return protocol
 
 
 def evaluate_metrics(
-    metrics: Sequence[tuple[str, Any]], context: LoopMetricContext, generator_kind: str
+    metrics: Sequence[tuple[str, Any]],
+    context: LoopMetricContext,
+    generator_kind: str | None = None,
 ) -> dict[str, Any]:
-    """Run every metric; flat results ``{"<metric>.<key>": value}`` plus the generator used."""
+    """Run every metric; flat results ``{"<metric>.<key>": value, "<metric>.protocol": {...}}``.
+
+    A metric's own ``"protocol"`` dict is completed with the generator used (``"ema"``/``"raw"``)
+    and the truncation; a metric that returns none gets one implied from its counts, seeds and text
+    values. Repeated metric names are keyed ``name-2``, ``name-3``.
+    """
+    kind = generator_kind or context.generator_kind
     flat: dict[str, Any] = {}
-    for name, metric in metrics:
-        result = metric.evaluate(context)
-        result.setdefault("generator", generator_kind)
+    for prefix, (name, metric) in zip(
+        metric_prefixes([n for n, _ in metrics]), metrics, strict=True
+    ):
+        result = dict(metric.evaluate(context))
+        protocol = result.pop("protocol", None)
+        protocol = (
+            dict(protocol) if isinstance(protocol, Mapping) else _implied_protocol(name, result)
+        )
+        if protocol.get("generator") is None:
+            protocol["generator"] = kind
+        protocol.setdefault("truncation", context.truncation)
+        result.setdefault("generator", kind)
         for key, value in result.items():
-            flat[f"{name}.{key}"] = value
+            flat[f"{prefix}.{key}"] = value
+        flat[f"{prefix}.protocol"] = protocol
     return flat
+
+
+def check_metrics(config: RunConfig, metrics: Sequence[tuple[str, Any]]) -> None:
+    """Before the first step: ``training.best_metric`` names a value the metrics give, and every
+    metric's extractor loads (a missing weights file stops the run now, not at its end)."""
+    key = config.training.best_metric
+    prefixes = metric_prefixes([n for n, _ in metrics])
+    if key is not None:
+        prefix, _, value = key.partition(".")
+        if prefix not in prefixes:
+            from gancore._names import did_you_mean
+
+            configured = ", ".join(prefixes) or "none"
+            raise ConfigError(
+                [
+                    f"training.best_metric: {key!r} names no configured metric"
+                    f"{did_you_mean(prefix, prefixes)}; configured [[metrics]]: {configured} "
+                    "(keys look like 'fid.fd-digits')"
+                ],
+                config.source,
+            )
+        metric = metrics[prefixes.index(prefix)][1]
+        value_keys = getattr(metric, "value_keys", None)
+        if callable(value_keys) and value not in value_keys():
+            from gancore._names import did_you_mean
+
+            keys = [f"{prefix}.{k}" for k in value_keys()]
+            raise ConfigError(
+                [
+                    f"training.best_metric: metric {prefix!r} gives no value {value!r}"
+                    f"{did_you_mean(key, keys)}; it gives {', '.join(keys)}"
+                ],
+                config.source,
+            )
+    for _, metric in metrics:
+        load = getattr(metric, "load_extractor", None)
+        if callable(load):
+            load()
 
 
 # -------------------------------------------------------------------------------------------------
@@ -384,6 +555,14 @@ def train(
 
     training = config.training
     _check_trackers(config)
+    run_dir = Path(run_dir)
+    if not resume and ((run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists()):
+        raise ConfigError(
+            [
+                f"run directory {str(run_dir)!r} already holds a run; resume it (resume=True, "
+                f"`gan train --resume {run_dir}`) or train into a new directory"
+            ]
+        )
     # train() may run several times in one process (tests, notebooks): forget the previous run's
     # precision settings, keep the process group.
     AcceleratorState._reset_state(reset_partial_state=False)
@@ -412,6 +591,7 @@ def train(
         if isinstance(obj, nn.Module):
             obj.to(device)
     augmenter: Augmenter = built.augmenter
+    check_metrics(config, built.metrics)  # fail now, not after the last step
 
     # Optimizers over every player's trainable parameters, with StyleGAN2's lazy correction.
     gen_params = _trainable(built.generators)
@@ -539,9 +719,27 @@ def train(
 
     def run_metrics(at: int) -> dict[str, Any]:
         modules, kind = sampling_generators()
-        context = LoopMetricContext(task, modules, dataset, device, accelerator)
-        with accelerator.autocast():
-            results = evaluate_metrics(built.metrics, context, kind)
+        was_training = {n: m.training for n, m in modules.items()}
+        for m in modules.values():
+            m.eval()  # batch norm uses its running statistics and does not update them
+        context = LoopMetricContext(
+            task,
+            modules,
+            dataset,
+            device,
+            accelerator,
+            generator_kind=kind,
+            autocast=accelerator.autocast,
+        )
+        results = evaluate_metrics(built.metrics, context, kind)
+        for n, m in modules.items():
+            m.train(was_training[n])
+        if world > 1:
+            # Every process computed the same values up to round-off; they must agree exactly,
+            # since whether to save a best checkpoint (a collective operation) depends on them.
+            from accelerate.utils import broadcast_object_list
+
+            results = broadcast_object_list([results], from_process=0)[0]
         return results
 
     def checkpoint(at: int) -> Path:
@@ -719,6 +917,9 @@ def train(
                         accelerator.backward(total * reg.interval)
                         all_reduce_grads(critic_params)
                         d_opt.step()
+                        for _, constraint in critic_regs:  # after every critic step (clipping)
+                            for module in critics.values():
+                                constraint.after_step(module)
                     else:
                         skip_nonfinite(f"{name} penalty", iteration)
                     step.log(f"reg/{name}", total)
@@ -858,12 +1059,14 @@ def train(
             if built.metrics and (
                 (training.metrics_every and iteration % training.metrics_every == 0) or done
             ):
+                metrics_started = time.perf_counter()
                 last_metrics = run_metrics(iteration)
                 write_log(
                     {
                         "event": "metric",
                         "step": iteration,
                         "images_seen": images_seen,
+                        "metrics_time_s": round(time.perf_counter() - metrics_started, 3),
                         **last_metrics,
                     }
                 )
@@ -924,6 +1127,9 @@ def train(
         checkpoint=last_checkpoint,
         interrupted=interrupted,
         metrics=last_metrics,
+        generators=gens,
+        critics=critics,
+        ema=ema,
     )
 
 

@@ -90,6 +90,11 @@ class CriticRegularizer(Protocol):
     critic loss (same backward, same optimizer step); ``k > 1`` runs it as a separate phase every
     ``k`` critic steps with the penalty multiplied by ``k`` and the critic optimizer's ``lr`` and
     ``betas`` corrected (Karras et al. 2020, Sec. 3.1).
+
+    Optional: ``setup_critic(critic: nn.Module) -> None``, if defined, is called once on every
+    critic module the task builds, before optimizers, Accelerate and checkpoints see it, so it may
+    change the critic in place (spectral normalization reparametrizes its layers). It is called
+    wherever a run is built (train, resume, sample, eval), so checkpoints always load.
     """
 
     @property
@@ -115,7 +120,8 @@ class CriticRegularizer(Protocol):
         ...
 
     def after_step(self, critic: nn.Module) -> None:
-        """Called after every critic optimizer step (weight clipping lives here); may do nothing."""
+        """Called after every critic optimizer step, lazy regularization steps included (weight
+        clipping lives here); may do nothing."""
         ...
 
 
@@ -224,8 +230,8 @@ class Task(Protocol):
 
     The seam between the loop and the science: a task builds its players (named generators and
     critics), and for a batch returns the critic's loss and the generator's loss. The loop owns
-    everything else: backward, optimizer steps, lazy regularization, accumulation, EMA, logging,
-    samples, metrics and checkpoints. See docs/concepts.md.
+    everything else: backward, gradient synchronization, optimizer steps, lazy regularization,
+    EMA, logging, samples, metrics and checkpoints. See docs/tasks.md.
     """
 
     def build(

@@ -359,7 +359,14 @@ class TestPluginInfo:
             ("dataset", "image-folder"),
             ("dataset", "npz"),
             ("dataset", "toy2d"),
+            ("metric", "density-coverage"),
+            ("metric", "fid"),
+            ("metric", "is"),
+            ("metric", "kid"),
             ("metric", "mode-coverage"),
+            ("metric", "precision-recall"),
+            ("extractor", "digits-classifier"),
+            ("extractor", "inception-v3"),
             ("task", "unconditional"),
         ]
 

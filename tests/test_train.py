@@ -22,6 +22,7 @@ import gancore
 from gancore._checkpoint import find_checkpoint, verify_checkpoint
 from gancore._config import config_to_toml
 from gancore._data import BatchPlan
+from gancore._inference import load_run
 from gancore._task import StepContext
 from gancore._train import ema_beta, lazy_correction, lr_factor, train, update_ema
 from tests.conftest import TOY_CONFIG, load, write_toml
@@ -187,8 +188,26 @@ class TestExactResume:
         message = str(exc.value)
         assert "step-0000004" in message and "generators.safetensors is corrupt" in message
         assert "pass --fallback to use the previous intact checkpoint 'step-0000002'" in message
+        with pytest.raises(gancore.CheckpointError) as exc_sample:  # gan sample / gan eval
+            load_run(tmp_path / "run")
+        assert str(exc_sample.value).endswith(
+            "; pass --checkpoint step-0000002 to use the previous intact checkpoint"
+        )
         result = train(config, tmp_path / "run", resume=True, fallback=True, progress=False)
         assert result.step == 4 and verify_checkpoint(newest) is None  # rewritten, intact
+
+    def test_a_finished_run_is_not_overwritten(self, tmp_path: Path) -> None:
+        """Training again into a run directory without resume is refused; nothing is touched."""
+        config = load(write_toml(tmp_path / "d.toml", DIGITS_CONFIG), "run.steps=2")
+        train(config, tmp_path / "run", progress=False)
+        before = (tmp_path / "run" / "metrics.jsonl").read_bytes()
+        with pytest.raises(gancore.ConfigError) as exc:
+            train(config, tmp_path / "run", progress=False)
+        assert exc.value.problems == [
+            f"run directory '{tmp_path / 'run'}' already holds a run; resume it (resume=True, "
+            f"`gan train --resume {tmp_path / 'run'}`) or train into a new directory"
+        ]
+        assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == before
 
 
 class TestSignals:

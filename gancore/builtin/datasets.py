@@ -386,7 +386,6 @@ class ImageFolderOptions:
     """Options of ``image-folder``: every image file under a folder, read with Pillow."""
 
     path: str = attrs.field(
-        default="",
         validator=attrs.validators.instance_of(str),
         metadata={"doc": "folder holding the images (relative to the working directory); required"},
     )
@@ -546,7 +545,6 @@ class NpzOptions:
     """Options of ``npz``: one array of a numpy ``.npz`` archive, loaded into memory."""
 
     path: str = attrs.field(
-        default="",
         validator=attrs.validators.instance_of(str),
         metadata={"doc": "the .npz file (relative to the working directory); required"},
     )

@@ -7,6 +7,8 @@ from gancore._registry import RegisterCallback
 from gancore._task import Unconditional
 from gancore.builtin import augmenters, datasets, losses, networks, regularizers
 from gancore.builtin.mode_coverage import ModeCoverageMetric
+from gancore.metrics import components as metrics
+from gancore.metrics import extractors
 
 
 @hookimpl
@@ -122,4 +124,45 @@ def gancore_register_metrics(register: RegisterCallback) -> None:
         "mode-coverage",
         ModeCoverageMetric,
         description="Modes covered, % high-quality samples and KL for 2-D mixtures.",
+    )
+    register(
+        "fid",
+        metrics.FIDMetric,
+        description="Fréchet distance of real and generated features (FID; Heusel et al. 2017).",
+    )
+    register(
+        "kid",
+        metrics.KIDMetric,
+        description="Unbiased polynomial-kernel MMD² over subsets (KID; Bińkowski et al. 2018).",
+    )
+    register(
+        "is",
+        metrics.ISMetric,
+        description="Inception score of generated samples over splits (Salimans et al. 2016).",
+    )
+    register(
+        "precision-recall",
+        metrics.PrecisionRecallMetric,
+        description="k-NN manifold precision and recall, k = 3 (Kynkäänniemi et al. 2019).",
+    )
+    register(
+        "density-coverage",
+        metrics.DensityCoverageMetric,
+        description="k-NN density and coverage of real balls, k = 5 (Naeem et al. 2020).",
+    )
+
+
+@hookimpl
+def gancore_register_extractors(register: RegisterCallback) -> None:
+    register(
+        "inception-v3",
+        extractors.build_inception_v3,
+        options=extractors.InceptionV3Options,
+        description="FID Inception-v3 (TF 2015-12-05 graph): 2048-d pool3, 1008 logits; local file.",
+    )
+    register(
+        "digits-classifier",
+        extractors.build_digits_classifier,
+        options=extractors.DigitsClassifierOptions,
+        description="Small CNN trained on scikit-learn's digits, bundled: 128-d features, 10 logits.",
     )

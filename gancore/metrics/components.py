@@ -1,46 +1,50 @@
-"""Metric components: score a generator against the data through a feature extractor.
+"""Metric components: score a generator against real data through a feature extractor.
 
 Each class is its own options (a frozen attrs class) and satisfies
-:class:`gancore.protocols.Metric`: ``evaluate(context)`` draws ``num_generated`` samples from
-``context.generate`` and ``num_real`` from ``context.real`` in batches, passes them through the
-extractor, accumulates features and returns a flat JSON-ready dict with the values and the protocol
-that produced them (extractor, weights sha256, input size and resize filter, sample counts, seeds).
-The caller adds what only it knows (EMA or raw generator, truncation).
+:class:`gancore.protocols.Metric`: ``evaluate(context)`` streams ``num_generated`` samples from the
+context's generator and ``num_real`` real samples in batches through the extractor, accumulates
+what the metric needs, and returns a flat JSON-ready dict: the values under their names, and
+``"protocol"``, a dict of everything that produced them (see :data:`PROTOCOL_FIELDS`).
 
 Images reach the extractor in ``[-1, 1]``; with ``quantize = true`` (default) they are first rounded
-to 256 levels, as if saved as 8-bit PNGs, so generated and real images are measured alike.
-One-channel images are repeated to three channels for ``inception-v3``; each extractor resizes to
-its own input size with its own filter (``inception-v3``: bilinear, no antialias, to 299;
-``digits-classifier``: bilinear with antialias, to 16).
+to 256 levels, as if saved as 8-bit PNGs, so generated and real images are measured alike. Each
+extractor resizes to its own input size with its own filter (``inception-v3``: bilinear, no
+antialias, to 299, one channel repeated to three; ``digits-classifier``: bilinear with antialias,
+to 16). Extraction runs in float32 with autocast off, whatever the training precision.
 
 Values are named after the extractor: with ``inception-v3`` they are ``fid``, ``kid`` and ``is``;
-with another extractor ``fd-<name>``, ``kd-<name>``, ``is-<name>`` (``fd-digits`` for
+with another extractor ``fd-<name>``, ``kd-<name>`` and ``is-<name>`` (``fd-digits`` for
 ``digits-classifier``), because they are not comparable with published FID/KID/IS numbers.
+
+Memory: the generated and real images are never all in memory; only one batch at a time is. FID
+and IS keep ``O(d^2)`` and ``O(splits K)`` statistics whatever the sample count. KID,
+precision/recall and density/coverage need every feature vector (``4 N d`` bytes each side).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
 
 import attrs
 import torch
 from torch import nn
 
+from gancore.metrics.cache import Reference, cached_reference
 from gancore.metrics.extractors import build_extractor
 from gancore.metrics.math import (
     FeatureStats,
+    InceptionScoreAccumulator,
     density_coverage,
     frechet_distance,
-    inception_score,
     kernel_inception_distance,
     precision_recall,
 )
 from gancore.protocols import MetricContext
 
 __all__ = [
+    "PROTOCOL_FIELDS",
     "DensityCoverageMetric",
-    "ExtractedFeatures",
     "FIDMetric",
     "ISMetric",
     "KIDMetric",
@@ -50,14 +54,42 @@ __all__ = [
     "value_name",
 ]
 
+# The fields of the "protocol" dict of every result of these metrics, in order, with their meaning.
+PROTOCOL_FIELDS: dict[str, str] = {
+    "metric": "what the value is: fid, kid, is with inception-v3; fd-<x>, kd-<x>, is-<x> with "
+    "extractor <x>; precision-recall; density-coverage",
+    "extractor": "registered name of the feature extractor",
+    "extractor_weights_sha256": "sha256 of the extractor's weights file",
+    "extractor_input_size": "side of the square images the extractor sees, in pixels",
+    "resize_filter": "how images are resized to extractor_input_size",
+    "quantize_8bit": "whether images were rounded to 256 levels before the extractor",
+    "image_shape": "[C, H, W] of the generated (and real) images",
+    "num_generated": "generated samples scored",
+    "seed_generated": "seed of the generator's inputs",
+    "num_real": "real samples compared with (0 for IS)",
+    "seed_real": "seed of the draw of real samples (null for IS)",
+    "real_sha256": "sha256 of the real samples' float32 values, in order (null for IS)",
+    "generator": "'ema' (moving average) or 'raw' (trained) generator; null when not known",
+    "truncation": "truncation psi of the generator; null = none",
+    # metric-specific
+    "num_subsets": "KID: random subsets averaged",
+    "subset_size": "KID: samples per subset, min(num_real, num_generated, subset_size)",
+    "splits": "IS: consecutive parts scored separately",
+    "k": "precision/recall, density/coverage: the neighbour whose distance is a ball's radius",
+}
+
 _SHORT_NAMES = {"fid": "fd", "kid": "kd", "is": "is"}
 
 
 def value_name(metric: str, extractor: str) -> str:
-    """``fid`` with ``inception-v3``; ``fd-digits`` with ``digits-classifier``; ``fd-<name>``."""
-    if extractor == "inception-v3":
+    """``fid`` with ``inception-v3``; ``fd-digits`` with ``digits-classifier``; ``fd-<name>``.
+
+    ``extractor`` may be qualified (``plugin:name``); the short name is used.
+    """
+    short = extractor.rpartition(":")[2]
+    if short == "inception-v3":
         return metric
-    return f"{_SHORT_NAMES[metric]}-{extractor.removesuffix('-classifier')}"
+    return f"{_SHORT_NAMES[metric]}-{short.removesuffix('-classifier')}"
 
 
 def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
@@ -66,48 +98,75 @@ def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
     return levels / 127.5 - 1.0
 
 
-@attrs.frozen(kw_only=True)
-class ExtractedFeatures:
-    """What one pass over a sample stream produced: feature statistics (raw features kept when
-    asked) and, when asked, the class logits ``[N, K]``."""
+Outputs = tuple[torch.Tensor, ...]
 
-    stats: FeatureStats
-    logits: torch.Tensor | None
+
+def _extraction(
+    net: nn.Module, *, quantize: bool, logits: bool
+) -> Callable[[torch.Tensor], Outputs]:
+    """``images [B, C, H, W] -> (features [B, d],)`` or ``(features, logits [B, K])``.
+
+    float32 with autocast off: features must not depend on the training precision.
+    """
+    with_logits = getattr(net, "features_and_logits", None)
+    if logits and with_logits is None:
+        name = getattr(net, "name", type(net).__name__)
+        raise ValueError(f"extractor {name!r} gives no logits (no 'features_and_logits' method)")
+
+    def run(images: torch.Tensor) -> Outputs:
+        with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
+            x = images.float()
+            if quantize:
+                x = quantize_8bit(x)
+            if logits:
+                assert with_logits is not None
+                features, scores = with_logits(x)
+                return features.float(), scores.float()
+            return (net(x).float(),)
+
+    return run
+
+
+def _mapped(
+    context: MetricContext,
+    which: str,
+    num: int,
+    batch_size: int,
+    seed: int,
+    fn: Callable[[torch.Tensor], Outputs],
+    shapes: list[tuple[int, ...]],
+) -> Iterator[Outputs]:
+    """``fn`` over the context's generated (``which = "generated"``) or real samples, by batch.
+
+    A context with ``map_generated`` / ``map_real`` (the training loop's) runs ``fn`` on each
+    process's share of a batch and gathers the outputs; otherwise batches come whole from
+    ``generate`` / ``real``. The shape of one sample is appended to ``shapes`` when known.
+    """
+    mapper = getattr(context, f"map_{which}", None)
+    if callable(mapper):
+        yield from mapper(num, batch_size, seed, fn, shapes)
+        return
+    source = context.generate if which == "generated" else context.real
+    for batch in source(num, batch_size, seed):
+        if not shapes:
+            shapes.append(tuple(batch.shape[1:]))
+        yield fn(batch.to(context.device))
 
 
 def extract_features(
     extractor: nn.Module,
     batches: Iterable[torch.Tensor],
     *,
-    device: torch.device,
     quantize: bool = True,
     keep_features: bool = False,
-    keep_logits: bool = False,
-) -> ExtractedFeatures:
-    """Run every batch ``[B, C, H, W]`` through ``extractor`` and accumulate the results.
-
-    Logits need ``extractor.features_and_logits``. Features are accumulated in float64 on the CPU.
-    """
+) -> FeatureStats:
+    """Statistics of ``extractor``'s features of every batch ``[B, C, H, W]`` (on its device)."""
+    run = _extraction(extractor, quantize=quantize, logits=False)
+    device = next(extractor.parameters()).device
     stats = FeatureStats(keep_features=keep_features)
-    logits: list[torch.Tensor] = []
-    with_logits: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = getattr(
-        extractor, "features_and_logits", None
-    )
-    if keep_logits and with_logits is None:
-        name = getattr(extractor, "name", type(extractor).__name__)
-        raise ValueError(f"extractor {name!r} gives no logits (no 'features_and_logits' method)")
-    with torch.no_grad():
-        for batch in batches:
-            images = batch.to(device)
-            if quantize:
-                images = quantize_8bit(images)
-            if keep_logits and with_logits is not None:
-                features, batch_logits = with_logits(images)
-                logits.append(batch_logits.detach().to("cpu", torch.float64))
-            else:
-                features = extractor(images)
-            stats.update(features.detach().to("cpu"))
-    return ExtractedFeatures(stats=stats, logits=torch.cat(logits) if keep_logits else None)
+    for batch in batches:
+        stats.update(run(batch.to(device))[0].cpu())
+    return stats
 
 
 def _positive(minimum: int) -> Any:
@@ -118,21 +177,29 @@ def _positive(minimum: int) -> Any:
 class _FeatureMetric:
     """Options every extractor-based metric has, and the sampling and protocol they share."""
 
+    # What a subclass computes from: raw features, class logits, the real data.
+    _label: ClassVar[str] = ""  # "fid", "kid", "is": named after the extractor; else as is
+    _keep_features: ClassVar[bool] = False
+    _logits: ClassVar[bool] = False
+    _real: ClassVar[bool] = True
+
     extractor: str = attrs.field(
         default="inception-v3",
         validator=attrs.validators.instance_of(str),
         metadata={
-            "doc": "feature extractor by name: 'inception-v3' (FID Inception, local weights) or "
-            "'digits-classifier' (bundled; values are labelled fd-digits etc.); extractors "
-            "added with gancore.metrics.extractors.register_extractor work too"
+            "doc": "feature extractor by registered name (`gan components extractor`): "
+            "'inception-v3' (FID Inception, local weights file) or 'digits-classifier' "
+            "(bundled; values are then labelled fd-digits, kd-digits, is-digits), or one a "
+            "plugin registers"
         },
     )
     weights_path: str | None = attrs.field(
         default=None,
         metadata={
-            "doc": "local weights file of the extractor; None = its default location "
-            "(inception-v3: ~/.cache/gancore/weights/pt_inception-2015-12-05-6726825d.pth; "
-            "digits-classifier: the bundled file). Never downloaded"
+            "doc": "local weights file of the extractor; None = its default (inception-v3: "
+            "$GANCORE_CACHE/weights/pt_inception-2015-12-05-6726825d.pth, GANCORE_CACHE "
+            "defaulting to ~/.cache/gancore; digits-classifier: the bundled file). Never "
+            "downloaded"
         },
     )
     weights_sha256: str | None = attrs.field(
@@ -151,83 +218,136 @@ class _FeatureMetric:
         default=None,
         validator=attrs.validators.optional(_positive(2)),
         metadata={
-            "doc": "real samples to compare with, >= 2; None = min(dataset size, num_generated)"
+            "doc": "real samples to compare with, >= 2, drawn without replacement while the "
+            "dataset lasts; None = min(dataset size, num_generated)"
         },
     )
     batch_size: int = attrs.field(
-        default=64,
+        default=100,
         validator=_positive(1),
-        metadata={"doc": "samples per generator and extractor batch, >= 1"},
+        metadata={"doc": "samples per generator and extractor batch, >= 1 (memory, not result)"},
     )
     seed: int = attrs.field(
         default=0,
         validator=_positive(0),
-        metadata={"doc": "seed of the generated latents, of the real-sample draw and of subsets"},
+        metadata={"doc": "seed of the generator's inputs, of the real-sample draw and of subsets"},
     )
     quantize: bool = attrs.field(
         default=True,
         validator=attrs.validators.instance_of(bool),
         metadata={"doc": "round images to 8 bits (256 levels) before the extractor, as saved PNGs"},
     )
+    cache_reference: bool = attrs.field(
+        default=True,
+        validator=attrs.validators.instance_of(bool),
+        metadata={
+            "doc": "reuse the real data's features: kept in memory for the process and saved "
+            "under $GANCORE_CACHE/reference-stats, keyed by the real samples' sha256 and the "
+            "extractor; false = extract them at every evaluation"
+        },
+    )
 
-    def build_extractor(self) -> nn.Module:
-        """The configured extractor with verified weights (cached per name, path and hash)."""
+    def load_extractor(self) -> nn.Module:
+        """The configured extractor with verified weights (built once per process)."""
         return build_extractor(
             self.extractor, weights_path=self.weights_path, weights_sha256=self.weights_sha256
         )
+
+    def value_keys(self) -> list[str]:
+        """Names of the values :meth:`evaluate` returns (beside ``"protocol"``)."""
+        raise NotImplementedError
+
+    def _name(self) -> str:
+        """``fd-digits`` etc. for FID, KID and IS; the metric's own name otherwise."""
+        return value_name(self._label, self.extractor) if self._label else self._metric_name()
 
     def _real_count(self, context: MetricContext) -> int:
         if self.num_real is not None:
             return self.num_real
         return min(len(context.dataset), self.num_generated)
 
-    def _extract(
-        self,
-        context: MetricContext,
-        extractor: nn.Module | None,
-        *,
-        real: bool,
-        keep_features: bool,
-        keep_logits: bool = False,
-    ) -> tuple[nn.Module, ExtractedFeatures, ExtractedFeatures | None]:
-        """The extractor used, the generated samples' features and (if ``real``) the real ones'."""
-        net = (extractor if extractor is not None else self.build_extractor()).to(context.device)
-        net.eval()
+    def _reference(self, context: MetricContext, net: nn.Module) -> Reference:
+        num = self._real_count(context)
+        run = _extraction(net, quantize=self.quantize, logits=False)
 
-        def run(batches: Iterable[torch.Tensor], logits: bool) -> ExtractedFeatures:
-            return extract_features(
-                net,
-                batches,
-                device=context.device,
-                quantize=self.quantize,
-                keep_features=keep_features,
-                keep_logits=logits,
+        def compute() -> FeatureStats:
+            stats = FeatureStats(keep_features=self._keep_features)
+            for (features,) in _mapped(context, "real", num, self.batch_size, self.seed, run, []):
+                stats.update(features.cpu())
+            return stats
+
+        identity = (getattr(net, "name", ""), getattr(net, "weights_sha256", ""))
+        return cached_reference(
+            context.dataset,
+            (type(context).__qualname__, num, self.seed, *identity, self.quantize),
+            lambda: context.real(num, self.batch_size, self.seed),
+            compute,
+            net,
+            quantize=self.quantize,
+            keep_features=self._keep_features,
+            use_cache=self.cache_reference,
+            everyone=getattr(context, "everyone", None),
+        )
+
+    def evaluate(self, context: MetricContext) -> dict[str, Any]:
+        """Score ``context``'s generator; see the class docstring for the values."""
+        net = self.load_extractor().to(context.device)
+        reference = self._reference(context, net) if self._real else None
+        stats = FeatureStats(keep_features=self._keep_features)
+        scores = (
+            InceptionScoreAccumulator(self.num_generated, self._splits()) if self._logits else None
+        )
+        run = _extraction(net, quantize=self.quantize, logits=self._logits)
+        shapes: list[tuple[int, ...]] = []
+        for outputs in _mapped(
+            context, "generated", self.num_generated, self.batch_size, self.seed, run, shapes
+        ):
+            stats.update(outputs[0].cpu())
+            if scores is not None:
+                scores.update(outputs[1].cpu())
+        shape = shapes[0] if shapes else ()
+        if reference is not None and reference.sample_shape != shape:
+            raise ValueError(
+                f"{self._name()}: generated samples have shape "
+                f"{list(shape)} but the real ones {list(reference.sample_shape)}; score against "
+                "data at the generator's resolution"
             )
-
-        fake = run(context.generate(self.num_generated, self.batch_size, self.seed), keep_logits)
-        real_features = None
-        if real:
-            batches = context.real(self._real_count(context), self.batch_size, self.seed)
-            real_features = run(batches, False)
-        return net, fake, real_features
-
-    def _protocol(
-        self, metric: str, net: nn.Module, num_real: int, num_generated: int
-    ) -> dict[str, Any]:
-        name = str(getattr(net, "name", self.extractor))
-        return {
-            "metric": metric,
-            "extractor": name,
-            "extractor_weights_sha256": str(getattr(net, "weights_sha256", "unknown")),
-            "extractor_input_size": int(getattr(net, "input_size", 0)),
-            "resize_filter": str(getattr(net, "resize_filter", "unknown")),
-            "gray_to_rgb": "repeat" if name == "inception-v3" else "none",
+        values, settings = self._compute(reference.stats if reference else None, stats, scores)
+        protocol: dict[str, Any] = {
+            "metric": self._name(),
+            "extractor": str(getattr(net, "name", self.extractor)),
+            "extractor_weights_sha256": str(net.weights_sha256),
+            "extractor_input_size": int(net.input_size),  # type: ignore[arg-type]
+            "resize_filter": str(net.resize_filter),
             "quantize_8bit": self.quantize,
-            "num_real": num_real,
-            "num_generated": num_generated,
-            "seed_real": self.seed if num_real else None,
+            "image_shape": list(shape),
+            "num_generated": stats.count,
             "seed_generated": self.seed,
+            "num_real": reference.stats.count if reference else 0,
+            "seed_real": self.seed if reference else None,
+            "real_sha256": reference.sha256 if reference else None,
+            "generator": getattr(context, "generator_kind", None),
+            "truncation": getattr(context, "truncation", None),
+            **settings,
         }
+        return {**values, "protocol": protocol}
+
+    # -- what subclasses fill in ----------------------------------------------------------------
+
+    def _metric_name(self) -> str:
+        return self._label
+
+    def _splits(self) -> int:
+        return 1
+
+    def _compute(
+        self,
+        real: FeatureStats | None,
+        fake: FeatureStats,
+        scores: InceptionScoreAccumulator | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The values, and the metric-specific protocol fields."""
+        raise NotImplementedError
 
 
 @attrs.frozen(kw_only=True)
@@ -235,26 +355,33 @@ class FIDMetric(_FeatureMetric):
     """Fréchet Inception Distance (Heusel et al. 2017): the Fréchet distance between Gaussians
     fitted to real and generated features (see :func:`gancore.metrics.math.frechet_distance`). Lower
     is better. Biased upwards for small sample counts: compare only at equal counts and
-    extractor."""
+    extractor. Value: ``fid`` (``fd-<extractor>`` with another extractor than inception-v3)."""
 
-    def evaluate(
-        self, context: MetricContext, extractor: nn.Module | None = None
-    ) -> dict[str, Any]:
-        net, fake, real = self._extract(context, extractor, real=True, keep_features=False)
+    _label: ClassVar[str] = "fid"
+
+    def value_keys(self) -> list[str]:
+        return [self._name()]
+
+    def _compute(
+        self,
+        real: FeatureStats | None,
+        fake: FeatureStats,
+        scores: InceptionScoreAccumulator | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         assert real is not None
-        value = frechet_distance(
-            real.stats.mean(), real.stats.covariance(), fake.stats.mean(), fake.stats.covariance()
-        )
-        name = value_name("fid", str(getattr(net, "name", self.extractor)))
-        protocol = self._protocol(name, net, real.stats.count, fake.stats.count)
-        return {name: value, **protocol}
+        distance = frechet_distance(real.mean(), real.covariance(), fake.mean(), fake.covariance())
+        return {self._name(): distance}, {}
 
 
 @attrs.frozen(kw_only=True)
 class KIDMetric(_FeatureMetric):
     """Kernel Inception Distance (Bińkowski et al. 2018): unbiased polynomial-kernel MMD² averaged
     over random subsets (see :func:`gancore.metrics.math.kernel_inception_distance`). Lower is
-    better; unbiased, so it can be slightly negative."""
+    better; unbiased, so it can be slightly negative. Values: ``kid`` and ``kid_std`` (``kd-<x>``
+    with another extractor)."""
+
+    _label: ClassVar[str] = "kid"
+    _keep_features: ClassVar[bool] = True
 
     num_subsets: int = attrs.field(
         default=100, validator=_positive(1), metadata={"doc": "random subsets averaged, >= 1"}
@@ -265,33 +392,37 @@ class KIDMetric(_FeatureMetric):
         metadata={"doc": "samples per subset, >= 2; capped at min(num_real, num_generated)"},
     )
 
-    def evaluate(
-        self, context: MetricContext, extractor: nn.Module | None = None
-    ) -> dict[str, Any]:
-        net, fake, real = self._extract(context, extractor, real=True, keep_features=True)
+    def value_keys(self) -> list[str]:
+        return [self._name(), f"{self._name()}_std"]
+
+    def _compute(
+        self,
+        real: FeatureStats | None,
+        fake: FeatureStats,
+        scores: InceptionScoreAccumulator | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         assert real is not None
         result = kernel_inception_distance(
-            real.stats.features(),
-            fake.stats.features(),
+            real.features(),
+            fake.features(),
             num_subsets=self.num_subsets,
             subset_size=self.subset_size,
             seed=self.seed,
         )
-        name = value_name("kid", str(getattr(net, "name", self.extractor)))
-        return {
-            name: result.mean,
-            f"{name}_std": result.std,
-            f"{name}_subsets": result.num_subsets,
-            f"{name}_subset_size": result.subset_size,
-            **self._protocol(name, net, real.stats.count, fake.stats.count),
-        }
+        values = {self._name(): result.mean, f"{self._name()}_std": result.std}
+        return values, {"num_subsets": self.num_subsets, "subset_size": result.subset_size}
 
 
 @attrs.frozen(kw_only=True)
 class ISMetric(_FeatureMetric):
     """Inception Score (Salimans et al. 2016) of generated samples from the extractor's class
-    logits (see :func:`gancore.metrics.math.inception_score`). Higher is better; uses no real
-    data (``num_real`` is ignored and reported as 0)."""
+    logits (see :class:`gancore.metrics.math.InceptionScoreAccumulator`), streamed: memory does not
+    grow with ``num_generated``. Higher is better; uses no real data (``num_real`` is ignored and
+    reported as 0). Values: ``is`` and ``is_std`` (``is-<x>`` with another extractor)."""
+
+    _label: ClassVar[str] = "is"
+    _logits: ClassVar[bool] = True
+    _real: ClassVar[bool] = False
 
     splits: int = attrs.field(
         default=10,
@@ -299,69 +430,82 @@ class ISMetric(_FeatureMetric):
         metadata={"doc": "consecutive parts the score is computed on separately, >= 1"},
     )
 
-    def evaluate(
-        self, context: MetricContext, extractor: nn.Module | None = None
-    ) -> dict[str, Any]:
-        net, fake, _ = self._extract(
-            context, extractor, real=False, keep_features=False, keep_logits=True
-        )
-        assert fake.logits is not None
-        result = inception_score(fake.logits, splits=self.splits)
-        name = value_name("is", str(getattr(net, "name", self.extractor)))
-        return {
-            name: result.mean,
-            f"{name}_std": result.std,
-            f"{name}_splits": result.splits,
-            **self._protocol(name, net, 0, fake.stats.count),
-        }
+    def value_keys(self) -> list[str]:
+        return [self._name(), f"{self._name()}_std"]
+
+    def _splits(self) -> int:
+        return self.splits
+
+    def _compute(
+        self,
+        real: FeatureStats | None,
+        fake: FeatureStats,
+        scores: InceptionScoreAccumulator | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        assert scores is not None
+        result = scores.result()
+        values = {self._name(): result.mean, f"{self._name()}_std": result.std}
+        return values, {"splits": self.splits}
 
 
 @attrs.frozen(kw_only=True)
 class PrecisionRecallMetric(_FeatureMetric):
     """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls in feature space
-    (see :func:`gancore.metrics.math.precision_recall`). Both in [0, 1], higher is better."""
+    (see :func:`gancore.metrics.math.precision_recall`). Both in [0, 1], higher is better.
+    Values: ``precision`` and ``recall``."""
+
+    _keep_features: ClassVar[bool] = True
 
     k: int = attrs.field(
         default=3,
         validator=_positive(1),
-        metadata={"doc": "neighbour whose distance is the radius"},
+        metadata={"doc": "neighbour whose distance is a ball's radius (the paper uses 3)"},
     )
 
-    def evaluate(
-        self, context: MetricContext, extractor: nn.Module | None = None
-    ) -> dict[str, Any]:
-        net, fake, real = self._extract(context, extractor, real=True, keep_features=True)
+    def value_keys(self) -> list[str]:
+        return ["precision", "recall"]
+
+    def _metric_name(self) -> str:
+        return "precision-recall"
+
+    def _compute(
+        self,
+        real: FeatureStats | None,
+        fake: FeatureStats,
+        scores: InceptionScoreAccumulator | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         assert real is not None
-        result = precision_recall(real.stats.features(), fake.stats.features(), k=self.k)
-        return {
-            "precision": result.precision,
-            "recall": result.recall,
-            "k": self.k,
-            **self._protocol("precision-recall", net, real.stats.count, fake.stats.count),
-        }
+        result = precision_recall(real.features(), fake.features(), k=self.k)
+        return {"precision": result.precision, "recall": result.recall}, {"k": self.k}
 
 
 @attrs.frozen(kw_only=True)
 class DensityCoverageMetric(_FeatureMetric):
     """Density and coverage (Naeem et al. 2020) with real k-NN balls in feature space (see
     :func:`gancore.metrics.math.density_coverage`). Coverage in [0, 1]; density ~1 when the
-    distributions match, above 1 when samples crowd dense real regions."""
+    distributions match, above 1 when samples crowd dense real regions. Values: ``density`` and
+    ``coverage``."""
+
+    _keep_features: ClassVar[bool] = True
 
     k: int = attrs.field(
         default=5,
         validator=_positive(1),
-        metadata={"doc": "neighbour whose distance is the radius"},
+        metadata={"doc": "neighbour whose distance is a ball's radius (the paper uses 5)"},
     )
 
-    def evaluate(
-        self, context: MetricContext, extractor: nn.Module | None = None
-    ) -> dict[str, Any]:
-        net, fake, real = self._extract(context, extractor, real=True, keep_features=True)
+    def value_keys(self) -> list[str]:
+        return ["density", "coverage"]
+
+    def _metric_name(self) -> str:
+        return "density-coverage"
+
+    def _compute(
+        self,
+        real: FeatureStats | None,
+        fake: FeatureStats,
+        scores: InceptionScoreAccumulator | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         assert real is not None
-        result = density_coverage(real.stats.features(), fake.stats.features(), k=self.k)
-        return {
-            "density": result.density,
-            "coverage": result.coverage,
-            "k": self.k,
-            **self._protocol("density-coverage", net, real.stats.count, fake.stats.count),
-        }
+        result = density_coverage(real.features(), fake.features(), k=self.k)
+        return {"density": result.density, "coverage": result.coverage}, {"k": self.k}

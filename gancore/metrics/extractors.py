@@ -18,9 +18,10 @@ Every extractor takes images ``[N, C, H, W]`` in ``[-1, 1]`` (C = 1 or 3), resiz
 
 from __future__ import annotations
 
-import functools
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,33 +35,34 @@ from torch import nn
 __all__ = [
     "DIGITS_CLASSIFIER_ACCURACY",
     "DIGITS_CLASSIFIER_SHA256",
-    "EXTRACTORS",
+    "INCEPTION_V3_BYTES",
     "INCEPTION_V3_FILENAME",
     "INCEPTION_V3_SHA256",
+    "REQUIRED_ATTRIBUTES",
     "DigitsClassifier",
     "DigitsClassifierOptions",
-    "ExtractorSpec",
     "InceptionV3",
     "InceptionV3Options",
     "build_digits_classifier",
     "build_extractor",
     "build_inception_v3",
     "bundled_digits_weights",
+    "cache_root",
     "default_weights_dir",
     "file_sha256",
     "load_digits_split",
     "prepare_images",
-    "register_extractor",
 ]
 
-# The FID Inception weights as released for pytorch-fid ("pt_inception-2015-12-05-6726825d.pth")
-# and torch-fidelity ("weights-inception-2015-12-05-6726825d.pth"), converted from TensorFlow's
-# 2015-12-05 Inception graph. The file name ends in the first 8 hex digits of its sha256 (torch.hub
-# convention). The full hash below is the one recorded for torch-fidelity's file; it was not
-# verified here (no network). If your file differs, the error shows its hash: check it against your
-# source and set the 'sha256' option.
+# The FID Inception weights as released with pytorch-fid ("pt_inception-2015-12-05-6726825d.pth";
+# torch-fidelity distributes the same bytes as "weights-inception-2015-12-05-6726825d.pth"),
+# converted from TensorFlow's 2015-12-05 Inception graph. The file name ends in the first 8 hex
+# digits of its sha256 (torch.hub's convention). The full hash and size below are the ones several
+# independent projects record for that file; gancore cannot download it to check (nor should it).
+# If your file differs, the error shows its hash: check it against your source, then set 'sha256'.
 INCEPTION_V3_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_V3_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+INCEPTION_V3_BYTES = 95_628_359
 
 # The bundled digits classifier (gancore/assets/digits_classifier.safetensors), written by
 # scripts/train_digits_extractor.py; its accuracy on the held-out split of load_digits_split().
@@ -132,9 +134,9 @@ def _verified_state_dict(
     actual = file_sha256(path)
     if expected_sha256 is not None and actual != expected_sha256.lower():
         raise ValueError(
-            f"{who} weights '{path}' have sha256 {actual} but {expected_sha256} was expected; "
-            f"use the right file, or set the extractor's 'sha256' option (a metric's "
-            f"'weights_sha256') to the file's hash"
+            f"{who} weights '{path}' have sha256 {actual} but {expected_sha256} was expected: "
+            "another or a damaged file; use the right one, or if you trust this file set "
+            "'weights_sha256' (a metric option) to its hash"
         )
     return _read_state_dict(path), actual
 
@@ -426,7 +428,8 @@ class InceptionV3Options:
         metadata={
             "doc": "local file with the FID Inception state dict (.pth loaded with "
             f"weights_only=True, or .safetensors), e.g. '{INCEPTION_V3_FILENAME}'; None = "
-            f"~/.cache/gancore/weights/{INCEPTION_V3_FILENAME}. Never downloaded"
+            f"$GANCORE_CACHE/weights/{INCEPTION_V3_FILENAME} (GANCORE_CACHE defaults to "
+            "~/.cache/gancore). Never downloaded"
         },
     )
     sha256: str | None = attrs.field(
@@ -438,9 +441,20 @@ class InceptionV3Options:
     )
 
 
+def cache_root() -> Path:
+    """gancore's cache folder: ``$GANCORE_CACHE`` if set, else ``~/.cache/gancore``.
+
+    It holds ``weights/`` (extractor weights you put there) and ``reference-stats/`` (cached
+    features of real data, see :mod:`gancore.metrics.cache`).
+    """
+    configured = os.environ.get("GANCORE_CACHE", "").strip()
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "gancore"
+
+
 def default_weights_dir() -> Path:
-    """Where extractors look for weights files when no ``weights_path`` is given."""
-    return Path.home() / ".cache" / "gancore" / "weights"
+    """Where extractors look for weights files when no ``weights_path`` is given:
+    ``cache_root() / "weights"``."""
+    return cache_root() / "weights"
 
 
 def build_inception_v3(options: InceptionV3Options, context: Any = None) -> InceptionV3:
@@ -448,9 +462,10 @@ def build_inception_v3(options: InceptionV3Options, context: Any = None) -> Ince
     path = Path(options.weights_path or default_weights_dir() / INCEPTION_V3_FILENAME).expanduser()
     expected = options.sha256 or "not checked"
     hint = (
-        f"expected the FID Inception state dict '{INCEPTION_V3_FILENAME}' (sha256 {expected}, "
-        f"released with pytorch-fid); put it there or set the extractor's 'weights_path' option "
-        f"to where it is (gancore never downloads weights)"
+        f"expected the FID Inception state dict '{INCEPTION_V3_FILENAME}' "
+        f"({INCEPTION_V3_BYTES:,} bytes, sha256 {expected}) released with pytorch-fid; copy it "
+        "there, or set 'weights_path' (a metric option) to where it is; gancore never downloads "
+        "weights"
     )
     state, digest = _verified_state_dict(
         path, options.sha256, who="inception-v3", missing_hint=hint
@@ -576,59 +591,65 @@ def load_digits_split(
 
 
 # -------------------------------------------------------------------------------------------------
-# The table of extractors metrics can name
+# Building an extractor by its registered name
 # -------------------------------------------------------------------------------------------------
 
+# The attributes every extractor must have, so that a result can state its protocol.
+REQUIRED_ATTRIBUTES = ("input_size", "resize_filter", "weights_sha256")
 
-@attrs.frozen
-class ExtractorSpec:
-    """How to build one named extractor: ``factory(options, context)`` with an ``options`` class
-    that has ``weights_path`` and ``sha256`` fields (as the built-in ones do)."""
-
-    name: str
-    factory: Callable[[Any, Any], nn.Module]
-    options: type
-    description: str
+_BUILT: OrderedDict[tuple[Any, ...], nn.Module] = OrderedDict()
+_BUILT_LIMIT = 4  # extractors kept built (an Inception-v3 is about 95 MB)
 
 
-EXTRACTORS: dict[str, ExtractorSpec] = {
-    "inception-v3": ExtractorSpec(
-        "inception-v3",
-        build_inception_v3,
-        InceptionV3Options,
-        "FID Inception-v3 (TF 2015-12-05 graph): 2048-d pool3 features, 1008 logits; local weights",
-    ),
-    "digits-classifier": ExtractorSpec(
-        "digits-classifier",
-        build_digits_classifier,
-        DigitsClassifierOptions,
-        "small CNN trained on scikit-learn's digits (bundled): 128-d features, 10 logits",
-    ),
-}
-
-
-def register_extractor(spec: ExtractorSpec) -> None:
-    """Make an extractor available to the metrics by name (the hook for user extractors)."""
-    if spec.name in EXTRACTORS:
-        raise ValueError(f"extractor {spec.name!r} is already registered")
-    EXTRACTORS[spec.name] = spec
-
-
-@functools.lru_cache(maxsize=4)
 def build_extractor(
     name: str, *, weights_path: str | None = None, weights_sha256: str | None = None
 ) -> nn.Module:
-    """The extractor ``name`` with its weights, built once per argument combination and cached.
+    """The extractor registered as ``name`` (kind ``extractor``), with verified weights.
 
-    ``weights_sha256=None`` keeps the extractor's own expected hash.
+    ``weights_path`` and ``weights_sha256`` override the extractor's ``weights_path`` and
+    ``sha256`` options; ``None`` keeps its defaults. The built module is frozen (eval mode, no
+    gradients) and cached per extractor and options, so a metric evaluated every few thousand
+    steps loads and hashes its weights once. Raises :class:`gancore.UnknownComponentError` for an
+    unknown name, FileNotFoundError for a missing weights file, ValueError for a wrong hash or an
+    extractor that lacks ``input_size``, ``resize_filter`` or ``weights_sha256``.
     """
-    if name not in EXTRACTORS:
-        available = ", ".join(sorted(EXTRACTORS))
-        raise LookupError(f"unknown extractor {name!r}; available: {available}")
-    spec = EXTRACTORS[name]
+    from gancore._plugins import get_registry
+
+    spec = get_registry().get("extractor", name)
+    fields = {f.name for f in attrs.fields(spec.options)}
     changes: dict[str, Any] = {}
-    if weights_path is not None:
-        changes["weights_path"] = weights_path
-    if weights_sha256 is not None:
-        changes["sha256"] = weights_sha256
-    return spec.factory(spec.options(**changes), None)
+    for option, value in (("weights_path", weights_path), ("sha256", weights_sha256)):
+        if value is None:
+            continue
+        if option not in fields:
+            raise ValueError(
+                f"extractor {spec.qualified_name!r} has no {option!r} option, so the metric's "
+                f"{'weights_path' if option == 'weights_path' else 'weights_sha256'!r} cannot be used"
+            )
+        changes[option] = value
+    options = spec.options(**changes)
+    key = (spec.qualified_name, spec.factory, options)
+    if key in _BUILT:
+        _BUILT.move_to_end(key)
+        return _BUILT[key]
+    module = spec.build(options, None)
+    if not isinstance(module, nn.Module):
+        raise ValueError(
+            f"extractor {spec.qualified_name!r} (plugin {spec.provider!r}): factory returned "
+            f"{type(module).__name__}, expected a torch.nn.Module"
+        )
+    missing = [a for a in REQUIRED_ATTRIBUTES if getattr(module, a, None) is None]
+    if missing:
+        raise ValueError(
+            f"extractor {spec.qualified_name!r} (plugin {spec.provider!r}) lacks "
+            f"{', '.join(missing)}; a FeatureExtractor states its input size, resize filter and "
+            "weights hash so that results can carry their protocol"
+        )
+    if not getattr(module, "name", None):
+        # results are labelled with the registered name (a plain attribute, not a tensor)
+        module.name = spec.name  # type: ignore[assignment]
+    _freeze(module)
+    _BUILT[key] = module
+    while len(_BUILT) > _BUILT_LIMIT:
+        _BUILT.popitem(last=False)
+    return module

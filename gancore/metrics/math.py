@@ -26,6 +26,7 @@ __all__ = [
     "DensityCoverage",
     "FeatureStats",
     "InceptionScore",
+    "InceptionScoreAccumulator",
     "KernelDistance",
     "PrecisionRecall",
     "density_coverage",
@@ -317,6 +318,81 @@ class InceptionScore:
     splits: int
 
 
+def _log_probabilities(logits: ArrayLike | None, probs: ArrayLike | None) -> torch.Tensor:
+    """``log p(y|x)`` ``[N, K]`` in float64 from exactly one of ``logits`` and ``probs``."""
+    if (logits is None) == (probs is None):
+        raise ValueError("inception_score needs exactly one of 'logits' and 'probs'")
+    if logits is not None:
+        return torch.log_softmax(_as_float64(logits, "logits", 2), dim=1)
+    p = _as_float64(probs, "probs", 2)  # type: ignore[arg-type]
+    if bool((p < 0).any()) or not torch.allclose(p.sum(dim=1), torch.ones(len(p)).double()):
+        raise ValueError("'probs' rows must be non-negative and sum to 1")
+    return p.log()  # log 0 = -inf; the 0 * log 0 terms are dropped where they are summed
+
+
+class InceptionScoreAccumulator:
+    """The Inception score of ``num`` samples fed as class scores ``[B, K]``, one batch at a time.
+
+    Memory is ``O(splits * K)`` whatever ``num``: the ``num`` rows are cut into ``splits``
+    consecutive parts (part ``i`` holds rows ``i num // splits`` to ``(i + 1) num // splits``, as
+    in the original code), and each part keeps only its row count, ``sum_x p(y|x)`` and
+    ``sum_x sum_y p(y|x) log p(y|x)``. That is enough because the mean KL divergence of a part is
+    ``E_x KL(p(y|x) || p(y)) = E_x sum_y p(y|x) log p(y|x) - sum_y p(y) log p(y)`` with
+    ``p(y) = E_x p(y|x)`` (the cross term averages to ``sum_y p(y) log p(y)``).
+    """
+
+    def __init__(self, num: int, splits: int = 10) -> None:
+        if not 1 <= splits <= num:
+            raise ValueError(f"'splits' must be in [1, N = {num}] (got {splits})")
+        self.num, self.splits = num, splits
+        self.count = 0
+        self._bounds = torch.tensor([i * num // splits for i in range(splits + 1)])
+        self._rows = torch.zeros(splits, dtype=torch.float64)
+        self._p_sum: torch.Tensor | None = None  # [splits, K]
+        self._neg_entropy_sum = torch.zeros(splits, dtype=torch.float64)
+
+    def update(self, logits: ArrayLike | None = None, *, probs: ArrayLike | None = None) -> None:
+        """Add the next rows, as ``logits`` (softmax applied here) or as ``probs``."""
+        self._add(_log_probabilities(logits, probs))
+
+    def _add(self, log_p: torch.Tensor) -> None:
+        """Add rows of ``log p(y|x)`` ``[B, K]`` (float64)."""
+        if self.count + len(log_p) > self.num:
+            raise ValueError(
+                f"InceptionScoreAccumulator expects {self.num} rows (got {self.count + len(log_p)})"
+            )
+        if self._p_sum is None:
+            self._p_sum = torch.zeros(self.splits, log_p.shape[1], dtype=torch.float64)
+        elif log_p.shape[1] != self._p_sum.shape[1]:
+            raise ValueError(
+                f"batch has {log_p.shape[1]} classes; earlier batches had {self._p_sum.shape[1]}"
+            )
+        rows = torch.arange(self.count, self.count + len(log_p))
+        part = torch.bucketize(rows, self._bounds, right=True) - 1  # the split of each row
+        p = log_p.exp()
+        # sum_y p log p with 0 log 0 = 0
+        neg_entropy = torch.where(p > 0, p * log_p, torch.zeros_like(p)).sum(dim=1)
+        self._rows.index_add_(0, part, torch.ones(len(part), dtype=torch.float64))
+        self._p_sum.index_add_(0, part, p)
+        self._neg_entropy_sum.index_add_(0, part, neg_entropy)
+        self.count += len(log_p)
+
+    def result(self) -> InceptionScore:
+        """Mean and population standard deviation of the per-split scores."""
+        if self.count != self.num or self._p_sum is None:
+            raise ValueError(
+                f"InceptionScoreAccumulator expects {self.num} rows (got {self.count})"
+            )
+        marginal = self._p_sum / self._rows[:, None]  # p(y) per split
+        marginal_term = torch.where(
+            marginal > 0, marginal * marginal.log(), torch.zeros_like(marginal)
+        ).sum(dim=1)
+        scores = (self._neg_entropy_sum / self._rows - marginal_term).exp().numpy()
+        return InceptionScore(
+            mean=float(scores.mean()), std=float(scores.std()), splits=self.splits
+        )
+
+
 def inception_score(
     logits: ArrayLike | None = None, *, probs: ArrayLike | None = None, splits: int = 10
 ) -> InceptionScore:
@@ -327,29 +403,13 @@ def inception_score(
     to 1). The ``N`` samples are cut into ``splits`` consecutive parts (part ``i`` is rows
     ``i N // splits`` to ``(i + 1) N // splits``, as in the original code); in each part ``p(y)`` is
     the mean of ``p(y|x)`` and the score is computed; the mean and population standard deviation of
-    the per-part scores are returned. Ranges from 1 (all predictions alike) to ``K``.
+    the per-part scores are returned. Ranges from 1 (all predictions alike) to ``K``. The same
+    computation as :class:`InceptionScoreAccumulator` fed all rows at once.
     """
-    if (logits is None) == (probs is None):
-        raise ValueError("inception_score needs exactly one of 'logits' and 'probs'")
-    if logits is not None:
-        log_p = torch.log_softmax(_as_float64(logits, "logits", 2), dim=1)
-    else:
-        p = _as_float64(probs, "probs", 2)  # type: ignore[arg-type]
-        if bool((p < 0).any()) or not torch.allclose(p.sum(dim=1), torch.ones(len(p)).double()):
-            raise ValueError("'probs' rows must be non-negative and sum to 1")
-        log_p = p.log()  # log 0 = -inf; the 0 * log 0 terms are dropped below
-    n = log_p.shape[0]
-    if not 1 <= splits <= n:
-        raise ValueError(f"'splits' must be in [1, N = {n}] (got {splits})")
-    scores = np.empty(splits, dtype=np.float64)
-    for i in range(splits):
-        part = log_p[i * n // splits : (i + 1) * n // splits]
-        p_part = part.exp()
-        log_marginal = p_part.mean(dim=0).log()
-        # KL(p(y|x) || p(y)) = sum_y p(y|x) (log p(y|x) - log p(y)); terms with p(y|x) = 0 are 0.
-        terms = torch.where(p_part > 0, p_part * (part - log_marginal), torch.zeros_like(part))
-        scores[i] = float(terms.sum(dim=1).mean().exp())
-    return InceptionScore(mean=float(scores.mean()), std=float(scores.std()), splits=splits)
+    log_p = _log_probabilities(logits, probs)
+    accumulator = InceptionScoreAccumulator(log_p.shape[0], splits)
+    accumulator._add(log_p)
+    return accumulator.result()
 
 
 # -------------------------------------------------------------------------------------------------

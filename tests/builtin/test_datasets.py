@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+import gancore
 from gancore.builtin.datasets import (
     DigitsOptions,
     ImageFolderOptions,
@@ -285,13 +286,27 @@ class TestImageFolder:
         )
 
     def test_missing_and_unset_path(self, tmp_path: Path) -> None:
-        """A missing folder and an empty path are rejected at construction."""
+        """A missing folder and an empty path are rejected at construction; no path at config load."""
+        with pytest.raises(gancore.ConfigError) as exc_config:
+            gancore.parse_config(
+                {
+                    "run": {"name": "x"},
+                    "data": {"name": "image-folder"},
+                    "generator": {"name": "dcgan"},
+                    "critic": {"name": "dcgan"},
+                    "loss": {"name": "gancore:hinge"},
+                },
+                gancore.get_registry(),
+            )
+        assert exc_config.value.problems == [
+            "data.path: required key is missing (expected a string)"
+        ]
         missing = tmp_path / "nope"
         with pytest.raises(FileNotFoundError) as exc:
             build_image_folder(ImageFolderOptions(path=str(missing)), None)
         assert str(exc.value) == f"image-folder: folder '{missing}' does not exist"
         with pytest.raises(ValueError, match="image-folder") as exc_empty:
-            build_image_folder(ImageFolderOptions(), None)
+            build_image_folder(ImageFolderOptions(path=""), None)
         assert str(exc_empty.value) == "image-folder: 'path' is empty; set it to a folder of images"
 
     def test_corrupt_file(self, tmp_path: Path) -> None:

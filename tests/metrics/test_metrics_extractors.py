@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 import torch
 from safetensors.torch import save_file
 
+import gancore
 from gancore.metrics.extractors import (
     DIGITS_CLASSIFIER_ACCURACY,
     DIGITS_CLASSIFIER_SHA256,
-    EXTRACTORS,
     INCEPTION_V3_FILENAME,
     INCEPTION_V3_SHA256,
     DigitsClassifier,
     DigitsClassifierOptions,
-    ExtractorSpec,
     InceptionV3,
     InceptionV3Options,
     build_digits_classifier,
@@ -26,7 +26,6 @@ from gancore.metrics.extractors import (
     bundled_digits_weights,
     file_sha256,
     load_digits_split,
-    register_extractor,
 )
 from gancore.protocols import FeatureExtractor
 
@@ -71,21 +70,28 @@ class TestInceptionV3:
 
 class TestInceptionWeights:
     def test_missing_file(self, tmp_path: Path) -> None:
-        """A missing file is a one-line FileNotFoundError with the path, the expected file and
-        hash, and the option to set."""
+        """A missing file is one line naming the path, the expected file, its size and hash, the
+        option to set, and that nothing is downloaded."""
         path = tmp_path / "nowhere.pth"
         with pytest.raises(FileNotFoundError) as exc:
             build_inception_v3(InceptionV3Options(weights_path=str(path)))
-        message = str(exc.value)
-        assert "\n" not in message
-        assert str(path) in message
-        assert INCEPTION_V3_FILENAME in message
-        assert INCEPTION_V3_SHA256 in message
-        assert "'weights_path'" in message
-        assert "never downloads" in message
+        assert str(exc.value) == (
+            f"inception-v3 weights not found at '{path}': expected the FID Inception state dict "
+            "'pt_inception-2015-12-05-6726825d.pth' (95,628,359 bytes, sha256 "
+            "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2) released with "
+            "pytorch-fid; copy it there, or set 'weights_path' (a metric option) to where it is; "
+            "gancore never downloads weights"
+        )
 
     def test_default_location(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Without weights_path the file is looked for in ~/.cache/gancore/weights."""
+        """Without weights_path the file is looked for in $GANCORE_CACHE/weights, and in
+        ~/.cache/gancore/weights when GANCORE_CACHE is unset."""
+        monkeypatch.setenv("GANCORE_CACHE", str(tmp_path / "cache"))
+        with pytest.raises(FileNotFoundError) as exc:
+            build_inception_v3(InceptionV3Options())
+        expected = tmp_path / "cache" / "weights" / INCEPTION_V3_FILENAME
+        assert f"not found at '{expected}'" in str(exc.value)
+        monkeypatch.delenv("GANCORE_CACHE")
         monkeypatch.setenv("HOME", str(tmp_path))
         with pytest.raises(FileNotFoundError) as exc:
             build_inception_v3(InceptionV3Options())
@@ -93,15 +99,16 @@ class TestInceptionWeights:
         assert f"not found at '{expected}'" in str(exc.value)
 
     def test_hash_mismatch(self, tmp_path: Path) -> None:
-        """A file with another hash is a one-line ValueError showing both hashes."""
+        """A file with another hash is refused in one line showing both hashes and the way out."""
         path = tmp_path / INCEPTION_V3_FILENAME
         path.write_bytes(b"not the inception weights")
         with pytest.raises(ValueError, match="sha256") as exc:
             build_inception_v3(InceptionV3Options(weights_path=str(path)))
-        message = str(exc.value)
-        assert "\n" not in message
-        assert file_sha256(path) in message
-        assert INCEPTION_V3_SHA256 in message
+        assert str(exc.value) == (
+            f"inception-v3 weights '{path}' have sha256 {file_sha256(path)} but "
+            f"{INCEPTION_V3_SHA256} was expected: another or a damaged file; use the right one, "
+            "or if you trust this file set 'weights_sha256' (a metric option) to its hash"
+        )
 
     def test_loads_file_without_batchnorm_counters(
         self, tmp_path: Path, inception: InceptionV3
@@ -180,29 +187,98 @@ class TestDigitsClassifier:
             build_digits_classifier(options)
 
 
-class TestExtractorTable:
-    def test_builds_by_name(self) -> None:
-        """build_extractor builds the bundled classifier by name and caches it."""
+class _Mean(torch.nn.Module):
+    """A user extractor: per-channel means and standard deviations (features [N, 2C])."""
+
+    input_size = 8
+    resize_filter = "none"
+    weights_sha256 = "no-weights"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([images.mean(dim=(2, 3)), images.std(dim=(2, 3))], dim=1) * self.scale
+
+
+@attrs.frozen(kw_only=True)
+class _NoOptions:
+    """The test extractors have no options."""
+
+
+class _UserPlugin:
+    """An in-process plugin registering two extractors: a valid one and one without a hash."""
+
+    @gancore.hookimpl
+    def gancore_register_extractors(self, register: gancore.RegisterCallback) -> None:
+        register("channel-mean", lambda o, c: _Mean(), options=_NoOptions, description="Means.")
+        register(
+            "no-hash",
+            lambda o, c: torch.nn.Linear(2, 2),
+            options=_NoOptions,
+            description="Lacks the protocol attributes.",
+        )
+
+
+@pytest.fixture
+def user_plugin() -> None:
+    """The process-wide registry with _UserPlugin installed (reset by the autouse fixture)."""
+    gancore.reset_registry(
+        gancore.load_registry(entry_points=False, plugins=[("user", _UserPlugin())])
+    )
+
+
+class TestBuildExtractor:
+    def test_builds_registered_extractor_once(self) -> None:
+        """build_extractor looks the name up in the registry, verifies and caches the module."""
         first = build_extractor("digits-classifier")
         assert isinstance(first, DigitsClassifier)
-        assert build_extractor("digits-classifier") is first
+        assert build_extractor("gancore:digits-classifier") is first
+        assert not first.training and not any(p.requires_grad for p in first.parameters())
+
+    def test_registered_by_the_builtin_plugin(self) -> None:
+        """Both built-in extractors are registry components with documented options."""
+        registry = gancore.get_registry()
+        for name, options in (
+            ("inception-v3", InceptionV3Options),
+            ("digits-classifier", DigitsClassifierOptions),
+        ):
+            spec = registry.get("extractor", name)
+            assert (spec.provider, spec.options) == ("gancore", options)
+            assert all(f.metadata.get("doc") for f in attrs.fields(options))
 
     def test_unknown_name(self) -> None:
-        """An unknown name lists the available extractors."""
-        with pytest.raises(LookupError, match="unknown extractor 'vgg'; available: digits"):
-            build_extractor("vgg")
+        """An unknown name is the registry's error, with a suggestion and the choices."""
+        with pytest.raises(gancore.UnknownComponentError) as exc:
+            build_extractor("digit-classifier")
+        assert str(exc.value) == (
+            "unknown extractor 'digit-classifier' (did you mean 'digits-classifier'?); "
+            "available: digits-classifier, inception-v3"
+        )
 
-    def test_register_rejects_duplicates(self) -> None:
-        """A second extractor under a taken name is refused."""
-        spec = ExtractorSpec("digits-classifier", build_digits_classifier, object, "again")
-        with pytest.raises(ValueError, match="already registered"):
-            register_extractor(spec)
-        assert EXTRACTORS["digits-classifier"].factory is build_digits_classifier
+    def test_weights_options_passed(self, tmp_path: Path) -> None:
+        """weights_path and weights_sha256 reach the extractor's options."""
+        path = tmp_path / "digits.safetensors"
+        save_file({k: v.contiguous() for k, v in DigitsClassifier().state_dict().items()}, path)
+        digest = file_sha256(path)
+        model = build_extractor("digits-classifier", weights_path=str(path), weights_sha256=digest)
+        assert model.weights_sha256 == digest
 
-    def test_options_fields_are_documented(self) -> None:
-        """Every option of every built-in extractor has a doc string."""
-        import attrs
+    def test_plugin_extractor(self, user_plugin: None) -> None:
+        """Any nn.Module a plugin registers is an extractor, named after its registration."""
+        model = build_extractor("channel-mean")
+        assert isinstance(model, _Mean)
+        assert model.name == "channel-mean"
+        with pytest.raises(ValueError, match="has no 'weights_path' option"):
+            build_extractor("channel-mean", weights_path="x.pth")
 
-        for spec in EXTRACTORS.values():
-            for field in attrs.fields(spec.options):
-                assert field.metadata.get("doc"), f"{spec.name}.{field.name}"
+    def test_plugin_extractor_without_protocol_attributes(self, user_plugin: None) -> None:
+        """A module without input_size, resize_filter and weights_sha256 is refused."""
+        with pytest.raises(ValueError, match="lacks") as exc:
+            build_extractor("no-hash")
+        assert str(exc.value) == (
+            "extractor 'user:no-hash' (plugin 'user') lacks input_size, resize_filter, "
+            "weights_sha256; a FeatureExtractor states its input size, resize filter and weights "
+            "hash so that results can carry their protocol"
+        )

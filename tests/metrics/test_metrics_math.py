@@ -11,6 +11,7 @@ import torch
 
 from gancore.metrics.math import (
     FeatureStats,
+    InceptionScoreAccumulator,
     density_coverage,
     frechet_distance,
     inception_score,
@@ -249,6 +250,46 @@ class TestInceptionScore:
             inception_score()
         with pytest.raises(ValueError, match=r"'splits' must be in \[1, N = 4\] \(got 5\)"):
             inception_score(np.zeros((4, 3)), splits=5)
+
+
+class TestInceptionScoreAccumulator:
+    def test_streaming_equals_one_shot(self) -> None:
+        """Uneven batches that straddle split boundaries give inception_score of all rows, and a
+        direct evaluation of exp(mean KL(p(y|x) || p(y))) per split."""
+        logits = torch.randn(
+            103, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
+        accumulator = InceptionScoreAccumulator(103, splits=4)
+        for start, stop in [(0, 5), (5, 30), (30, 31), (31, 103)]:
+            accumulator.update(logits[start:stop])
+        streamed, whole = accumulator.result(), inception_score(logits, splits=4)
+        p = torch.softmax(logits, dim=1).numpy()
+        direct = []
+        for i in range(4):
+            part = p[i * 103 // 4 : (i + 1) * 103 // 4]
+            kl = (part * (np.log(part) - np.log(part.mean(axis=0)))).sum(axis=1)
+            direct.append(math.exp(kl.mean()))
+        assert streamed.mean == pytest.approx(np.mean(direct), rel=1e-12)
+        assert streamed.std == pytest.approx(np.std(direct), rel=1e-9)
+        assert (whole.mean, whole.std) == pytest.approx((streamed.mean, streamed.std), rel=1e-12)
+
+    def test_memory_does_not_grow_with_n(self) -> None:
+        """The state is a few [splits, K] tensors, however many rows were fed."""
+        accumulator = InceptionScoreAccumulator(100_000, splits=10)
+        for _ in range(100):
+            accumulator.update(torch.zeros(1000, 5))
+        sizes = [t.numel() for t in vars(accumulator).values() if isinstance(t, torch.Tensor)]
+        assert sum(sizes) <= 10 * 5 + 3 * 11
+        assert accumulator.result().mean == pytest.approx(1.0, abs=1e-12)
+
+    def test_row_count_errors(self) -> None:
+        """Feeding more or fewer rows than announced is an error that says how many."""
+        accumulator = InceptionScoreAccumulator(4, splits=2)
+        accumulator.update(torch.zeros(3, 2))
+        with pytest.raises(ValueError, match=r"expects 4 rows \(got 3\)"):
+            accumulator.result()
+        with pytest.raises(ValueError, match=r"expects 4 rows \(got 5\)"):
+            accumulator.update(torch.zeros(2, 2))
 
 
 def _on_line(xs: list[float], y: float = 0.0) -> np.ndarray:
