@@ -321,9 +321,9 @@ class TestQuotedErrors:
         registry, _ = gancore.load_registry(entry_points=False, plugins=[("demo", module)], env={})
         config = gancore.parse_config(BASE_RUN | {"generator": {"name": "linear"}}, registry)
         context = gancore.TaskBuildContext(config=config, dataset=config.data.build(None))
-        with pytest.raises(TypeError) as exc:
+        with pytest.raises(ValueError, match="factory returned NoneType") as exc:
             context.build_generator()
-        assert f"`TypeError: {exc.value}`" in HOOKS_DOC.read_text(encoding="utf-8")
+        assert f"`ValueError: {exc.value}`" in HOOKS_DOC.read_text(encoding="utf-8")
 
 
 # -------------------------------------------------------------------------------------------------

@@ -80,13 +80,13 @@ def _check_same_dim(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
 class FeatureStats:
     """Running mean and covariance of feature vectors, fed one batch ``[B, d]`` at a time.
 
-    Memory is ``O(d^2)`` whatever the number of samples: the state is the count, the mean and the
-    centred scatter matrix ``M2 = sum_n (x_n - mean)(x_n - mean)^T``, all float64. Batches are
-    merged with the pairwise update of Chan, Golub and LeVeque (1979): for a batch with count ``b``,
-    mean ``m_b`` and scatter ``M2_b``, ``M2 <- M2 + M2_b + delta delta^T * n b / (n + b)`` with
-    ``delta = m_b - mean``. This is the running sum of outer products written about the running mean
-    instead of the origin, which avoids the cancellation of ``sum x x^T - n mean mean^T`` when the
-    features have a large mean compared with their spread.
+    Memory is ``O(d^2)`` whatever the number of samples: the state is the count, a shift ``K``
+    (the mean of the first batch), ``sum_n (x_n - K)`` and ``sum_n (x_n - K)(x_n - K)^T``, all
+    float64. Accumulating about a shift close to the mean ("shifted data", Chan, Golub and LeVeque
+    1983) avoids the cancellation of ``sum x x^T - n mean mean^T`` when the features have a large
+    mean compared with their spread, and costs one in-place matrix product per batch (no
+    ``d x d`` temporaries). The centred scatter is ``M2 = S2 - n m m^T`` with ``m`` the mean of the
+    shifted data.
 
     ``keep_features=True`` also keeps every raw feature vector (as float32, the precision extractors
     produce), for the metrics that need the samples themselves: KID, precision/recall and
@@ -96,77 +96,89 @@ class FeatureStats:
     def __init__(self, *, keep_features: bool = False) -> None:
         self.keep_features = keep_features
         self.count = 0
-        self._mean: torch.Tensor | None = None  # [d] float64
-        self._scatter: torch.Tensor | None = None  # [d, d] float64, centred sum of outer products
+        self._shift: torch.Tensor | None = None  # [d] float64, K
+        self._sum: torch.Tensor | None = None  # [d] float64, sum of (x - K)
+        self._outer: torch.Tensor | None = None  # [d, d] float64, sum of (x - K)(x - K)^T
         self._kept: list[torch.Tensor] = []
 
     @property
     def dim(self) -> int | None:
         """Feature dimension ``d``, or None before the first batch."""
-        return None if self._mean is None else int(self._mean.shape[0])
+        return None if self._shift is None else int(self._shift.shape[0])
 
     def update(self, batch: ArrayLike) -> None:
         """Add a batch of feature vectors ``[B, d]``."""
         x = _as_float64(batch, "batch", 2)
-        if self._mean is not None and x.shape[1] != self._mean.shape[0]:
+        if self._shift is not None and x.shape[1] != self._shift.shape[0]:
             raise ValueError(
                 f"batch has feature dimension {x.shape[1]}; "
-                f"earlier batches had {self._mean.shape[0]}"
+                f"earlier batches had {self._shift.shape[0]}"
             )
-        b = x.shape[0]
-        if b == 0:
+        if x.shape[0] == 0:
             return
         if self.keep_features:
             self._kept.append(x.to(torch.float32))
-        batch_mean = x.mean(dim=0)
-        centred = x - batch_mean
-        batch_scatter = centred.T @ centred
-        if self._mean is None or self._scatter is None:
-            self.count, self._mean, self._scatter = b, batch_mean, batch_scatter
-            return
-        n = self.count
-        delta = batch_mean - self._mean
-        self._scatter += batch_scatter + torch.outer(delta, delta) * (n * b / (n + b))
-        self._mean += delta * (b / (n + b))
-        self.count = n + b
+        if self._shift is None or self._sum is None or self._outer is None:
+            d = x.shape[1]
+            self._shift = x.mean(dim=0)
+            self._sum = torch.zeros(d, dtype=torch.float64)
+            self._outer = torch.zeros(d, d, dtype=torch.float64)
+        shifted = x - self._shift
+        self._sum += shifted.sum(dim=0)
+        self._outer.addmm_(shifted.T, shifted)  # in place: S2 += y^T y
+        self.count += x.shape[0]
+
+    def _centred(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean [d], M2 [d, d])``: the mean and the scatter about it."""
+        if self._shift is None or self._sum is None or self._outer is None or not self.count:
+            raise ValueError("FeatureStats needs at least 1 sample (got 0)")
+        m = self._sum / self.count
+        return self._shift + m, self._outer - torch.outer(m, m) * self.count
 
     def merge(self, other: FeatureStats) -> None:
         """Add everything ``other`` has seen (for statistics gathered from several processes)."""
-        if other._mean is None or other._scatter is None:
+        if other._shift is None or other._sum is None or other._outer is None:
             return
-        if self._mean is None or self._scatter is None:
+        if self._shift is None or self._sum is None or self._outer is None:
             self.count = other.count
-            self._mean, self._scatter = other._mean.clone(), other._scatter.clone()
+            self._shift = other._shift.clone()
+            self._sum, self._outer = other._sum.clone(), other._outer.clone()
         else:
-            n, b = self.count, other.count
-            delta = other._mean - self._mean
-            self._scatter += other._scatter + torch.outer(delta, delta) * (n * b / (n + b))
-            self._mean += delta * (b / (n + b))
-            self.count = n + b
+            # other's sums are about its own shift; move them to ours: y = y_other + delta.
+            delta = other._shift - self._shift
+            self._sum += other._sum + delta * other.count
+            self._outer += (
+                other._outer
+                + torch.outer(other._sum, delta)
+                + torch.outer(delta, other._sum)
+                + torch.outer(delta, delta) * other.count
+            )
+            self.count += other.count
         if self.keep_features:
             self._kept.extend(other._kept)
 
     def mean(self) -> np.ndarray:
         """Mean feature vector ``[d]`` (float64)."""
-        if self._mean is None:
+        if not self.count:
             raise ValueError("FeatureStats.mean needs at least 1 sample (got 0)")
-        return self._mean.numpy().copy()
+        return self._centred()[0].numpy()
 
     def covariance(self) -> np.ndarray:
         """Unbiased sample covariance ``[d, d]`` (divided by ``N - 1``, float64)."""
-        if self._scatter is None or self.count < 2:
+        if self.count < 2:
             raise ValueError(f"FeatureStats.covariance needs at least 2 samples (got {self.count})")
-        return (self._scatter / (self.count - 1)).numpy().copy()
+        return (self._centred()[1] / (self.count - 1)).numpy()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The state as tensors (``count``, ``mean``, ``scatter`` and, when kept, ``features``),
-        e.g. to cache the statistics of a dataset in a safetensors file."""
-        if self._mean is None or self._scatter is None:
+        """The state as tensors (``count``, ``mean``, ``scatter`` about the mean and, when kept,
+        ``features``), e.g. to cache the statistics of a dataset in a safetensors file."""
+        if not self.count:
             raise ValueError("FeatureStats.state_dict needs at least 1 sample (got 0)")
+        mean, scatter = self._centred()
         state = {
             "count": torch.tensor(self.count, dtype=torch.int64),
-            "mean": self._mean.clone(),
-            "scatter": self._scatter.clone(),
+            "mean": mean,
+            "scatter": scatter,
         }
         if self.keep_features:
             state["features"] = self.features().clone()
@@ -177,8 +189,9 @@ class FeatureStats:
         """Statistics saved by :meth:`state_dict`; raw features are kept if they were saved."""
         stats = cls(keep_features="features" in state)
         stats.count = int(state["count"])
-        stats._mean = state["mean"].to(torch.float64).clone()
-        stats._scatter = state["scatter"].to(torch.float64).clone()
+        stats._shift = state["mean"].to(torch.float64).clone()  # shift = mean: sum of y is 0
+        stats._sum = torch.zeros_like(stats._shift)
+        stats._outer = state["scatter"].to(torch.float64).clone()
         if "features" in state:
             stats._kept = [state["features"].to(torch.float32)]
         return stats
