@@ -162,7 +162,7 @@ def extract_features(
 ) -> FeatureStats:
     """Statistics of ``extractor``'s features of every batch ``[B, C, H, W]`` (on its device)."""
     run = _extraction(extractor, quantize=quantize, logits=False)
-    device = next(extractor.parameters()).device
+    device = next((p.device for p in extractor.parameters()), torch.device("cpu"))
     stats = FeatureStats(keep_features=keep_features)
     for batch in batches:
         stats.update(run(batch.to(device))[0].cpu())
