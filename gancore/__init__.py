@@ -13,6 +13,8 @@ from gancore._errors import (
     TrainingError,
     UnknownComponentError,
 )
+from gancore._inference import LoadedRun, load_run
+from gancore._pictures import save_grid
 from gancore._plugins import (
     PluginInfo,
     PluginWarning,
@@ -22,7 +24,13 @@ from gancore._plugins import (
     plugin_infos,
     reset_registry,
 )
-from gancore._registry import ComponentSpec, RegisterCallback, Registry
+from gancore._registry import (
+    CommandSpec,
+    ComponentSpec,
+    RegisterCallback,
+    RegisterCommandCallback,
+    Registry,
+)
 from gancore._task import BuildContext, SampleGrid, StepContext, TaskBuildContext, Unconditional
 from gancore._train import TrainResult, train
 
@@ -34,13 +42,16 @@ __all__ = [
     "AmbiguousComponentError",
     "BuildContext",
     "CheckpointError",
+    "CommandSpec",
     "Component",
     "ComponentSpec",
     "ConfigError",
+    "LoadedRun",
     "PluginError",
     "PluginInfo",
     "PluginWarning",
     "RegisterCallback",
+    "RegisterCommandCallback",
     "Registry",
     "RunConfig",
     "SampleGrid",
@@ -58,9 +69,11 @@ __all__ = [
     "load_checkpoint",
     "load_config",
     "load_registry",
+    "load_run",
     "parse_config",
     "plugin_infos",
     "reset_registry",
     "save_checkpoint",
+    "save_grid",
     "train",
 ]

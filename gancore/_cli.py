@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,16 @@ from gancore._errors import (
     TrainingError,
     UnknownComponentError,
 )
+from gancore._plugins import PluginWarning
+from gancore._registry import CommandSpec
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(commands: Mapping[str, CommandSpec] | None = None) -> argparse.ArgumentParser:
+    """The ``gan`` parser: the built-in commands, then ``commands`` contributed by plugins."""
     parser = argparse.ArgumentParser(
         prog="gan", description="Train and use generative adversarial networks, built from plugins."
     )
@@ -72,6 +76,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output PNG (default RUN_DIR/samples/sample-SEED.png)")
     p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
     p.add_argument("--raw", action="store_true", help="use the trained generator, not the EMA")
+    p.add_argument(
+        "--truncation",
+        type=float,
+        metavar="PSI",
+        help="truncation trick for style-based generators: w = w_avg + PSI * (w - w_avg) "
+        "(1 = off, 0 = the average image)",
+    )
+    p.add_argument(
+        "--truncation-cutoff",
+        type=int,
+        metavar="K",
+        help="with --truncation: truncate only the style layers < K (default: all)",
+    )
+    p.add_argument(
+        "--style-mixing",
+        action="store_true",
+        help="write a style-mixing grid instead: sqrt(--num) row and column sources and, at (i, j), "
+        "row i's styles before --crossover and column j's from it on",
+    )
+    p.add_argument(
+        "--crossover",
+        type=int,
+        metavar="K",
+        help="with --style-mixing: the first style layer taken from the column source "
+        "(default: half the generator's style layers)",
+    )
 
     p = sub.add_parser(
         "eval",
@@ -145,6 +175,27 @@ def _parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override a config value (repeatable)",
         )
+
+    for spec in (commands or {}).values():
+        if spec.configure is not None:
+            try:  # on a scratch parser first: a faulty plugin must not take the command line down
+                spec.configure(argparse.ArgumentParser(prog=f"gan {spec.name}"))
+            except Exception as exc:
+                import warnings
+
+                warnings.warn(
+                    f"plugin {spec.provider!r}: command {spec.name!r} could not add its "
+                    f"arguments: {type(exc).__name__}: {exc}",
+                    PluginWarning,
+                    stacklevel=2,
+                )
+                continue
+        q = sub.add_parser(
+            spec.name, help=f"{spec.description} [{spec.provider}]", description=spec.description
+        )
+        if spec.configure is not None:
+            spec.configure(q)
+        q.set_defaults(_plugin_command=spec)
     return parser
 
 
@@ -160,7 +211,14 @@ def _one_line_warnings() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _one_line_warnings()
-    parser = _parser()
+    from gancore._plugins import get_registry
+
+    try:
+        commands = get_registry().commands
+    except PluginError as exc:  # the built-ins, or any plugin in strict mode
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    parser = _parser(commands)
     args = parser.parse_args(argv)
     if args.version:
         from gancore import __version__
@@ -171,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        plugin_command = getattr(args, "_plugin_command", None)
+        if plugin_command is not None:
+            return int(plugin_command.run(args) or 0)
         return int(_COMMANDS[args.command](args) or 0)
     except ConfigError as exc:
         for line in str(exc).splitlines():
@@ -233,22 +294,54 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from gancore._inference import load_run
-    from gancore._pictures import save_samples
+    from gancore._inference import load_run, set_truncation, style_generator, style_mixing_grid
+    from gancore._pictures import save_grid, save_samples
 
     if args.num < 1:
         raise ConfigError([f"--num: must be >= 1 (got {args.num})"])
+    if args.truncation_cutoff is not None and args.truncation is None:
+        raise ConfigError(["--truncation-cutoff: needs --truncation PSI"])
+    if args.crossover is not None and not args.style_mixing:
+        raise ConfigError(["--crossover: needs --style-mixing"])
     run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
+    if args.truncation is not None:
+        set_truncation(run.generators, args.truncation, args.truncation_cutoff)
+    title = f"{run.config.run.name} ({run.checkpoint.name}, seed {args.seed}"
+    if args.truncation is not None:
+        title += f", truncation {args.truncation:g}"
+    if args.style_mixing:
+        side = max(1, math.isqrt(args.num))
+        name, generator = style_generator(run.generators)
+        crossover = generator.num_ws // 2 if args.crossover is None else args.crossover
+        if not 0 <= crossover <= generator.num_ws:
+            raise ConfigError(
+                [
+                    f"--crossover: must be between 0 and {generator.num_ws} (the style layers of "
+                    f"generator {name!r}; got {crossover})"
+                ]
+            )
+        latent_dim = int(generator.latent_dim)  # type: ignore[attr-defined]
+        grid = style_mixing_grid(
+            generator,
+            _seeded_normal(side, latent_dim, args.seed),
+            _seeded_normal(side, latent_dim, args.seed + 1),
+            crossover,
+        )
+        out = args.out or args.run_dir / "samples" / f"style-mixing-{args.seed}.png"
+        save_grid(grid.flatten(0, 1), out, columns=side + 1)
+        print(f"wrote {out} (rows: layers < {crossover}; columns: layers >= {crossover})")
+        return 0
     images = run.generate(args.num, args.seed)
     out = args.out or args.run_dir / "samples" / f"sample-{args.seed}.png"
-    save_samples(
-        images,
-        out,
-        reference=run.reference(),
-        title=f"{run.config.run.name} ({run.checkpoint.name}, seed {args.seed})",
-    )
+    save_samples(images, out, reference=run.reference(), title=title + ")")
     print(f"wrote {out}")
     return 0
+
+
+def _seeded_normal(num: int, dim: int, seed: int) -> Any:
+    import torch
+
+    return torch.randn(num, dim, generator=torch.Generator().manual_seed(seed))
 
 
 def _eval_metrics(config: Any, names: Sequence[str]) -> list[Any]:

@@ -22,7 +22,7 @@ import pluggy
 from gancore import hookspecs
 from gancore._errors import PluginError
 from gancore._names import did_you_mean
-from gancore._registry import Registry, hook_name
+from gancore._registry import COMMAND_HOOK, Registry, hook_name
 from gancore.protocols import KINDS
 
 __all__ = [
@@ -59,7 +59,7 @@ class PluginInfo:
 
 
 def _hook_names() -> set[str]:
-    return {hook_name(kind) for kind in KINDS}
+    return {hook_name(kind) for kind in KINDS} | {COMMAND_HOOK}
 
 
 def _flag(env: Mapping[str, str], key: str) -> bool:
@@ -141,21 +141,35 @@ class _Loader:
                 info = self.infos[provider]
                 if info.status != "loaded":
                     continue
-                register = self.registry.register_callback(kind, provider, hook)
-                # pluggy lets an implementation take a subset of the spec's arguments
-                kwargs = {arg: register for arg in impl.argnames}
-                try:
-                    impl.function(**kwargs)
-                except Exception as exc:  # a faulty plugin must not take the others down
-                    self.registry.remove_provider(provider)
-                    self.pm.unregister(impl.plugin)
-                    self.fail(info, f"{hook} raised {_one_line(exc)}")
+                self._call(info, impl, hook, self.registry.register_callback(kind, provider, hook))
+        for impl in self.pm.hook.gancore_register_commands.get_hookimpls():
+            provider = self.pm.get_name(impl.plugin)
+            if provider is None or self.infos[provider].status != "loaded":
+                continue
+            self._call(
+                self.infos[provider], impl, COMMAND_HOOK, self.registry.command_callback(provider)
+            )
         for info in self.infos.values():
             info.components = [
                 (spec.kind, spec.name)
                 for spec in self.registry.specs()
                 if spec.provider == info.name
+            ] + [
+                ("command", c.name)
+                for c in sorted(self.registry.commands.values(), key=lambda c: c.name)
+                if c.provider == info.name
             ]
+
+    def _call(self, info: PluginInfo, impl: Any, hook: str, register: Any) -> None:
+        """Call one plugin's implementation of ``hook``; a failure unloads that plugin only."""
+        # pluggy lets an implementation take a subset of the spec's arguments
+        kwargs = {arg: register for arg in impl.argnames}
+        try:
+            impl.function(**kwargs)
+        except Exception as exc:  # a faulty plugin must not take the others down
+            self.registry.remove_provider(info.name)
+            self.pm.unregister(impl.plugin)
+            self.fail(info, f"{hook} raised {_one_line(exc)}")
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -11,7 +12,19 @@ from gancore._errors import AmbiguousComponentError, PluginError, UnknownCompone
 from gancore._names import NAME_PATTERN, did_you_mean, suggest
 from gancore.protocols import KINDS
 
-__all__ = ["ComponentSpec", "RegisterCallback", "Registry", "hook_name"]
+__all__ = [
+    "COMMAND_HOOK",
+    "CommandSpec",
+    "ComponentSpec",
+    "RegisterCallback",
+    "RegisterCommandCallback",
+    "Registry",
+    "hook_name",
+]
+
+COMMAND_HOOK = "gancore_register_commands"
+# Commands of the `gan` program itself; a plugin command may not take these names.
+BUILTIN_COMMANDS = ("train", "sample", "eval", "plugins", "components", "config")
 
 # First-party components, so an unknown name can say which distribution provides it.
 # (A hint table, not an import: the core never imports a plugin.)
@@ -22,6 +35,9 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "wgan-gp": "gan-wgan",
         "wgan-lp": "gan-wgan",
         "dragan": "gan-wgan",
+        "drift": "gan-wgan",
+        "spectral-norm": "gan-wgan",
+        "freeze-d": "gan-ada",
         "path-length": "gan-stylegan",
     },
     "generator": {
@@ -54,6 +70,30 @@ class RegisterCallback(Protocol):
         options: type | None = None,
         description: str,
     ) -> None: ...
+
+
+class RegisterCommandCallback(Protocol):
+    """The ``register`` callable that ``gancore_register_commands`` receives."""
+
+    def __call__(
+        self,
+        name: str,
+        run: Callable[[argparse.Namespace], int | None],
+        *,
+        configure: Callable[[argparse.ArgumentParser], None] | None = None,
+        description: str,
+    ) -> None: ...
+
+
+@attrs.frozen
+class CommandSpec:
+    """One subcommand of ``gan`` contributed by a plugin."""
+
+    name: str
+    provider: str
+    run: Callable[[argparse.Namespace], int | None]
+    configure: Callable[[argparse.ArgumentParser], None] | None
+    description: str
 
 
 @attrs.frozen
@@ -98,6 +138,7 @@ class Registry:
         factory=lambda: {kind: {} for kind in KINDS}
     )
     failed: dict[str, str] = attrs.field(factory=dict)
+    commands: dict[str, CommandSpec] = attrs.field(factory=dict)
 
     # -- registration -----------------------------------------------------------------------------
 
@@ -133,6 +174,39 @@ class Registry:
 
         return register
 
+    def command_callback(self, provider: str) -> RegisterCommandCallback:
+        """A ``register`` callable for ``provider``'s ``gancore_register_commands``."""
+
+        def register(
+            name: str,
+            run: Callable[[argparse.Namespace], int | None],
+            *,
+            configure: Callable[[argparse.ArgumentParser], None] | None = None,
+            description: str,
+        ) -> None:
+            where = f"plugin {provider!r}, hook {COMMAND_HOOK}"
+            if not isinstance(name, str) or not NAME_PATTERN.match(name):
+                raise PluginError(
+                    f"{where}: command name must be lowercase kebab-case like 'translate' "
+                    f"(got {name!r})"
+                )
+            if name in BUILTIN_COMMANDS:
+                raise PluginError(f"{where}: command {name!r} is a built-in command of gan")
+            if name in self.commands:
+                raise PluginError(
+                    f"{where}: command {name!r} is already registered by plugin "
+                    f"{self.commands[name].provider!r}"
+                )
+            if not callable(run) or (configure is not None and not callable(configure)):
+                raise PluginError(f"{where}: command {name!r}: run and configure must be callable")
+            if not isinstance(description, str) or not description.strip() or "\n" in description:
+                raise PluginError(
+                    f"{where}: command {name!r}: description must be one non-empty line"
+                )
+            self.commands[name] = CommandSpec(name, provider, run, configure, description.strip())
+
+        return register
+
     def add(self, spec: ComponentSpec) -> None:
         if spec.kind not in self._specs:
             raise PluginError(f"unknown component kind {spec.kind!r}; expected one of {KINDS}")
@@ -148,6 +222,8 @@ class Registry:
         for table in self._specs.values():
             for key in [k for k, s in table.items() if s.provider == provider]:
                 del table[key]
+        for name in [n for n, c in self.commands.items() if c.provider == provider]:
+            del self.commands[name]
 
     # -- lookup -----------------------------------------------------------------------------------
 

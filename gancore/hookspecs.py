@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from gancore._registry import RegisterCallback
+    from gancore._registry import RegisterCallback, RegisterCommandCallback
 
 hookspec = pluggy.HookspecMarker("gancore")
 
@@ -154,4 +154,25 @@ def gancore_register_extractors(register: RegisterCallback) -> None:
 
     Called once per plugin when the registry loads. Names must be unique among this plugin's
     extractors.
+    """
+
+
+# -------------------------------------------------------------------------------------------------
+# Commands
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def gancore_register_commands(register: RegisterCommandCallback) -> None:
+    """Register subcommands of the ``gan`` program (``gan translate``, ``gan inpaint``).
+
+    :param register: ``register(name, run, *, configure=None, description)``. ``configure(parser)``
+        adds the command's arguments to its ``argparse.ArgumentParser``; ``run(args)`` does the work
+        with the parsed ``argparse.Namespace`` and returns the exit status (``None`` means 0). A user
+        mistake is reported by raising :class:`gancore.ConfigError`, ``FileNotFoundError`` or
+        ``ValueError``: ``gan`` prints it as one ``error:`` line and exits with status 2.
+
+    Command names share one namespace: a name must not be a built-in command (``train``,
+    ``sample``, ``eval``, ``plugins``, ``components``, ``config``) nor one another plugin already
+    registered; such a plugin fails to load, with a warning naming both plugins.
     """

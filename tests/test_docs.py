@@ -33,7 +33,7 @@ from gancore._config import (
     OptimizerConfig,
 )
 from gancore._docs import COMPONENT_SECTION_DOCS, OptionRow, _prose, option_rows, section_order
-from gancore._registry import hook_name
+from gancore._registry import COMMAND_HOOK, hook_name
 from gancore.metrics.extractors import build_extractor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,7 @@ REFERENCE_SCRIPT = ROOT / "scripts" / "config_reference.py"
 
 HOOKS = sorted(name for name, obj in vars(hookspecs).items() if hasattr(obj, "gancore_spec"))
 KIND_OF_HOOK = {hook_name(kind): kind for kind in protocols.KINDS}
+COMPONENT_HOOKS = sorted(KIND_OF_HOOK)  # every hook but gancore_register_commands
 PROTOCOLS: dict[str, tuple[type, ...]] = {
     "generator": (protocols.Generator,),
     "critic": (protocols.Critic,),
@@ -105,17 +106,20 @@ def load_script() -> types.ModuleType:
 
 class TestHookDocs:
     def test_hookspecs_are_the_registration_hooks(self) -> None:
-        """gancore.hookspecs defines one registration hook per component kind."""
-        assert sorted(KIND_OF_HOOK) == HOOKS
+        """gancore.hookspecs defines one registration hook per component kind, and the commands
+        hook."""
+        assert sorted([*KIND_OF_HOOK, COMMAND_HOOK]) == HOOKS
 
     @pytest.mark.parametrize("hook", HOOKS)
     def test_every_hook_has_a_section(self, hook: str) -> None:
-        """Each hook has a ``## <hook>`` section with a Python example and a TOML snippet."""
+        """Each hook has a ``## <hook>`` section with one Python example, and a TOML snippet (a
+        shell line for the commands hook)."""
         sections = hook_sections()
         assert hook in sections, f"docs/plugin_hooks.md has no '## {hook}' section"
         assert f"```\n{hook}(register)\n```" in sections[hook]
         assert len(code_blocks(sections[hook], "python")) == 1
-        assert len(code_blocks(sections[hook], "toml")) == 1
+        usage = "sh" if hook == COMMAND_HOOK else "toml"
+        assert len(code_blocks(sections[hook], usage)) == 1
 
     def test_no_section_names_a_missing_hook(self) -> None:
         """Every ``## gancore_...`` section is titled with a hook that exists."""
@@ -134,7 +138,7 @@ class TestHookDocs:
 
 
 class TestHookExamples:
-    @pytest.mark.parametrize("hook", HOOKS)
+    @pytest.mark.parametrize("hook", COMPONENT_HOOKS)
     def test_example_registers_its_kind(self, hook: str) -> None:
         """The section's example implements only its hook and registers components of its kind."""
         module = example_plugin(hook)
@@ -151,7 +155,7 @@ class TestHookExamples:
             for field in attrs.fields(spec.options):
                 assert str(field.metadata.get("doc", "")).strip(), f"{name}.{field.name}: no doc"
 
-    @pytest.mark.parametrize("hook", HOOKS)
+    @pytest.mark.parametrize("hook", COMPONENT_HOOKS)
     def test_example_toml_configures_a_working_component(self, hook: str) -> None:
         """The section's TOML names the example component, and what it builds fits the protocol."""
         kind = KIND_OF_HOOK[hook]
@@ -445,3 +449,28 @@ class TestRendering:
     def test_prose_escapes_markdown_outside_code(self) -> None:
         """Emphasis, tags and pipes are escaped in prose; code spans keep their text but pipes."""
         assert _prose("2*pi*r, <x>, `a*b|c`\n  x | y") == r"2\*pi\*r, &lt;x>, `a*b\|c` x \| y"
+
+
+class TestCommandExample:
+    def test_command_example_counts_a_runs_parameters(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The commands hook's example, registered, runs as `gan count-parameters RUN_DIR`."""
+        from gancore._cli import main
+
+        registry, infos = load_example(COMMAND_HOOK)
+        assert infos[-1].components == [("command", "count-parameters")]
+        gancore.reset_registry((registry, infos))
+        document = BASE_RUN | {
+            "run": {"steps": 1},
+            "training": {"batch_size": 8, "sample_every": 0, "num_samples": 4},
+        }
+        config = gancore.parse_config(document, registry)
+        result = gancore.train(config, tmp_path / "run", progress=False)
+        counts = {
+            name: sum(p.numel() for p in module.parameters())
+            for name, module in {**result.generators, **result.critics}.items()
+        }
+        assert main(["count-parameters", str(tmp_path / "run")]) == 0
+        expected = "".join(f"{name}: {count} parameters\n" for name, count in counts.items())
+        assert capsys.readouterr().out == expected

@@ -7,10 +7,12 @@ computes on hand-written tensors. tests/test_docs.py requires a test here named 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import tomllib
 import types
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +24,7 @@ from torch import nn
 
 import gancore
 from gancore import protocols
+from gancore._cli import main
 from gancore.builtin.augmenters import NoAugment
 from gancore.metrics.extractors import build_extractor
 
@@ -910,14 +913,17 @@ best_metric = "mean-distance.mean-distance"
 
 class TestEveryHook:
     def test_one_plugin_implements_every_hook(self) -> None:
-        """A plugin implementing all nine hooks registers one component per kind (two regularizers)."""
-        registry, info = load_demo(*EVERY_HOOK)
-        assert {hook.__name__ for hook in EVERY_HOOK} == {
+        """A plugin implementing all ten hooks registers one component per kind (two
+        regularizers) and one command."""
+        hooks = (*EVERY_HOOK, gancore_register_commands)
+        registry, info = load_demo(*hooks)
+        assert {hook.__name__ for hook in hooks} == {
             name for name in dir(gancore.hookspecs) if name.startswith("gancore_register_")
         }
         assert sorted(kind for kind, _ in info.components) == sorted(
-            [*protocols.KINDS, "regularizer"]
+            [*protocols.KINDS, "regularizer", "command"]
         )
+        assert list(registry.commands) == ["greet"]
         assert {s.provider for s in registry.specs()} == {"gancore", PLUGIN}
 
     def test_a_run_made_only_of_plugin_components_trains(self, tmp_path: Path) -> None:
@@ -933,3 +939,139 @@ class TestEveryHook:
         records = read_records(tmp_path / "run")
         assert any("reg/drift" in r for r in records)
         assert any("reg/output-energy" in r for r in records)
+
+
+# -------------------------------------------------------------------------------------------------
+# gancore_register_commands
+# -------------------------------------------------------------------------------------------------
+
+
+def _add_greet_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name")
+    parser.add_argument("--times", type=int, default=1)
+
+
+def _greet(args: argparse.Namespace) -> int | None:
+    if args.times < 1:
+        raise gancore.ConfigError([f"--times: must be >= 1 (got {args.times})"])
+    if args.name == "nobody":
+        raise FileNotFoundError("no such person: 'nobody'")
+    print("\n".join([f"hello {args.name}"] * args.times))
+    return None if args.name != "error" else 3
+
+
+@gancore.hookimpl
+def gancore_register_commands(register: gancore.RegisterCommandCallback) -> None:
+    register(
+        "greet",
+        _greet,
+        configure=_add_greet_arguments,
+        description="say hello to NAME, --times times",
+    )
+
+
+def _one_command(name: str, configure: Any = None) -> types.ModuleType:
+    """A plugin module whose commands hook registers one command ``name``."""
+
+    @gancore.hookimpl
+    def gancore_register_commands(register: gancore.RegisterCommandCallback) -> None:
+        register(name, lambda args: 0, configure=configure, description=f"the {name} command")
+
+    module = types.ModuleType(f"command_{name}")
+    module.gancore_register_commands = gancore_register_commands  # type: ignore[attr-defined]
+    return module
+
+
+class TestRegisterCommands:
+    def test_gancore_register_commands_runs_through_gan(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`gan greet` parses the plugin's arguments and returns its status (None means 0)."""
+        registry, info = load_demo(gancore_register_commands)
+        assert info.components == [("command", "greet")]
+        spec = registry.commands["greet"]
+        assert (spec.provider, spec.description) == (PLUGIN, "say hello to NAME, --times times")
+        gancore.reset_registry((registry, [info]))
+        assert main(["greet", "ada", "--times", "2"]) == 0
+        assert capsys.readouterr().out == "hello ada\nhello ada\n"
+        assert main(["greet", "error"]) == 3
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "greet" in capsys.readouterr().out
+
+    def test_gancore_register_commands_user_mistakes_are_one_line(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """ConfigError and FileNotFoundError from a command are one `error:` line, exit 2."""
+        registry, info = load_demo(gancore_register_commands)
+        gancore.reset_registry((registry, [info]))
+        assert main(["greet", "ada", "--times", "0"]) == 2
+        assert capsys.readouterr().err == "error: --times: must be >= 1 (got 0)\n"
+        assert main(["greet", "nobody"]) == 2
+        assert capsys.readouterr().err == "error: no such person: 'nobody'\n"
+
+    @pytest.mark.parametrize(
+        ("first", "second", "error"),
+        [
+            (
+                "train",
+                None,
+                "plugin 'a', hook gancore_register_commands: command 'train' is a built-in "
+                "command of gan",
+            ),
+            (
+                "Bad_Name",
+                None,
+                "plugin 'a', hook gancore_register_commands: command name must be lowercase "
+                "kebab-case like 'translate' (got 'Bad_Name')",
+            ),
+            (
+                "greet",
+                "greet",
+                "plugin 'b', hook gancore_register_commands: command 'greet' is already "
+                "registered by plugin 'a'",
+            ),
+        ],
+    )
+    def test_gancore_register_commands_refuses_taken_names(
+        self, first: str, second: str | None, error: str
+    ) -> None:
+        """A built-in command's name, a bad name or another plugin's command fails that plugin."""
+        plugins = [("a", _one_command(first))]
+        if second is not None:
+            plugins.append(("b", _one_command(second)))
+        with pytest.warns(gancore.PluginWarning) as caught:
+            registry, infos = gancore.load_registry(entry_points=False, plugins=plugins, env={})
+        failed = infos[-1]
+        assert failed.status == "failed"
+        assert failed.error == f"gancore_register_commands raised PluginError: {error}"
+        assert len(caught) == 1
+        assert sorted(c.provider for c in registry.commands.values()) == (
+            ["a"] if second is not None else []
+        )
+
+    def test_gancore_register_commands_faulty_configure_is_left_out(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A command whose configure() raises is left out with a warning; gan still works."""
+
+        def broken(parser: argparse.ArgumentParser) -> None:
+            raise RuntimeError("boom")
+
+        registry, infos = gancore.load_registry(
+            entry_points=False, plugins=[("a", _one_command("shaky", broken))], env={}
+        )
+        gancore.reset_registry((registry, infos))
+        with warnings.catch_warnings():  # let gan print the warning as users see it
+            warnings.simplefilter("always")
+            assert main(["plugins"]) == 0
+        captured = capsys.readouterr()
+        assert "  command: shaky" in captured.out
+        assert captured.err == (
+            "warning: plugin 'a': command 'shaky' could not add its arguments: RuntimeError: boom\n"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(SystemExit) as exc:
+                main(["shaky"])
+        assert exc.value.code == 2

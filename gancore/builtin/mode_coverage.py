@@ -105,7 +105,8 @@ class ModeCoverageMetric:
     Scores generated samples against the dataset's ``modes`` and ``mode_std`` (``toy2d`` mixtures
     other than 'swissroll', or an ``npz`` that stores them) with ``mode_coverage``. Returns
     ``modes_covered``, ``num_modes``, ``high_quality_percent``, ``kl_uniform`` (nats; NaN when no
-    sample is high quality) and the protocol: ``num_samples``, ``seed``, ``threshold_std``.
+    sample is high quality), ``num_samples``, ``seed``, ``threshold_std``, and a ``protocol`` dict
+    with those settings and the dataset's ``num_modes`` and ``mode_std``.
     """
 
     num_samples: int = attrs.field(
@@ -164,4 +165,12 @@ class ModeCoverageMetric:
             "num_samples": result.num_samples,
             "seed": self.seed,
             "threshold_std": self.threshold,
+            "protocol": {
+                "metric": "mode-coverage",
+                "num_samples": result.num_samples,
+                "seed": self.seed,
+                "threshold_std": self.threshold,
+                "num_modes": result.num_modes,
+                "mode_std": float(mode_std),
+            },
         }

@@ -459,6 +459,18 @@ class DCGANCritic(nn.Module):
         scores: torch.Tensor = rearrange(self.net(x), "n 1 1 1 -> n")
         return scores
 
+    @property
+    def blocks(self) -> list[nn.Module]:
+        """The critic's blocks from input to score, each a conv with its normalization and
+        activation (the last is the 4x4 scoring conv). Views of ``net``'s layers, so freezing a
+        block's parameters freezes them in the critic (Freeze-D, Mo et al. 2020)."""
+        groups: list[list[nn.Module]] = []
+        for layer in self.net:
+            if isinstance(layer, nn.Conv2d):
+                groups.append([])
+            groups[-1].append(layer)
+        return [nn.Sequential(*group) for group in groups]
+
 
 def build_dcgan_generator(
     options: DCGANGeneratorOptions, context: BuildContextLike

@@ -164,6 +164,14 @@ class TestModeCoverageMetric:
             "num_samples": 15,
             "seed": 7,
             "threshold_std": 3.0,
+            "protocol": {
+                "metric": "mode-coverage",
+                "num_samples": 15,
+                "seed": 7,
+                "threshold_std": 3.0,
+                "num_modes": 8,
+                "mode_std": 0.01,
+            },
         }
 
     def test_evaluate_on_toy2d(self) -> None:

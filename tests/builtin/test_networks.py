@@ -238,6 +238,23 @@ class TestDCGANCritic:
             (512, 1),
         ]
 
+    def test_blocks_compose_to_the_critic(self) -> None:
+        """``blocks`` (for Freeze-D) are the conv groups in order; chained, they are the critic,
+        and they share its parameters."""
+        torch.manual_seed(0)
+        critic = build_dcgan_critic(DCGANCriticOptions(channels=4), Context((1, 32, 32)))
+        blocks = critic.blocks
+        assert len(blocks) == 4  # 32 -> 16, 16 -> 8, 8 -> 4, then the 4x4 scoring conv
+        assert all(isinstance(b[0], nn.Conv2d) for b in blocks)  # type: ignore[index]
+        x = torch.randn(3, 1, 32, 32)
+        critic.eval()
+        y = x
+        for block in blocks:
+            y = block(y)
+        assert torch.equal(y.flatten(), critic(x))
+        owned = {id(p) for p in critic.parameters()}
+        assert {id(p) for b in blocks for p in b.parameters()} == owned
+
     def test_first_layer_is_not_normalised(self) -> None:
         """Puts LeakyReLU(0.2) straight after the first conv and a norm after the others."""
         critic = build_dcgan_critic(DCGANCriticOptions(channels=4), Context((3, 32, 32)))
