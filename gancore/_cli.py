@@ -159,6 +159,18 @@ def _parser(commands: Mapping[str, CommandSpec] | None = None) -> argparse.Argum
     p.add_argument("kind", nargs="?", help="only this kind (generator, critic, loss, ...)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    p = sub.add_parser("plugin", help="tools for plugin authors: gan plugin new NAME")
+    plugin_sub = p.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
+    q = plugin_sub.add_parser(
+        "new",
+        help="create a plugin distribution that passes its own tests",
+        description="Create DIR/NAME: a pyproject.toml with the gancore entry point, the package "
+        "with plugin.py and one example component (a loss), a README, tests that use "
+        "gancore.testing, an example run file and a tox.ini. See docs/writing_plugins.md.",
+    )
+    q.add_argument("name", metavar="NAME", help="distribution name, kebab-case, e.g. gan-noise")
+    q.add_argument("--dir", type=Path, default=Path("."), help="where to create it (default: here)")
+
     p = sub.add_parser("config", help="validate or show a run file")
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     for name, text in (
@@ -584,6 +596,16 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plugin(args: argparse.Namespace) -> int:
+    from gancore._scaffold import new_plugin
+
+    root = new_plugin(args.name, args.dir)
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    print(f"created {root}: {', '.join(files)}")
+    print(f"next: cd {root} && python -m pip install -e . && python -m pytest")
+    return 0
+
+
 _COMMANDS = {
     "train": _cmd_train,
     "sample": _cmd_sample,
@@ -591,4 +613,5 @@ _COMMANDS = {
     "plugins": _cmd_plugins,
     "components": _cmd_components,
     "config": _cmd_config,
+    "plugin": _cmd_plugin,
 }

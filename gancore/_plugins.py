@@ -5,6 +5,13 @@ fails to import (or registers something invalid) becomes a warning naming it and
 others still load. ``GANCORE_STRICT_PLUGINS=1`` turns the warning into an error.
 ``GANCORE_LOAD_PLUGINS=a,b`` loads only those plugins (empty: none) and
 ``GANCORE_DISABLE_PLUGINS=a,b`` skips those. The built-in components always load.
+
+A plugin module may declare the range of gancore API versions it was written for, as a version
+specifier in a module attribute: ``GANCORE_API = ">=1.0,<2"``. A plugin whose range excludes
+:data:`gancore.API_VERSION` still loads, with a warning naming both versions (an error in strict
+mode); a range that is not a valid specifier fails the plugin. A plugin that declares nothing loads
+without a warning: the declaration is a promise a plugin opts into, and most plugins written against
+API 1.0 work until its next major version.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any, Literal
 
 import attrs
 import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from gancore import hookspecs
 from gancore._errors import PluginError
@@ -38,6 +46,7 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "gancore"
 BUILTIN_NAME = "gancore"
+API_ATTRIBUTE = "GANCORE_API"  # a plugin module's declared range of supported API versions
 
 hookimpl = pluggy.HookimplMarker("gancore")
 
@@ -115,10 +124,12 @@ class _Loader:
         warnings.warn(message, PluginWarning, stacklevel=4)
 
     def add(self, info: PluginInfo, plugin: object) -> None:
-        """Register ``plugin`` with pluggy after checking its hook names."""
+        """Register ``plugin`` with pluggy after checking its API range and hook names."""
         problems = _misspelled_hooks(plugin)
         if problems:
             self.fail(info, "; ".join(problems))
+            return
+        if not self.check_api(info, plugin):
             return
         try:
             self.pm.register(plugin, name=info.name)
@@ -129,6 +140,36 @@ class _Loader:
             self.fail(info, _one_line(exc))
             return
         self.infos[info.name] = info
+
+    def check_api(self, info: PluginInfo, plugin: object) -> bool:
+        """False (and the plugin failed) for an invalid ``GANCORE_API``; a range that excludes this
+        gancore's API version is a warning (an error in strict mode), and the plugin still loads."""
+        from gancore import API_VERSION
+
+        declared = getattr(plugin, API_ATTRIBUTE, None)
+        if declared is None:
+            return True
+        try:
+            supported = SpecifierSet(declared) if isinstance(declared, str) else None
+        except InvalidSpecifier:
+            supported = None
+        if supported is None or not str(supported):
+            self.fail(
+                info,
+                f"{API_ATTRIBUTE} = {declared!r} is not a version range such as '>=1.0,<2'",
+            )
+            return False
+        if supported.contains(API_VERSION, prereleases=True):
+            return True
+        message = (
+            f"gancore plugin {info.name!r} supports gancore API {declared}, but this gancore "
+            f"provides API {API_VERSION}; it may fail: install a release of {info.name} made for "
+            f"API {API_VERSION}, or a gancore whose API it supports"
+        )
+        if self.strict:
+            raise PluginError(message + " (strict mode)")
+        warnings.warn(message, PluginWarning, stacklevel=4)
+        return True
 
     def call_hooks(self) -> None:
         """Call every registration hook of every plugin, one plugin at a time for provenance."""

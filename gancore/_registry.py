@@ -24,7 +24,7 @@ __all__ = [
 
 COMMAND_HOOK = "gancore_register_commands"
 # Commands of the `gan` program itself; a plugin command may not take these names.
-BUILTIN_COMMANDS = ("train", "sample", "eval", "plugins", "components", "config")
+BUILTIN_COMMANDS = ("train", "sample", "eval", "plugins", "components", "config", "plugin")
 
 # First-party components, so an unknown name can say which distribution provides it.
 # (A hint table, not an import: the core never imports a plugin.)
@@ -47,8 +47,14 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "unet": "gan-cyclegan",
         "deepfill": "gan-inpaint",
     },
-    "critic": {"stylegan2": "gan-stylegan", "patchgan": "gan-cyclegan"},
+    "critic": {"stylegan2": "gan-stylegan", "patchgan": "gan-cyclegan", "deepfill": "gan-inpaint"},
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada"},
+    "dataset": {
+        "digits-translation": "gan-cyclegan",
+        "paired": "gan-cyclegan",
+        "unpaired": "gan-cyclegan",
+        "skimage-patches": "gan-inpaint",
+    },
     "task": {"cyclegan": "gan-cyclegan", "pix2pix": "gan-cyclegan", "inpaint": "gan-inpaint"},
     "metric": {"inpaint-quality": "gan-inpaint"},
 }

@@ -173,6 +173,6 @@ def gancore_register_commands(register: RegisterCommandCallback) -> None:
         ``ValueError``: ``gan`` prints it as one ``error:`` line and exits with status 2.
 
     Command names share one namespace: a name must not be a built-in command (``train``,
-    ``sample``, ``eval``, ``plugins``, ``components``, ``config``) nor one another plugin already
-    registered; such a plugin fails to load, with a warning naming both plugins.
+    ``sample``, ``eval``, ``plugins``, ``components``, ``config``, ``plugin``) nor one another
+    plugin already registered; such a plugin fails to load, with a warning naming both plugins.
     """

@@ -1,8 +1,22 @@
-"""The plugin is installed and loads through its entry point."""
+"""The plugin is installed, loads through its entry point and registers all its names."""
 
 import importlib.metadata
 
+import attrs
+
 import gancore
+from gancore.protocols import Dataset, Task
+
+NAMES = (
+    ("generator", "resnet"),
+    ("generator", "unet"),
+    ("critic", "patchgan"),
+    ("task", "cyclegan"),
+    ("task", "pix2pix"),
+    ("dataset", "unpaired"),
+    ("dataset", "paired"),
+    ("dataset", "digits-translation"),
+)
 
 
 class TestInstalled:
@@ -19,3 +33,34 @@ class TestInstalled:
         (info,) = [i for i in infos if i.name == "gan-cyclegan"]
         assert info.status == "loaded", info.error
         assert info.version == "0.1.0"
+
+
+class TestRegistered:
+    def test_registers_every_name(self) -> None:
+        """Every component and the translate command are registered by gan-cyclegan."""
+        registry, _ = gancore.load_registry()
+        for kind, name in NAMES:
+            spec = registry.get(kind, name)
+            assert spec.provider == "gan-cyclegan", spec
+            assert spec.description
+            assert "\n" not in spec.description
+            assert len(spec.description) <= 100
+        command = registry.commands["translate"]
+        assert command.provider == "gan-cyclegan"
+        assert command.configure is not None
+
+    def test_every_option_is_documented(self) -> None:
+        """Every option field of every component carries its documentation."""
+        registry, _ = gancore.load_registry()
+        for kind, name in NAMES:
+            for field in attrs.fields(registry.get(kind, name).options):
+                assert field.metadata.get("doc"), f"{kind} {name}: {field.name}"
+
+    def test_tasks_and_datasets_satisfy_their_protocols(self) -> None:
+        """Built with defaults, the tasks are Tasks and the synthetic pair is a Dataset."""
+        registry, _ = gancore.load_registry()
+        for name in ("cyclegan", "pix2pix"):
+            spec = registry.get("task", name)
+            assert isinstance(spec.build(spec.defaults(), None), Task), name
+        spec = registry.get("dataset", "digits-translation")
+        assert isinstance(spec.build(spec.options(limit=4), None), Dataset)

@@ -1,4 +1,4 @@
-"""The plugin is installed and loads through its entry point."""
+"""The plugin is installed, loads through its entry point and registers its components."""
 
 import importlib.metadata
 
@@ -19,3 +19,22 @@ class TestInstalled:
         (info,) = [i for i in infos if i.name == "gan-inpaint"]
         assert info.status == "loaded", info.error
         assert info.version == "0.1.0"
+
+    def test_names_are_registered(self) -> None:
+        """Every component of the plugin is registered under its name, provided by gan-inpaint."""
+        registry, _ = gancore.load_registry()
+        expected = {
+            "generator": "deepfill",
+            "critic": "deepfill",
+            "task": "inpaint",
+            "dataset": "skimage-patches",
+            "metric": "inpaint-quality",
+        }
+        for kind, name in expected.items():
+            spec = registry.get(kind, name)
+            assert spec.provider == "gan-inpaint", (kind, name)
+
+    def test_command_is_registered(self) -> None:
+        """`gan inpaint` is a plugin command of gan-inpaint."""
+        registry, _ = gancore.load_registry()
+        assert registry.commands["inpaint"].provider == "gan-inpaint"
