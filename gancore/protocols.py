@@ -174,7 +174,11 @@ class Augmenter(Protocol):
     ``augmenter(x)`` returns a tensor of the same shape as ``x`` (``[N, C, H, W]``); gradients must
     flow to ``x``. ``feedback_interval`` is how many critic steps the loop accumulates the mean sign
     of the critic's real scores over before calling ``feedback`` (0 = never). Stateful augmenters keep
-    their state in buffers so checkpoints carry it.
+    their state in buffers (or ``state_dict``/``load_state_dict``) so checkpoints carry it.
+
+    Optional: ``log_values() -> dict[str, float]``, if defined, is read at every log interval and
+    each entry is logged as ``augment/<key>`` in ``metrics.jsonl`` (ADA logs ``augment/p`` and
+    ``augment/r_t``).
     """
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 import gancore
 
@@ -17,3 +18,13 @@ def _only_this_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     gancore.reset_registry()
     yield
     gancore.reset_registry()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: the tests use tiny tensors, for which a second thread on a shared
+    machine costs far more (spinning, contention) than it saves."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

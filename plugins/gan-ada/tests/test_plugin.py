@@ -1,8 +1,13 @@
-"""The plugin is installed and loads through its entry point."""
+"""The plugin is installed, loads through its entry point and registers all its names."""
 
 import importlib.metadata
 
+import attrs
+
 import gancore
+from gancore.protocols import Augmenter, CriticRegularizer
+
+AUGMENTERS = ("ada", "diffaugment")
 
 
 class TestInstalled:
@@ -19,3 +24,52 @@ class TestInstalled:
         (info,) = [i for i in infos if i.name == "gan-ada"]
         assert info.status == "loaded", info.error
         assert info.version == "0.1.0"
+
+    def test_only_this_plugin_and_the_core_are_loaded(self) -> None:
+        """The conftest restricts loading to gan-ada: the plugin stands alone on the core."""
+        _, infos = gancore.load_registry()
+        loaded = {i.name for i in infos if i.status == "loaded"}
+        assert loaded <= {"gancore", "gan-ada"}
+        assert "gan-ada" in loaded
+
+
+class TestRegistered:
+    def test_registers_every_name(self) -> None:
+        """Both augmenters and freeze-d are registered by gan-ada, with one-line descriptions."""
+        registry, _ = gancore.load_registry()
+        specs = [registry.get("augmenter", name) for name in AUGMENTERS]
+        specs.append(registry.get("regularizer", "freeze-d"))
+        for spec in specs:
+            assert spec.provider == "gan-ada", spec
+            assert spec.description
+            assert "\n" not in spec.description
+            assert len(spec.description) <= 100
+
+    def test_components_satisfy_their_protocols(self) -> None:
+        """Built with default options for 3x16x16 images, each is an Augmenter or a critic
+        regularizer."""
+        registry, _ = gancore.load_registry()
+        context = gancore.BuildContext(data_shape=(3, 16, 16))
+        for name in AUGMENTERS:
+            spec = registry.get("augmenter", name)
+            assert isinstance(spec.build(spec.defaults(), context), Augmenter), name
+        spec = registry.get("regularizer", "freeze-d")
+        reg = spec.build(spec.defaults(), context)
+        assert isinstance(reg, CriticRegularizer)
+        assert reg.player == "critic"
+        assert reg.interval == 1
+
+    def test_every_option_is_documented(self) -> None:
+        """Every option field carries its documentation."""
+        registry, _ = gancore.load_registry()
+        specs = [registry.get("augmenter", name) for name in AUGMENTERS]
+        specs.append(registry.get("regularizer", "freeze-d"))
+        for spec in specs:
+            for field in attrs.fields(spec.options):
+                assert field.metadata.get("doc"), (spec.name, field.name)
+
+    def test_qualified_names_resolve(self) -> None:
+        """Each name is reachable as gan-ada:<name> too."""
+        registry, _ = gancore.load_registry()
+        assert registry.get("augmenter", "gan-ada:ada").name == "ada"
+        assert registry.get("regularizer", "gan-ada:freeze-d").name == "freeze-d"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from gan_cyclegan import datasets, networks, tasks, translate
 from gancore import RegisterCallback, RegisterCommandCallback, hookimpl
 
+GANCORE_API = ">=1.0,<2"  # the gancore API versions this plugin is written for
+
 
 @hookimpl
 def gancore_register_generators(register: RegisterCallback) -> None:

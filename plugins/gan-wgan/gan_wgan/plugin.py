@@ -5,6 +5,8 @@ from __future__ import annotations
 from gan_wgan import losses, regularizers
 from gancore import RegisterCallback, hookimpl
 
+GANCORE_API = ">=1.0,<2"  # the gancore API versions this plugin is written for
+
 
 @hookimpl
 def gancore_register_losses(register: RegisterCallback) -> None:
