@@ -362,6 +362,16 @@ class TrainingSection:
         default="no",
         metadata=doc("Mixed precision through Accelerate: 'no' (float32) or 'bf16' (autocast)."),
     )
+    compile: Literal[False, True, "default", "reduce-overhead", "max-autotune"] = attrs.field(
+        default=False,
+        metadata=doc(
+            "torch.compile the generators and critics for the training steps: false (eager), "
+            "true or 'default', 'reduce-overhead' (CUDA graphs), 'max-autotune'. The first "
+            "steps pay the compilation (a minute or more on a CPU); penalties that differentiate "
+            "through the critic's gradient (R1, WGAN-GP) every step need compile = false or a "
+            "lazy interval."
+        ),
+    )
     log_every: int = attrs.field(
         default=50, validator=v.ge(1), metadata=doc("Iterations between log lines (>= 1).")
     )

@@ -172,7 +172,9 @@ class StepContext:
         self._log_once(f"loss/critic{tag}", total)
         self._log_once(f"scores/real{tag}", real_scores.mean())
         self._log_once(f"scores/fake{tag}", fake_scores.mean())
-        self.real_sign_sum = self.real_sign_sum + torch.sign(real_scores.detach()).float().sum()
+        if getattr(self._augmenter, "feedback_interval", 0):  # only adaptive augmenters read it
+            sign = torch.sign(real_scores.detach()).float().sum()
+            self.real_sign_sum = self.real_sign_sum + sign
         self.real_count += real_scores.numel()
         self.real_images += real.shape[0]
         self.critic_calls.append((critic, real.detach(), fake, tuple(extra)))
@@ -210,7 +212,8 @@ class StepContext:
 
     def _log_once(self, name: str, value: torch.Tensor | float) -> None:
         tensor = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-        tensor = tensor.float().reshape(())
+        if tensor.dtype != torch.float32 or tensor.dim() != 0:
+            tensor = tensor.float().reshape(())
         self.logs[name] = self.logs[name] + tensor if name in self.logs else tensor
 
 

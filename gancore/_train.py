@@ -208,6 +208,106 @@ class _Stop:
             signal.signal(sig, handler)
 
 
+class _GradsOff:
+    """Within: ``requires_grad`` off for ``params`` (the player that is not being updated)."""
+
+    def __init__(self, params: Sequence[nn.Parameter]) -> None:
+        self.params = params
+
+    def __enter__(self) -> None:
+        _set_grad(self.params, False)
+
+    def __exit__(self, *exc: object) -> None:
+        _set_grad(self.params, True)
+
+
+def _direct_calls(
+    accelerator: Any, g_opt: Any, d_opt: Any
+) -> tuple[Any, Any, Callable[[torch.Tensor], None]]:
+    """The optimizers to ``zero_grad``/``step`` and the ``backward`` the loop calls: torch's own
+    where Accelerate's wrappers would only add cost (see :func:`train`), else Accelerate's."""
+    from accelerate.utils import DistributedType
+
+    plain = (
+        getattr(accelerator, "scaler", None) is None
+        and accelerator.gradient_accumulation_steps == 1
+        and accelerator.distributed_type
+        in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
+        and all(hasattr(opt, "optimizer") for opt in (g_opt, d_opt))
+    )
+    if not plain:
+        return g_opt, d_opt, accelerator.backward
+
+    def backward(loss: torch.Tensor) -> None:
+        loss.backward()
+
+    return g_opt.optimizer, d_opt.optimizer, backward
+
+
+_LOG_FOLD = 256  # logged values kept per name before they are folded into one partial sum
+
+
+def _sum(values: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """The sum of logged scalars (one stack and one reduction, not one addition per step)."""
+    if len(values) == 1:
+        return values[0].to(device)
+    return torch.stack([v.to(device) for v in values]).sum()
+
+
+def _compiled(modules: Mapping[str, nn.Module], mode: bool | str) -> dict[str, Callable[..., Any]]:
+    """``torch.compile`` of each module (``mode`` True means torch's default mode); a failure to
+    compile is a one-line :class:`TrainingError`."""
+    chosen = None if mode is True or mode == "default" else str(mode)
+    out: dict[str, Callable[..., Any]] = {}
+    for name, module in modules.items():
+        compiled = torch.compile(module, mode=chosen)
+
+        def call(*args: Any, _compiled: Any = compiled, _name: str = name, **kwargs: Any) -> Any:
+            try:
+                return _compiled(*args, **kwargs)
+            except Exception as exc:
+                if _is_compile_error(exc):
+                    raise TrainingError(_compile_message(f"compiling {_name!r}", exc)) from exc
+                raise
+
+        out[name] = call
+    return out
+
+
+def _is_compile_error(exc: BaseException) -> bool:
+    module = type(exc).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor")) or "double backward" in str(exc)
+
+
+def _compile_message(what: str, exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = next((line for line in text if line.strip()), type(exc).__name__)
+    if "double backward" in str(exc):
+        return (
+            "training.compile: torch.compile cannot differentiate through a gradient (double "
+            "backward), which an every-step gradient penalty such as R1 or WGAN-GP needs; set "
+            "training.compile = false, or run the penalty lazily (interval > 1)"
+        )
+    return (
+        f"training.compile: {what} failed ({type(exc).__name__}: {first[:300]}); "
+        "set training.compile = false"
+    )
+
+
+def _explained(backward: Callable[[torch.Tensor], None]) -> Callable[[torch.Tensor], None]:
+    """``backward`` whose torch.compile failures are one-line :class:`TrainingError` s."""
+
+    def call(loss: torch.Tensor) -> None:
+        try:
+            backward(loss)
+        except Exception as exc:
+            if _is_compile_error(exc):
+                raise TrainingError(_compile_message("the backward pass", exc)) from exc
+            raise
+
+    return call
+
+
 def _trainable(modules: Mapping[str, nn.Module]) -> list[nn.Parameter]:
     return [p for m in modules.values() for p in m.parameters() if p.requires_grad]
 
@@ -614,6 +714,14 @@ def train(
         )
     )
     g_opt, d_opt = prepared[-2], prepared[-1]
+    # Accelerate's wrappers cost more than a small model's whole step: AcceleratedOptimizer.step
+    # looks for an optional package on disk (importlib find_spec) twice per call, zero_grad
+    # inspects a signature, backward divides the loss by 1. Where they add nothing (no loss
+    # scaler, no gradient accumulation, one process or DDP) the loop calls torch directly; the
+    # wrapped optimizers still serve state_dict/load_state_dict. The math is the same.
+    g_step, d_step, backward = _direct_calls(accelerator, g_opt, d_opt)
+    # Autocast only where it does something: entering an autocast context is not free.
+    autocast = accelerator.autocast if training.precision != "no" else contextlib.nullcontext
     gens = {n: accelerator.unwrap_model(m) for n, m in wrapped_gens.items()}
     critics = {n: accelerator.unwrap_model(m) for n, m in wrapped_critics.items()}
     # The EMA generators stay unprepared: never wrapped, never all-reduced, only copied into.
@@ -623,9 +731,18 @@ def train(
         else {}
     )
 
+    # torch.compile: the steps call compiled players; EMA, samples, metrics, lazy regularization
+    # and checkpoints use the modules themselves (same parameters).
+    step_gens, step_critics = (
+        (_compiled(wrapped_gens, training.compile), _compiled(wrapped_critics, training.compile))
+        if training.compile
+        else (wrapped_gens, wrapped_critics)
+    )
+    if training.compile:
+        backward = _explained(backward)
     step = StepContext(
-        generators=wrapped_gens,
-        critics=wrapped_critics,
+        generators=step_gens,
+        critics=step_critics,
         modules={**gens, **critics},
         loss=built.loss,
         augmenter=augmenter,
@@ -641,6 +758,7 @@ def train(
     iteration = batches_drawn = critic_updates = generator_updates = 0
     nonfinite_total = nonfinite_run = 0
     sign_sum, sign_count, sign_images = torch.zeros((), device=device), 0, 0
+    zero = torch.zeros((), device=device)  # never changed in place: StepContext adds out of place
     best: dict[str, Any] | None = None
     last_checkpoint: Path | None = None
     _seed_process(config.run.seed, rank)
@@ -791,17 +909,23 @@ def train(
                 {k: v for k, v in record.items() if isinstance(v, int | float)}, step=record["step"]
             )
 
-    # Running sums of logged scalars over the log interval (no host sync until we log).
-    log_sums: dict[str, torch.Tensor] = {}
+    # Logged scalars of the log interval, kept as tensors: no host sync, and no arithmetic, until
+    # we log. Long intervals are folded into partial sums to bound the lists.
+    log_values: dict[str, list[torch.Tensor]] = {}
     log_counts: dict[str, int] = {}
 
     def collect_logs() -> None:
         for name, value in step.logs.items():
-            log_sums[name] = log_sums[name] + value if name in log_sums else value.to(device)
+            values = log_values.setdefault(name, [])
+            values.append(value)
             log_counts[name] = log_counts.get(name, 0) + 1
+            if len(values) >= _LOG_FOLD:
+                values[:] = [_sum(values, device)]
         step.logs = {}
 
     def finite(loss: torch.Tensor) -> bool:
+        if world == 1:
+            return math.isfinite(loss.item())  # one read of the host value, no extra kernels
         bad = (~torch.isfinite(loss.detach())).float().reshape(1)
         if world > 1:
             bad = accelerator.reduce(bad, reduction="sum")
@@ -838,8 +962,10 @@ def train(
 
     def other_player_frozen(
         modules: Mapping[str, nn.Module], params: Sequence[nn.Parameter]
-    ) -> contextlib.ExitStack:
+    ) -> contextlib.AbstractContextManager[Any]:
         """No grads into, and no all-reduce for, the player that is not being updated."""
+        if world == 1:  # nothing to all-reduce: only switch the gradients off
+            return _GradsOff(params)
         stack = contextlib.ExitStack()
         for m in modules.values():
             stack.enter_context(accelerator.no_sync(m))
@@ -876,35 +1002,32 @@ def train(
                 batch = next(data)
                 batches_drawn += 1
                 step.begin(0, iteration, k)
-                d_opt.zero_grad(set_to_none=True)
-                with other_player_frozen(wrapped_gens, gen_params), accelerator.autocast():
+                d_step.zero_grad(set_to_none=True)
+                with other_player_frozen(wrapped_gens, gen_params), autocast():
                     loss = task.critic_step(step, batch)
                 if finite(loss):
                     nonfinite_run = 0
-                    accelerator.backward(loss)
-                    d_opt.step()
+                    backward(loss)
+                    d_step.step()
                     for _, reg in critic_regs:
                         for module in critics.values():
                             reg.after_step(module)
                 else:
                     skip_nonfinite("critic loss", iteration)
                 collect_logs()
-                sign_sum = sign_sum + step.real_sign_sum
-                sign_count += step.real_count
-                sign_images += step.real_images
-                step.real_sign_sum, step.real_count, step.real_images = (
-                    torch.zeros((), device=device),
-                    0,
-                    0,
-                )
+                if augmenter.feedback_interval:  # without feedback nobody reads the sums
+                    sign_sum = sign_sum + step.real_sign_sum
+                    sign_count += step.real_count
+                    sign_images += step.real_images
+                step.real_sign_sum, step.real_count, step.real_images = zero, 0, 0
                 critic_updates += 1
 
                 # ---- 2. lazy critic regularization: its own step, penalty x interval ------------
                 for name, reg in critic_regs:
                     if reg.interval == 1 or critic_updates % reg.interval:
                         continue
-                    d_opt.zero_grad(set_to_none=True)
-                    with accelerator.autocast():
+                    d_step.zero_grad(set_to_none=True)
+                    with autocast():
                         penalties = [
                             reg.penalty(_scorer(critics[c], augmenter), real, fake, extra)
                             for c, real, fake, extra in step.critic_calls
@@ -914,9 +1037,9 @@ def train(
                         continue
                     total = torch.stack(penalties).sum()
                     if finite(total):
-                        accelerator.backward(total * reg.interval)
+                        backward(total * reg.interval)
                         all_reduce_grads(critic_params)
-                        d_opt.step()
+                        d_step.step()
                         for _, constraint in critic_regs:  # after every critic step (clipping)
                             for module in critics.values():
                                 constraint.after_step(module)
@@ -928,14 +1051,14 @@ def train(
             # ---- 3. generator phase (on the last critic batch) ---------------------------------
             for k in range(training.generator_steps):
                 step.begin(1, iteration, k)
-                g_opt.zero_grad(set_to_none=True)
+                g_step.zero_grad(set_to_none=True)
                 # Critic forward under no_sync: G's step must not all-reduce D's gradients.
-                with other_player_frozen(wrapped_critics, critic_params), accelerator.autocast():
+                with other_player_frozen(wrapped_critics, critic_params), autocast():
                     loss = task.generator_step(step, batch)
                 if finite(loss):
                     nonfinite_run = 0
-                    accelerator.backward(loss)
-                    g_opt.step()
+                    backward(loss)
+                    g_step.step()
                 else:
                     skip_nonfinite("generator loss", iteration)
                 collect_logs()
@@ -945,8 +1068,8 @@ def train(
                 for name, reg in generator_regs:
                     if generator_updates % reg.interval:
                         continue
-                    g_opt.zero_grad(set_to_none=True)
-                    with accelerator.autocast():
+                    g_step.zero_grad(set_to_none=True)
+                    with autocast():
                         penalties = [
                             reg.penalty(gens[g], inputs)
                             for g, inputs in step.generator_inputs.items()
@@ -955,9 +1078,9 @@ def train(
                         continue
                     total = torch.stack(penalties).sum()
                     if finite(total):
-                        accelerator.backward(total * reg.interval)
+                        backward(total * reg.interval)
                         all_reduce_grads(gen_params)
-                        g_opt.step()
+                        g_step.step()
                     else:
                         skip_nonfinite(f"{name} penalty", iteration)
                     step.log(f"reg/{name}", total)
@@ -1021,8 +1144,12 @@ def train(
             if bar is not None:
                 bar.update(1)
             if iteration % training.log_every == 0 or done or stop_now:
-                names = sorted(log_sums)
-                means = torch.stack([log_sums[n] / log_counts[n] for n in names]) if names else None
+                names = sorted(log_values)
+                means = (
+                    torch.stack([_sum(log_values[n], device) / log_counts[n] for n in names])
+                    if names
+                    else None
+                )
                 if means is not None and world > 1:
                     means = accelerator.reduce(means, reduction="mean")
                 now = time.perf_counter()
@@ -1043,7 +1170,7 @@ def train(
                     if callable(values):
                         record.update({f"augment/{k}": v for k, v in values().items()})
                 write_log(record)
-                log_sums.clear()
+                log_values.clear()
                 log_counts.clear()
                 interval_start, interval_iterations = time.perf_counter(), 0
                 if main:
