@@ -678,9 +678,6 @@ def train(
     main = accelerator.is_main_process
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     checkpoints = run_dir / "checkpoints"
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(config_to_toml(config))
 
     # -- build: identical weights on every process ----------------------------------------------
     built = build_run(config)
@@ -692,6 +689,9 @@ def train(
             obj.to(device)
     augmenter: Augmenter = built.augmenter
     check_metrics(config, built.metrics)  # fail now, not after the last step
+    if main:  # only once the run builds: a config that fails leaves no run directory behind
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.toml").write_text(config_to_toml(config))
 
     # Optimizers over every player's trainable parameters, with StyleGAN2's lazy correction.
     gen_params = _trainable(built.generators)

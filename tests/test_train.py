@@ -115,6 +115,17 @@ class TestRunDirectory:
         assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step-0000020"]
         assert verify_checkpoint(run_dir / "checkpoints" / "step-0000020") is None
 
+    def test_a_run_that_fails_to_build_leaves_nothing(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """A build error (an MLP generator asked for images) writes no run directory, so the
+        corrected run can train into the same folder."""
+        config = load(toy_config, "data={name='digits', resolution=8}")
+        run_dir = tmp_path / "run"
+        with pytest.raises(ValueError, match=r"^mlp generator: expected vector data"):
+            train(config, run_dir, progress=False)
+        assert not run_dir.exists()
+
     def test_metrics_run_at_the_end_and_pick_the_best_checkpoint(
         self, toy_config: Path, tmp_path: Path
     ) -> None:
