@@ -17,3 +17,15 @@ def _only_this_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     gancore.reset_registry()
     yield
     gancore.reset_registry()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> Iterator[None]:
+    # The networks under test are tiny: with several threads each small op waits on the others,
+    # which on a shared 2-core machine makes them many times slower, not faster.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

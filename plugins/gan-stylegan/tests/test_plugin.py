@@ -1,8 +1,13 @@
-"""The plugin is installed and loads through its entry point."""
+"""The plugin is installed, loads through its entry point and registers all its names."""
 
 import importlib.metadata
+from pathlib import Path
+
+import attrs
+import pytest
 
 import gancore
+from gancore.protocols import Critic, Generator, GeneratorRegularizer, StyleGenerator
 
 
 class TestInstalled:
@@ -19,3 +24,75 @@ class TestInstalled:
         (info,) = [i for i in infos if i.name == "gan-stylegan"]
         assert info.status == "loaded", info.error
         assert info.version == "0.1.0"
+
+    def test_only_this_plugin_and_the_core_are_loaded(self) -> None:
+        """The conftest restricts loading to gan-stylegan: the plugin stands alone on the core."""
+        _, infos = gancore.load_registry()
+        loaded = {i.name for i in infos if i.status == "loaded"}
+        assert loaded <= {"gancore", "gan-stylegan"}
+        assert "gan-stylegan" in loaded
+
+
+NAMES = [
+    ("generator", "stylegan"),
+    ("generator", "stylegan2"),
+    ("critic", "stylegan2"),
+    ("regularizer", "path-length"),
+]
+
+
+class TestRegistered:
+    def test_registers_every_name(self) -> None:
+        """Both generators, the critic and the regularizer are registered by gan-stylegan."""
+        registry, _ = gancore.load_registry()
+        for kind, name in NAMES:
+            spec = registry.get(kind, name)
+            assert spec.provider == "gan-stylegan", spec
+            assert spec.description
+            assert "\n" not in spec.description
+            assert len(spec.description) <= 100
+            assert registry.get(kind, f"gan-stylegan:{name}").name == name
+
+    def test_every_option_is_documented(self) -> None:
+        """Every option field carries its documentation."""
+        registry, _ = gancore.load_registry()
+        for kind, name in NAMES:
+            for field in attrs.fields(registry.get(kind, name).options):
+                assert field.metadata.get("doc"), (kind, name, field.name)
+
+    def test_components_satisfy_their_protocols(self) -> None:
+        """Built with defaults on 8x8 RGB data: generators, a critic, a generator regularizer."""
+        registry, _ = gancore.load_registry()
+        context = gancore.BuildContext(data_shape=(3, 8, 8))
+        for name in ("stylegan", "stylegan2"):
+            spec = registry.get("generator", name)
+            generator = spec.build(spec.defaults(), context)
+            assert isinstance(generator, Generator)
+            assert isinstance(generator, StyleGenerator)
+            assert generator.latent_dim == 512
+            assert (generator.truncation_psi, generator.truncation_cutoff) == (1.0, None)
+        spec = registry.get("critic", "stylegan2")
+        assert isinstance(spec.build(spec.defaults(), context), Critic)
+        spec = registry.get("regularizer", "path-length")
+        regularizer = spec.build(spec.defaults(), context)
+        assert isinstance(regularizer, GeneratorRegularizer)
+        assert (regularizer.player, regularizer.interval) == ("generator", 4)
+
+    def test_bad_options_are_one_line_config_errors(self, tmp_path: Path) -> None:
+        """Out-of-range options fail validation naming the key, the rule and the value."""
+        registry, _ = gancore.load_registry()
+        (tmp_path / "run.toml").write_text(
+            '[data]\nname = "digits"\n[generator]\nname = "stylegan2"\nstyle_mixing_prob = 1.5\n'
+            '[critic]\nname = "stylegan2"\nmbstd_group_size = 0\n'
+            '[[regularizers]]\nname = "path-length"\ndecay = 0\n'
+        )
+        with pytest.raises(gancore.ConfigError) as exc:
+            gancore.load_config(tmp_path / "run.toml", registry=registry)
+        text = str(exc.value)
+        for key, value in (
+            ("style_mixing_prob", "1.5"),
+            ("mbstd_group_size", "0"),
+            ("decay", "0"),
+        ):
+            (line,) = [line for line in text.splitlines() if key in line]
+            assert value in line, line
