@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib.metadata
 import json
 import math
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -48,6 +46,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from _machine import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RESOLUTION = 16
@@ -358,30 +358,6 @@ def throughput(repeats: int, warmup: int) -> list[dict[str, Any]]:
 # -------------------------------------------------------------------------------------------------
 
 
-def machine(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gancore": importlib.metadata.version("gancore"),
-        "gan-ada": importlib.metadata.version("gan-ada"),
-        "threads_per_process": threads,
-        "load_average": list(os.getloadavg()),
-    }
-
-
 def tables(report: dict[str, Any]) -> str:
     lines = [
         "| training digits | augmenter | steps | final p | fd-digits | kd-digits | "
@@ -552,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     results.sort(key=lambda r: (r["subset"], AUGMENTERS.index(r["augmenter"])))
     report: dict[str, Any] = {
         "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-        "machine": machine(threads=1),
+        "machine": machine(1, "gan-ada"),
         "load_average_at_start": load_before,
         "total_seconds": None,
         "settings": {

@@ -25,10 +25,8 @@ go to ``--out`` as JSON; the Markdown table goes to stdout.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine
 from gan_cyclegan.datasets import DigitsTranslation, DigitsTranslationOptions, held_out_error
 
 import gancore
@@ -46,28 +45,6 @@ EXAMPLES = ROOT / "examples"
 RUNS = {"cyclegan": "cyclegan-digits.toml", "pix2pix": "pix2pix-digits.toml"}
 SPEED_SIZES = {32: 2, 64: 3}  # resolution -> PatchGAN stride-2 layers
 TRANSLATIONS: dict[tuple[str, int], torch.Tensor] = {}  # for the picture
-
-
-def machine(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gancore": importlib.metadata.version("gancore"),
-        "gan-cyclegan": importlib.metadata.version("gan-cyclegan"),
-        "threads": threads,
-        "load_average": list(os.getloadavg()),
-    }
 
 
 def baselines(held: DigitsTranslation, train_b: torch.Tensor) -> dict[str, float]:
@@ -207,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     train = DigitsTranslation(DigitsTranslationOptions(resolution=16, paired=True))
     report: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/cyclegan.py", *(argv or sys.argv[1:])]),
-        "machine": machine(threads),
+        "machine": machine(threads, "gan-cyclegan"),
         "data": {
             "dataset": "digits-translation",
             "resolution": 16,

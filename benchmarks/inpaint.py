@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine
 from gan_inpaint.attention import ContextualAttention
 from gan_inpaint.datasets import SkimagePatches, SkimagePatchesOptions
 from gan_inpaint.masks import MaskOptions, draw_masks
@@ -82,17 +81,6 @@ PROTOCOLS = {
     "center": {"kind": "center", "rectangle_size": 0.5},
     "rectangles+strokes": {"kind": "both", "stroke_width": [0.08, 0.16]},
 }
-
-
-def machine(threads: int) -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": threads,
-    }
 
 
 def train(steps: int, run_dir: Path) -> tuple[Any, float]:
@@ -232,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trained {args.steps} steps in {train_s:.0f} s", flush=True)
     result: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/inpaint.py", *(argv or sys.argv[1:])]),
-        "machine": machine(args.threads),
+        "machine": machine(args.threads, "gan-inpaint"),
         "steps": args.steps,
         "train_s": train_s,
         "run": RUN,

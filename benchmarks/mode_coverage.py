@@ -33,18 +33,18 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib.metadata
 import json
 import math
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _machine import machine
 
 MODELS = ("gan", "wgan-clip", "wgan-gp", "wgan-gp-paper")
 MIXTURES = ("ring", "grid")
@@ -209,29 +209,6 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gancore": importlib.metadata.version("gancore"),
-        "gan-wgan": importlib.metadata.version("gan-wgan"),
-        "threads_per_run": 1,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -274,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(results)
     report = {
         "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-        "machine": machine(),
+        "machine": machine(1, "gan-wgan"),
         "total_seconds": round(time.perf_counter() - started, 1),
         "settings": {
             k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"

@@ -25,10 +25,8 @@ they move less with the load.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine
 
 RESOLUTIONS = (32, 64)
 WIDTHS: dict[str, dict[str, Any]] = {
@@ -208,31 +207,6 @@ def bench_train_step(
     }
 
 
-def machine(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gancore": importlib.metadata.version("gancore"),
-        "gan-stylegan": importlib.metadata.version("gan-stylegan"),
-        "torch_threads": threads,
-        "load_average_at_start": os.getloadavg(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def table(results: list[dict[str, Any]], gpu_note: str | None) -> str:
     lines = [
         "| measure | width | px | modulated conv | batch | device | images/s | s per batch/step | CPU s |",
@@ -298,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "benchmark": "stylegan",
         "command": "python benchmarks/stylegan.py " + " ".join(argv or sys.argv[1:]),
-        "machine": machine(torch.get_num_threads()),
+        "machine": machine(torch.get_num_threads(), "gan-stylegan"),
         "settings": {
             "warmup": args.warmup,
             "repeats": repeats,
