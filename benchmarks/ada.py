@@ -28,7 +28,8 @@ the median over repeats after warm-up, one thread.
 
 Each training run is its own process (``--jobs`` at a time, one thread each). Results, the
 command line, the machine and each run's CPU time go to ``--out`` as JSON; the p trajectories to
-``benchmarks/results/ada_p.png`` and sample grids to ``benchmarks/results/ada_samples.png``.
+``docs/images/ada_p.png`` and sample grids to ``docs/images/ada_samples.png`` (the pictures
+docs/benchmarks.md shows).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from _machine import machine
+
+FIGURES = Path(__file__).resolve().parent.parent / "docs" / "images"  # shown by the docs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RESOLUTION = 16
@@ -437,7 +440,7 @@ def figures(report: dict[str, Any], out_dir: Path) -> list[str]:
         ax_p.legend()
         ax_r.legend()
         fig.tight_layout()
-        path = out_dir / "ada_p.png"
+        path = FIGURES / "ada_p.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(str(path))
@@ -455,7 +458,7 @@ def figures(report: dict[str, Any], out_dir: Path) -> list[str]:
             )
             ax.axis("off")
         fig.tight_layout()
-        path = out_dir / "ada_samples.png"
+        path = FIGURES / "ada_samples.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(str(path))
