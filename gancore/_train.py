@@ -77,6 +77,8 @@ class TrainResult:
     generators: Mapping[str, nn.Module] = attrs.field(factory=dict)  # trained, unwrapped
     critics: Mapping[str, nn.Module] = attrs.field(factory=dict)
     ema: Mapping[str, nn.Module] = attrs.field(factory=dict)  # empty without EMA
+    # (name, regularizer) in [[regularizers]] order, with their final state (e.g. running means)
+    regularizers: Sequence[tuple[str, Any]] = ()
 
 
 # -------------------------------------------------------------------------------------------------
@@ -1257,6 +1259,7 @@ def train(
         generators=gens,
         critics=critics,
         ema=ema,
+        regularizers=tuple(built.regularizers),
     )
 
 

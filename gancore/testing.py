@@ -36,6 +36,10 @@ import functools
 import inspect
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -72,6 +76,7 @@ __all__ = [
     "plugin_fixture",
     "registered_plugin",
     "tiny_run",
+    "train_processes",
 ]
 
 
@@ -876,3 +881,60 @@ def check_plugin_loads(name: str, *, module: str | None = None) -> tuple[Registr
     if not info.components:
         raise AssertionError(f"plugin {name!r} registered nothing")
     return registry, info
+
+
+# -------------------------------------------------------------------------------------------------
+# Several processes
+# -------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def train_processes(
+    config: str | Path,
+    out: str | Path,
+    *,
+    processes: int = 2,
+    overrides: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> list[dict[str, torch.Tensor]]:
+    """Train the run file ``config`` in ``processes`` CPU processes (``torch.distributed.run``,
+    gloo; one process: plain ``python``) and return each rank's final state, rank 0 first.
+
+    The run is written to ``out/run``. Each state maps ``generators.NAME.KEY``,
+    ``critics.NAME.KEY``, ``ema.NAME.KEY`` and ``regularizers.I.KEY`` (the ``I``-th
+    ``[[regularizers]]`` entry, for those that are modules: running means and the like) to tensors.
+    ``overrides`` are ``key=value`` settings as for ``gan train --set``; ``env`` is added to the
+    environment (e.g. ``{"GANCORE_LOAD_PLUGINS": "gan-mine"}``). Each process uses one thread.
+    A failed launch raises ``AssertionError`` with the end of the processes' output.
+
+    Typical use, the data-parallel contract of a plugin's regularizer::
+
+        ranks = gt.train_processes(tmp_path / "run.toml", tmp_path / "two")
+        for key in ranks[0]:
+            assert torch.equal(ranks[0][key], ranks[1][key]), key
+    """
+    from safetensors.torch import load_file
+
+    out = Path(out)
+    worker = ["-m", "gancore._distributed_worker", str(config), str(out), *overrides]
+    if processes > 1:
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node"]
+        command = [*launch, str(processes), "--master_port", str(_free_port()), *worker]
+    else:
+        command = [sys.executable, *worker]
+    environment = dict(os.environ) | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    environment |= dict(env or {})
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
+    if done.returncode:
+        raise AssertionError(
+            f"training in {processes} process(es) failed (exit {done.returncode}):\n"
+            f"{done.stderr[-3000:]}"
+        )
+    return [load_file(str(out / f"rank{rank}.safetensors")) for rank in range(processes)]

@@ -996,3 +996,32 @@ class TestWholeRuns:
             fails("run 'tiny': logged loss/critic = nan at step 1"),
         ):
             gt.check_training(gt.tiny_run(loss={"name": "nan"}), tmp_path / "nan")
+
+    def test_train_processes_returns_the_final_state(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """One process: the state holds the trained networks (equal to an in-process run of the
+        same file) and the state of module regularizers; a bad run file fails with its error."""
+        import tomli_w
+
+        document = gt.tiny_run(3, regularizers=[{"name": "r1", "gamma": 1.0}])
+        (tmp_path / "run.toml").write_text(tomli_w.dumps(document))
+        (state,) = gt.train_processes(
+            tmp_path / "run.toml", tmp_path / "one", processes=1, env=subprocess_env
+        )
+        here = gancore.train(
+            gancore.parse_config(document, gancore.get_registry()), tmp_path / "here"
+        )
+        expected = {
+            f"{group}.{name}.{key}": tensor
+            for group, modules in (("generators", here.generators), ("critics", here.critics))
+            for name, module in modules.items()
+            for key, tensor in module.state_dict().items()
+        }
+        assert set(state) == set(expected)
+        for key, tensor in expected.items():
+            assert torch.equal(state[key], tensor), key
+        assert (tmp_path / "one" / "run" / "checkpoints").is_dir()
+        (tmp_path / "bad.toml").write_text('[run]\nname = "bad"\nsteps = "many"\n')
+        with pytest.raises(AssertionError, match=r"training in 1 process\(es\) failed \(exit 1\)"):
+            gt.train_processes(tmp_path / "bad.toml", tmp_path / "bad", processes=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 import gancore
+import gancore.testing as gt
 from gancore._checkpoint import find_checkpoint, verify_checkpoint
 from gancore._config import config_to_toml
 from gancore._data import BatchPlan
@@ -543,37 +543,22 @@ class TestTwoProcesses:
     ) -> None:
         """2 CPU processes end with identical weights on both ranks, equal to 1 process."""
         config = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
-        worker = Path(__file__).parent / "distributed_worker.py"
-        env = subprocess_env | {"PYTHONPATH": str(Path(__file__).parents[1])}
-        common = [str(worker), str(config), str(tmp_path / "out")]
-        two = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nproc_per_node",
-                "2",
-                "--master_port",
-                str(29500 + os.getpid() % 1000),
-                *common,
-                "two",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
+        # Both penalty paths: R1 inside the critic step (through DDP) and lazy R1 (manual
+        # gradient all-reduce); two critic steps per iteration.
+        overrides = [
+            "regularizers=[{name='r1', gamma=0.5}, {name='r1', gamma=0.5, interval=2}]",
+            "training.critic_steps=2",
+            "run.steps=10",
+        ]
+        rank0, rank1 = gt.train_processes(
+            config, tmp_path / "two", overrides=overrides, env=subprocess_env, timeout=300
         )
-        assert two.returncode == 0, two.stderr[-3000:]
-        one = subprocess.run(
-            [sys.executable, *common, "one"], capture_output=True, text=True, env=env, timeout=300
+        (single,) = gt.train_processes(
+            config, tmp_path / "one", processes=1, overrides=overrides, env=subprocess_env
         )
-        assert one.returncode == 0, one.stderr[-3000:]
-        (checkpoint,) = (tmp_path / "out" / "run-two" / "checkpoints").iterdir()
+        (checkpoint,) = (tmp_path / "two" / "run" / "checkpoints").iterdir()
         state = torch.load(checkpoint / "training_state.pt", weights_only=True)
         assert state["world_size"] == 2 and len(state["rng"]) == 2  # really two processes
-        rank0 = load_file(str(tmp_path / "out" / "two-rank0.safetensors"))
-        rank1 = load_file(str(tmp_path / "out" / "two-rank1.safetensors"))
-        single = load_file(str(tmp_path / "out" / "one-rank0.safetensors"))
         assert rank0.keys() == rank1.keys() == single.keys()
         for key in rank0:
             assert torch.equal(rank0[key], rank1[key]), key

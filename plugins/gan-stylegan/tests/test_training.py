@@ -4,9 +4,6 @@ the path-length running mean checkpointed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from gan_stylegan.critics import StyleGAN2CriticOptions, build_stylegan2_critic
 from safetensors.torch import load_file
 
 import gancore
+import gancore.testing as gt
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -225,34 +223,15 @@ def test_two_gloo_processes_keep_identical_networks_and_path_length_mean(tmp_pat
     """Under two processes the lazy R1 and path-length gradients are all-reduced and the running
     mean of path lengths is averaged: both ranks end with the same weights and the same mean."""
     (tmp_path / "run.toml").write_text(TINY.format(steps=4, generator="stylegan2"))
-    worker = Path(__file__).with_name("distributed_worker.py")
-    env = dict(os.environ) | {
-        "GANCORE_LOAD_PLUGINS": "gan-stylegan",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(31500 + os.getpid() % 1000),
-            str(worker),
-            str(tmp_path / "run.toml"),
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    rank0, rank1 = gt.train_processes(
+        tmp_path / "run.toml",
+        tmp_path / "out",
+        env={"GANCORE_LOAD_PLUGINS": "gan-stylegan"},
         timeout=300,
     )
-    assert two.returncode == 0, two.stderr[-3000:]
-    rank0 = load_file(str(tmp_path / "out" / "rank0.safetensors"))
-    rank1 = load_file(str(tmp_path / "out" / "rank1.safetensors"))
+    config = gancore.load_config(tmp_path / "run.toml")
+    index = [r.spec.name for r in config.regularizers].index("path-length")
     assert rank0.keys() == rank1.keys()
-    assert rank0["path-length.pl_mean"].item() > 0
+    assert rank0[f"regularizers.{index}.pl_mean"].item() > 0
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key

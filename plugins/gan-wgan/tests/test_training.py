@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import gancore
+import gancore.testing as gt
 from gancore.protocols import Dataset
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -295,33 +294,12 @@ class TestTwoProcesses:
         """With a different interpolation draw on each rank, eager and lazy GP gradients are
         all-reduced: both ranks end with identical (spectrally normalized) critics."""
         (tmp_path / "toy.toml").write_text(TOY)
-        worker = Path(__file__).with_name("distributed_worker.py")
-        env = dict(os.environ) | {
-            "GANCORE_LOAD_PLUGINS": "gan-wgan",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        two = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nproc_per_node",
-                "2",
-                "--master_port",
-                str(30500 + os.getpid() % 1000),
-                str(worker),
-                str(tmp_path / "toy.toml"),
-                str(tmp_path / "out"),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
+        rank0, rank1 = gt.train_processes(
+            tmp_path / "toy.toml",
+            tmp_path / "out",
+            env={"GANCORE_LOAD_PLUGINS": "gan-wgan"},
             timeout=300,
         )
-        assert two.returncode == 0, two.stderr[-3000:]
-        rank0 = load_file(str(tmp_path / "out" / "rank0.safetensors"))
-        rank1 = load_file(str(tmp_path / "out" / "rank1.safetensors"))
         assert rank0.keys() == rank1.keys()
         assert any("parametrizations.weight.original" in key for key in rank0)
         for key in rank0:
