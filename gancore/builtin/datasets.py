@@ -295,6 +295,14 @@ class DigitsOptions:
         },
     )
     seed: int = _int_field(0, 0, "seed of the shuffle that 'limit' takes from; >= 0")
+    rest: bool = attrs.field(
+        default=False,
+        validator=attrs.validators.instance_of(bool),
+        metadata={
+            "doc": "with 'limit': keep the images 'limit' leaves out instead (the held-out rest, "
+            "e.g. to score a limited-data run on digits it never saw)"
+        },
+    )
     xflip: bool = attrs.field(
         default=False,
         validator=attrs.validators.instance_of(bool),
@@ -331,8 +339,12 @@ class DigitsDataset:
                 raise ValueError(
                     f"digits: 'limit' is {options.limit} but only {len(keep)} images are available"
                 )
+            if options.rest and options.limit == len(keep):
+                raise ValueError(f"digits: 'rest' is empty: 'limit' keeps all {len(keep)} images")
             shuffled = np.random.default_rng(options.seed).permutation(keep)
-            keep = np.sort(shuffled[: options.limit])
+            keep = np.sort(shuffled[options.limit :] if options.rest else shuffled[: options.limit])
+        elif options.rest:
+            raise ValueError("digits: 'rest' needs 'limit' (the images it leaves out)")
         pixels = torch.from_numpy(images[keep] / 8.0 - 1.0).float()
         pixels = rearrange(pixels, "n h w -> n 1 h w")
         if options.resolution != 8:

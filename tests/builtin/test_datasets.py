@@ -176,6 +176,25 @@ class TestDigits:
             build_digits(DigitsOptions(limit=500, classes=(3,)), None)
         assert str(exc.value) == "digits: 'limit' is 500 but only 183 images are available"
 
+    def test_rest_is_the_complement_of_limit(self) -> None:
+        """rest keeps exactly the images limit leaves out: disjoint, together all of them."""
+        options = {"resolution": 8, "limit": 1500, "seed": 3}
+        seen = build_digits(DigitsOptions(**options), None)
+        rest = build_digits(DigitsOptions(**options, rest=True), None)
+        every = build_digits(DigitsOptions(resolution=8), None)
+        assert (len(seen), len(rest)) == (1500, 297)
+        rows = {im.numpy().tobytes(): i for i, im in enumerate(every.images)}
+        seen_rows = {rows[im.numpy().tobytes()] for im in seen.images}
+        rest_rows = {rows[im.numpy().tobytes()] for im in rest.images}
+        assert not seen_rows & rest_rows
+        assert len(seen_rows | rest_rows) == len({im.numpy().tobytes() for im in every.images})
+        with pytest.raises(ValueError, match="rest") as exc:
+            build_digits(DigitsOptions(rest=True), None)
+        assert str(exc.value) == "digits: 'rest' needs 'limit' (the images it leaves out)"
+        with pytest.raises(ValueError, match="rest") as exc:
+            build_digits(DigitsOptions(limit=1797, rest=True), None)
+        assert str(exc.value) == "digits: 'rest' is empty: 'limit' keeps all 1797 images"
+
     def test_invalid_options(self) -> None:
         """Bad resolutions and classes are rejected in attrs' voice."""
         with pytest.raises(ValueError, match="resolution") as exc:

@@ -162,25 +162,6 @@ def test_examples_exist() -> None:
     assert {"inpaint-digits.toml", "inpaint-skimage.toml"} <= names
 
 
-class _HeldOut:
-    """Digits the run never saw: all 1,797 minus the 'limit' subset."""
-
-    def __init__(self, resolution: int, limit: int) -> None:
-        full = DigitsDataset(DigitsOptions(resolution=resolution))
-        seen = DigitsDataset(DigitsOptions(resolution=resolution, limit=limit))
-        keys = {tuple(image.flatten().tolist()) for image in seen.images}
-        self.images = torch.stack(
-            [im for im in full.images if tuple(im.flatten().tolist()) not in keys]
-        )
-        self.shapes = {"x": (1, resolution, resolution)}
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"x": self.images[index]}
-
-
 @pytest.mark.slow
 def test_short_run_beats_mean_fill_on_held_out_digits(tmp_path: Path) -> None:
     """After 120 iterations the hole L1 on unseen digits is below the mean-fill baseline's."""
@@ -200,7 +181,7 @@ def test_short_run_beats_mean_fill_on_held_out_digits(tmp_path: Path) -> None:
         "optimizers.generator.lr=2e-3",
     )
     result = gancore.train(config, tmp_path / "run", progress=False)
-    held_out = _HeldOut(8, 1500)
+    held_out = DigitsDataset(DigitsOptions(resolution=8, limit=1500, rest=True))
     assert len(held_out) == 297
     context = SimpleNamespace(
         task=config.task.options,
