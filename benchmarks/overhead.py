@@ -337,14 +337,29 @@ def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def _callgrind(flag: str) -> None:
+    """Switch callgrind's instruction counting on or off for this process (run under
+    ``valgrind --tool=callgrind --instr-atstart=no``; see overhead_instructions.py)."""
+    subprocess.run(
+        ["callgrind_control", "-i", flag, str(os.getpid())], check=True, capture_output=True
+    )
+
+
 def _instrument(dataset_class: type, steps: int) -> dict[str, Any]:
     """Wrap ``dataset_class.get_batch`` to stamp the time of each call and the peak memory at
-    the last one."""
+    the last one. With ``OVERHEAD_INSTRUCTION_WINDOW=a,b`` in the environment, callgrind counts
+    instructions from the ``a``-th call to the ``b``-th: iterations ``a .. b-1`` exactly."""
     record: dict[str, Any] = {"stamps": [], "cpu": [], "peak_rss_mb": None}
     original: Callable[..., Any] = dataset_class.get_batch  # type: ignore[attr-defined]
+    window = os.environ.get("OVERHEAD_INSTRUCTION_WINDOW")
+    first, last = (int(x) for x in window.split(",")) if window else (-1, -1)
 
     def get_batch(self: Any, indices: Any) -> Any:
         stamps = record["stamps"]
+        if len(stamps) + 1 == first:
+            _callgrind("on")
+        if len(stamps) + 1 == last:
+            _callgrind("off")
         stamps.append(time.perf_counter())
         record["cpu"].append(time.process_time())
         if len(stamps) == steps:

@@ -128,6 +128,9 @@ class StepContext:
         self.real_sign_sum = torch.zeros((), device=device)
         self.real_count = 0
         self.real_images = 0
+        # Fixed for the run; looked up once rather than on every step.
+        self._feedback = bool(getattr(augmenter, "feedback_interval", 0))
+        self._scorers: dict[str, Callable[..., torch.Tensor]] = {}
 
     # -- the loop's side --------------------------------------------------------------------------
 
@@ -154,7 +157,9 @@ class StepContext:
         gen = torch.Generator().manual_seed(_mix(self._seed, *self._key, self._draws))
         self._draws += 1
         full = torch.randn(num * self._world, dim, generator=gen)
-        return full[self._rank * num : (self._rank + 1) * num].to(self.device)
+        if self._world > 1:
+            full = full[self._rank * num : (self._rank + 1) * num]
+        return full.to(self.device)
 
     def critic_loss(
         self, critic: str, real: torch.Tensor, fake: torch.Tensor, *extra: torch.Tensor
@@ -163,24 +168,26 @@ class StepContext:
 
         ``fake`` is detached here; ``extra`` conditioning tensors go to the critic unchanged.
         """
-        fake = fake.detach()
+        fake = _detached(fake)
         scorer = self.scorer(critic)
         real_scores = scorer(real, *extra)
         fake_scores = scorer(fake, *extra)
         total = self.loss.critic_loss(real_scores, fake_scores)
         tag = _tag(critic)
         self._log_once(f"loss/critic{tag}", total)
-        self._log_once(f"scores/real{tag}", real_scores.mean())
-        self._log_once(f"scores/fake{tag}", fake_scores.mean())
-        if getattr(self._augmenter, "feedback_interval", 0):  # only adaptive augmenters read it
-            sign = torch.sign(real_scores.detach()).float().sum()
+        real_scores_, fake_scores_ = real_scores.detach(), fake_scores.detach()
+        self._log_once(f"scores/real{tag}", real_scores_.mean())  # no autograd node
+        self._log_once(f"scores/fake{tag}", fake_scores_.mean())
+        if self._feedback:  # only adaptive augmenters read it
+            sign = torch.sign(real_scores_).float().sum()
             self.real_sign_sum = self.real_sign_sum + sign
         self.real_count += real_scores.numel()
         self.real_images += real.shape[0]
-        self.critic_calls.append((critic, real.detach(), fake, tuple(extra)))
+        real = _detached(real)
+        self.critic_calls.append((critic, real, fake, tuple(extra)))
         for name, reg in self._regularizers:
             if reg.interval == 1:
-                penalty = reg.penalty(scorer, real.detach(), fake, tuple(extra))
+                penalty = reg.penalty(scorer, real, fake, tuple(extra))
                 if penalty is not None:
                     self._log_once(f"reg/{name}{tag}", penalty)
                     total = total + penalty
@@ -194,27 +201,39 @@ class StepContext:
 
     def scorer(self, critic: str) -> Callable[..., torch.Tensor]:
         """``x, *extra -> D(aug(x), *extra)`` for the named critic."""
-        module = self.critics[critic]
-        augment = self._augmenter
+        scorer = self._scorers.get(critic)
+        if scorer is None:
+            module = self.critics[critic]
+            augment = self._augmenter
 
-        def score(x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
-            return module(augment(x), *extra)
+            def scorer(x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+                return module(augment(x), *extra)
 
-        return score
+            self._scorers[critic] = scorer
+        return scorer
 
     def record_generator_inputs(self, generator: str, inputs: torch.Tensor) -> None:
         """Remember a generator's inputs for generator regularizers (e.g. path length)."""
-        self.generator_inputs[generator] = inputs.detach()
+        self.generator_inputs[generator] = _detached(inputs)
 
     def log(self, name: str, value: torch.Tensor | float) -> None:
         """Log a scalar under ``name`` (averaged over the log interval)."""
         self._log_once(name, value)
 
     def _log_once(self, name: str, value: torch.Tensor | float) -> None:
-        tensor = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-        if tensor.dtype != torch.float32 or tensor.dim() != 0:
-            tensor = tensor.float().reshape(())
-        self.logs[name] = self.logs[name] + tensor if name in self.logs else tensor
+        if isinstance(value, torch.Tensor):
+            tensor = _detached(value)
+            if tensor.dtype != torch.float32 or tensor.dim() != 0:
+                tensor = tensor.float().reshape(())
+        else:
+            tensor = torch.tensor(float(value))
+        logs = self.logs
+        logs[name] = logs[name] + tensor if name in logs else tensor
+
+
+def _detached(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor.detach()``, skipped (a dispatcher call saved) when there is nothing to detach."""
+    return tensor.detach() if tensor.requires_grad else tensor
 
 
 def _tag(critic: str) -> str:

@@ -989,6 +989,15 @@ def train(
             desc=config.run.name,
             file=sys.stderr,
         )
+    # Only optimizers whose learning rate changes are touched each iteration.
+    scheduled = [
+        (opt, opt_config, base)
+        for opt, opt_config, base in (
+            (g_opt, config.optimizers.generator, base_lrs[0]),
+            (d_opt, config.optimizers.critic, base_lrs[1]),
+        )
+        if opt_config.schedule != "constant"
+    ]
     started = time.perf_counter()
     interval_start, interval_iterations = time.perf_counter(), 0
     start_iteration = iteration
@@ -1102,9 +1111,7 @@ def train(
                     stats = accelerator.reduce(stats, reduction="sum")
                 total_sign, count, images = stats.tolist()
                 augmenter.feedback(total_sign / count, int(images))
-                sign_sum, sign_count, sign_images = torch.zeros((), device=device), 0, 0
-            elif not interval:
-                sign_sum, sign_count, sign_images = torch.zeros((), device=device), 0, 0
+                sign_sum, sign_count, sign_images = zero, 0, 0
 
             # ---- 6. EMA of the generators: beta = 0.5 ** (batch / half-life) -------------------
             iteration += 1
@@ -1120,10 +1127,7 @@ def train(
                     update_ema(ema[name], model, beta)
 
             # ---- 7. learning-rate schedules ----------------------------------------------------
-            for opt, opt_config, base in (
-                (g_opt, config.optimizers.generator, base_lrs[0]),
-                (d_opt, config.optimizers.critic, base_lrs[1]),
-            ):
+            for opt, opt_config, base in scheduled:
                 factor = lr_factor(
                     opt_config.schedule,
                     opt_config.decay_start,
