@@ -25,8 +25,9 @@ HERE = Path(__file__).resolve().parent
 # Small settings of the scripts whose --quick is not enough (or that have none).
 SMALL: dict[str, list[str]] = {
     "profile_step": ["--steps", "30", "--warmup", "10", "--repeats", "1"],
+    "overhead_instructions": ["--cases", "mlp-tiny", "--jobs", "2"],
 }
-ORDER = ["overhead", "profile_step", "scaling", "metrics", "mode_coverage"]
+ORDER = ["overhead", "overhead_instructions", "profile_step", "scaling", "metrics", "mode_coverage"]
 QUICK_OUT = Path("benchmarks/results/quick")
 
 
@@ -49,7 +50,8 @@ def small_arguments(name: str) -> list[str]:
 
 def discovered() -> list[str]:
     """Benchmark scripts in this folder, the known ones first, in their order."""
-    names = [p.stem for p in sorted(HERE.glob("*.py")) if p.stem not in ("run_all", "__init__")]
+    names = [p.stem for p in sorted(HERE.glob("*.py")) if p.stem != "run_all"]
+    names = [n for n in names if not n.startswith("_")]  # helpers such as _machine.py
     return [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
 
 
