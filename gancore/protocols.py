@@ -140,7 +140,9 @@ class CriticRegularizer(Protocol):
 
         ``critic(x, *extra)`` already applies the augmenter, so gradients taken with respect to
         ``x`` flow through the augmentation. ``real`` and ``fake`` are detached ``[N, ...]`` tensors;
-        ``extra`` is passed to the critic unchanged.
+        ``extra`` is passed to the critic unchanged. They are the loop's own tensors (the batch, the
+        generated samples): never modify them in place; for gradients with respect to the input,
+        take ``x = real.detach().requires_grad_(True)``.
         """
         ...
 

@@ -501,7 +501,16 @@ def check_regularizer(
             if not callable(getattr(reg, "after_step", None)):
                 raise _fail(label, "lacks after_step(critic); a critic regularizer has one")
             real, fake = _uniform(batch_size, *shape), _uniform(batch_size, *shape)
+            before = (real.clone(), fake.clone())
             penalty = reg.penalty(lambda x, *extra: net(x, *extra), real, fake, ())
+            if real.requires_grad or fake.requires_grad:
+                raise _fail(
+                    label,
+                    "penalty switched on requires_grad of its real/fake inputs (the loop's own "
+                    "tensors); take x = real.detach().requires_grad_(True) instead",
+                )
+            if not (torch.equal(real, before[0]) and torch.equal(fake, before[1])):
+                raise _fail(label, "penalty modified its real/fake inputs in place")
             if penalty is None:
                 reg.after_step(net)
                 return reg

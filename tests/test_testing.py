@@ -236,6 +236,20 @@ class Negative(Penalty):
         return 0 * critic(real).mean() - 1.0
 
 
+class GradOnInput(Penalty):
+    """R1 written carelessly: switches on requires_grad of the loop's real batch itself."""
+
+    def penalty(self, critic: Callable[..., torch.Tensor], real: torch.Tensor, *rest: Any) -> Any:
+        x = real.requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+        return grad.square().sum(dim=1).mean()
+
+
+class ScalesInput(Penalty):
+    def penalty(self, critic: Callable[..., torch.Tensor], real: torch.Tensor, *rest: Any) -> Any:
+        return critic(real.mul_(2.0)).square().mean()
+
+
 @attrs.frozen(kw_only=True)
 class NoAfterStep:
     player: ClassVar[str] = "critic"
@@ -686,6 +700,16 @@ class TestCheckRegularizer:
                 NoAfterStep(),
                 "regularizer NoAfterStep: lacks after_step(critic); a critic regularizer has one",
             ),
+            (
+                GradOnInput(),
+                "regularizer GradOnInput: penalty switched on requires_grad of its real/fake "
+                "inputs (the loop's own tensors); take x = real.detach().requires_grad_(True) "
+                "instead",
+            ),
+            (
+                ScalesInput(),
+                "regularizer ScalesInput: penalty modified its real/fake inputs in place",
+            ),
         ],
         ids=[
             "no-player",
@@ -695,6 +719,8 @@ class TestCheckRegularizer:
             "vector",
             "detached",
             "no-after-step",
+            "grad-on-input",
+            "in-place",
         ],
     )
     def test_broken_regularizers_fail(self, component: Any, message: str) -> None:
