@@ -34,10 +34,8 @@ warm-up run.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -49,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine
 
 BATCH = 1000
 
@@ -217,31 +216,7 @@ def run_case(case: str, n: int, dim: int, repeats: int, warmup: int, kid_subsets
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import numpy
-    import torchmetrics
-
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchmetrics": torchmetrics.__version__,
-        "prdc": importlib.metadata.version("prdc"),
-        "numpy": numpy.__version__,
-        # The machine may be shared: a load average above the core count means the times are
-        # inflated by other processes.
-        "load_average_1_5_15_min": list(os.getloadavg()),
-    }
+    return machine(None, "torchmetrics", "prdc", "numpy")
 
 
 def _table(results: list[dict]) -> str:

@@ -46,7 +46,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -59,6 +58,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _machine import machine as shared_machine
 from torch import nn
 
 DEFAULT_OUT = Path("benchmarks/results/overhead.json")
@@ -422,24 +422,8 @@ def run_worker(
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1_5_15_min": list(os.getloadavg()),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
+    """This run's machine and software (benchmarks/_machine.py), with gancore's plugins."""
+    return shared_machine(None, "gan-stylegan")
 
 
 # Options measured against eager float32 gancore: the --set overrides of each.
