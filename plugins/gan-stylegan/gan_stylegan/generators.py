@@ -294,7 +294,7 @@ class NoiseInput(nn.Module):
 
 class StyleGenerator(nn.Module):
     """What both style-based generators share. Subclasses build ``synthesis_network`` (a module
-    whose ``forward(ws, noise_mode)`` makes images) and set ``num_ws``.
+    whose ``forward(ws, noise_mode)`` makes images) for ``num_ws`` style inputs.
 
     Attributes the ``gan`` CLI and the ``path-length`` regularizer use:
 
@@ -311,33 +311,22 @@ class StyleGenerator(nn.Module):
     synthesis_network: nn.Module
     mapping_network: MappingNetwork
 
-    def __init__(
-        self,
-        *,
-        channels: int,
-        resolution: int,
-        latent_dim: int,
-        style_dim: int,
-        mapping_depth: int,
-        mapping_width: int | None,
-        mapping_lr_multiplier: float,
-        w_avg_beta: float,
-        style_mixing_prob: float,
-    ) -> None:
+    def __init__(self, channels: int, resolution: int, options: _StyleOptions) -> None:
         super().__init__()
         self.channels, self.resolution = channels, resolution
-        self.latent_dim, self.style_dim = latent_dim, style_dim
-        self.style_mixing_prob = style_mixing_prob
+        self.latent_dim, self.style_dim = options.latent_dim, options.style_dim
+        self.num_ws = 2 * int(math.log2(resolution)) - 2  # two style inputs per resolution, 4x4 one
+        self.style_mixing_prob = options.style_mixing_prob
         self.truncation_psi: float = 1.0
         self.truncation_cutoff: int | None = None
         self.noise_mode: NoiseMode | None = None
         self.mapping_network = MappingNetwork(
-            latent_dim,
-            style_dim,
-            depth=mapping_depth,
-            width=mapping_width,
-            lr_multiplier=mapping_lr_multiplier,
-            w_avg_beta=w_avg_beta,
+            options.latent_dim,
+            options.style_dim,
+            depth=options.mapping_depth,
+            width=options.mapping_width,
+            lr_multiplier=options.mapping_lr_multiplier,
+            w_avg_beta=options.w_avg_beta,
         )
 
     # -- the two stages ---------------------------------------------------------------------------
@@ -501,21 +490,10 @@ class StyleGANGenerator(StyleGenerator):
     per-channel scales, bilinear up-sampling. ``num_ws = 2 * log2(R) - 2``."""
 
     def __init__(self, channels: int, resolution: int, options: StyleGANGeneratorOptions) -> None:
-        super().__init__(
-            channels=channels,
-            resolution=resolution,
-            latent_dim=options.latent_dim,
-            style_dim=options.style_dim,
-            mapping_depth=options.mapping_depth,
-            mapping_width=options.mapping_width,
-            mapping_lr_multiplier=options.mapping_lr_multiplier,
-            w_avg_beta=options.w_avg_beta,
-            style_mixing_prob=options.style_mixing_prob,
-        )
+        super().__init__(channels, resolution, options)
         widths = channel_widths(
             "generator 'stylegan'", resolution, options.channel_base, options.channel_max
         )
-        self.num_ws = 2 * int(math.log2(resolution)) - 2
         self.synthesis_network = StyleGANSynthesis(channels, resolution, options.style_dim, widths)
 
 
@@ -655,21 +633,10 @@ class StyleGAN2Generator(StyleGenerator):
     noise inputs, skip (toRGB) architecture, no progressive growing. ``num_ws = 2 * log2(R) - 2``."""
 
     def __init__(self, channels: int, resolution: int, options: StyleGAN2GeneratorOptions) -> None:
-        super().__init__(
-            channels=channels,
-            resolution=resolution,
-            latent_dim=options.latent_dim,
-            style_dim=options.style_dim,
-            mapping_depth=options.mapping_depth,
-            mapping_width=options.mapping_width,
-            mapping_lr_multiplier=options.mapping_lr_multiplier,
-            w_avg_beta=options.w_avg_beta,
-            style_mixing_prob=options.style_mixing_prob,
-        )
+        super().__init__(channels, resolution, options)
         widths = channel_widths(
             "generator 'stylegan2'", resolution, options.channel_base, options.channel_max
         )
-        self.num_ws = 2 * int(math.log2(resolution)) - 2
         self.synthesis_network = StyleGAN2Synthesis(
             channels, resolution, options.style_dim, widths, options.grouped_conv
         )
