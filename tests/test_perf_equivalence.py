@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _overhead() -> ModuleType:
+    # The benchmark scripts import their siblings (_machine.py) as top-level modules, as they do
+    # when run as `python benchmarks/overhead.py`.
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.append(str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("overhead", ROOT / "benchmarks" / "overhead.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
