@@ -991,10 +991,10 @@ def train(
         )
     # Only optimizers whose learning rate changes are touched each iteration.
     scheduled = [
-        (opt, opt_config, base)
-        for opt, opt_config, base in (
-            (g_opt, config.optimizers.generator, base_lrs[0]),
-            (d_opt, config.optimizers.critic, base_lrs[1]),
+        (player, opt, opt_config, base)
+        for player, opt, opt_config, base in (
+            ("generator", g_opt, config.optimizers.generator, base_lrs[0]),
+            ("critic", d_opt, config.optimizers.critic, base_lrs[1]),
         )
         if opt_config.schedule != "constant"
     ]
@@ -1127,7 +1127,7 @@ def train(
                     update_ema(ema[name], model, beta)
 
             # ---- 7. learning-rate schedules ----------------------------------------------------
-            for opt, opt_config, base in scheduled:
+            for _, opt, opt_config, base in scheduled:
                 factor = lr_factor(
                     opt_config.schedule,
                     opt_config.decay_start,
@@ -1171,6 +1171,8 @@ def train(
                 }
                 if means is not None:
                     record.update(zip(names, means.tolist(), strict=True))
+                for player, opt, _, _ in scheduled:  # the learning rate of the next step
+                    record[f"lr/{player}"] = opt.param_groups[0]["lr"]
                 for attr in ("log_values",):
                     values = getattr(augmenter, attr, None)
                     if callable(values):

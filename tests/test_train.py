@@ -434,6 +434,38 @@ class TestSchedules:
         assert group["lr"] == pytest.approx(2e-3 * 2 / 3)
         assert group["betas"][1] == pytest.approx(0.99 ** (2 / 3))
 
+    def test_scheduled_learning_rates_are_logged(self, tmp_path: Path) -> None:
+        """A scheduled optimizer's lr for the next step is in every train record (lr/<player>),
+        the lazy-R1 correction included; a constant one is not logged."""
+        config = load(write_toml(tmp_path / "d.toml", DIGITS_CONFIG))
+        train(config, tmp_path / "run", progress=False)
+        records = [
+            json.loads(line)
+            for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        ]
+        train_records = [r for r in records if r["event"] == "train"]
+        assert [r["step"] for r in train_records] == [2, 4, 6, 8]
+        for r in train_records:
+            step = r["step"]
+            assert r["lr/generator"] == pytest.approx(2e-3 * lr_factor("linear", 2, 0.0, step, 8))
+            assert r["lr/critic"] == pytest.approx(
+                2e-3 * 2 / 3 * lr_factor("cosine", 0, 0.0, step, 8)
+            )
+        assert train_records[0]["lr/generator"] == pytest.approx(2e-3)  # decay starts at 2
+        assert train_records[-1]["lr/critic"] == pytest.approx(0.0)
+
+        constant = load(
+            write_toml(tmp_path / "c.toml", DIGITS_CONFIG),
+            "optimizers.generator.schedule='constant'",
+            "optimizers.critic.schedule='constant'",
+            "run.steps=2",
+        )
+        train(constant, tmp_path / "run-constant", progress=False)
+        last = json.loads(
+            (tmp_path / "run-constant" / "metrics.jsonl").read_text().splitlines()[-1]
+        )
+        assert not any(key.startswith("lr/") for key in last)
+
 
 class TestEma:
     def test_beta_halves_after_half_life(self) -> None:
