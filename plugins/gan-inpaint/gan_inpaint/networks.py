@@ -13,7 +13,8 @@ in the hole) -> ``[N, C, H, W]`` in ``[-1, 1]``.
   contextual attention (:mod:`gan_inpaint.attention`) followed by two convolutions; the streams
   are concatenated before the last convolutions and the decoder.
 - As in the paper: mirror (reflection) padding, no normalization, ELU activations, the output
-  clipped to ``[-1, 1]`` instead of a tanh. Each stage also sees a constant channel of ones, so
+  clipped to ``[-1, 1]`` instead of a tanh (``output = "tanh"`` puts a tanh there: a clipped pixel
+  beyond the bound gets no gradient, and a stage can stall there). Each stage also sees a constant channel of ones, so
   that it can tell the image border from the hole.
 
 ``forward(inputs, return_coarse=True)`` returns ``(coarse, refined)``: the inpaint task puts its
@@ -101,6 +102,14 @@ class DeepFillGeneratorOptions:
         default=3,
         validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)],
         metadata={"doc": "attention propagation kernel, odd; 1 = off (paper: 3)"},
+    )
+    output: str = attrs.field(
+        default="clip",
+        validator=attrs.validators.in_(("clip", "tanh")),
+        metadata={
+            "doc": "how each stage's output is bounded to [-1, 1]: 'clip' (the paper's; no "
+            "gradient where a pixel is beyond the bound) or 'tanh' (a gradient everywhere)"
+        },
     )
 
 
@@ -225,6 +234,9 @@ class DeepFillGenerator(nn.Module):
                 "'downsamples'"
             )
 
+    def _bound(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x) if self.options.output == "tanh" else x.clamp(-1.0, 1.0)
+
     def _stage_input(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return torch.cat([image, torch.ones_like(mask), mask], dim=1)
 
@@ -239,7 +251,7 @@ class DeepFillGenerator(nn.Module):
             )
         mask = inputs[:, c:]
         known = inputs[:, :c] * (1.0 - mask)  # whatever the hole held is never seen
-        coarse = self.coarse(self._stage_input(known, mask)).clamp(-1.0, 1.0)
+        coarse = self._bound(self.coarse(self._stage_input(known, mask)))
         # Stage 2 starts from the coarse result pasted into the hole.
         merged = self._stage_input(coarse * mask + known, mask)
         features = self.refine_conv(merged)
@@ -248,7 +260,7 @@ class DeepFillGenerator(nn.Module):
             small_mask = F.max_pool2d(mask, self.scale)  # a cell is hole if any pixel is
             attended = self.attention(context, context, small_mask)
             features = torch.cat([features, self.refine_attention_out(attended)], dim=1)
-        refined = self.refine_out(features).clamp(-1.0, 1.0)
+        refined = self._bound(self.refine_out(features))
         return (coarse, refined) if return_coarse else refined
 
 

@@ -54,6 +54,37 @@ class TestGenerator:
         ]  # fmt: skip
         assert [m.dilation[0] for m in convs[6:10]] == [2, 4, 8, 16]
 
+    @pytest.mark.parametrize("output", ["clip", "tanh"])
+    def test_output_bound_and_its_gradient(self, output: str) -> None:
+        """'clip' clamps both stages to [-1, 1] with no gradient beyond the bound; 'tanh' is
+        tanh of the same pre-activation, with gradient 1 - tanh^2 everywhere."""
+        torch.manual_seed(0)
+        g = _generator(1, 16, output=output)
+        # the coarse stage's last convolution (no activation after it)
+        last = [m for m in g.coarse.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.bias.fill_(-3.0)  # pre-activations far below -1
+        pre: list[torch.Tensor] = []
+        last.register_forward_hook(lambda m, i, o: pre.append(o))
+        inputs = torch.cat([torch.randn(1, 1, 16, 16), torch.ones(1, 1, 16, 16)], dim=1)
+        coarse, _ = g(inputs, return_coarse=True)
+        (grad,) = torch.autograd.grad(coarse.sum(), last.bias)
+        (z,) = pre
+        if output == "clip":
+            torch.testing.assert_close(coarse, z.clamp(-1.0, 1.0))
+            assert (z < -1).all()
+            assert grad.item() == 0.0
+        else:
+            torch.testing.assert_close(coarse, torch.tanh(z))
+            assert (coarse > -1).all()
+            torch.testing.assert_close(grad, (1 - torch.tanh(z).square()).sum().reshape(1))
+            assert grad.item() > 0.0
+
+    def test_output_option_is_checked(self) -> None:
+        """An unknown output bound is refused, naming the choices."""
+        with pytest.raises(ValueError, match=r"'output' must be in \('clip', 'tanh'\)"):
+            DeepFillGeneratorOptions(output="sigmoid")
+
     def test_ablation_without_attention(self) -> None:
         """attention = false drops the attention stream."""
         g = _generator(1, 16, attention=False)
