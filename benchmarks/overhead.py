@@ -31,7 +31,10 @@ of a step is the time between consecutive calls of the dataset's ``get_batch`` (
 each iteration does, on both sides), so both loops are timed by the same clock at the same place;
 the first ``--warmup`` steps are dropped. Each run reports its median step time and its mean (the
 mean includes the log steps), in wall time and in process CPU time (less sensitive to other jobs
-on a shared machine); a case's figure is the median over ``--repeats`` runs. Runs of the
+on a shared machine), and its minor page faults per step; a case's figure is the median over
+``--repeats`` runs. Two estimates less sensitive to other jobs come with the ratio of medians: the
+ratio of each side's fastest run (other load only ever adds time) and the median of the ratios of
+the runs of one repeat (run back to back, so under the same load). Runs of the
 two sides alternate (gancore, hand, hand, gancore, ...) so that drift in the machine's load
 cancels. Options (``bf16``, ``compile``) are timed the same way against eager float32 gancore;
 compiling is part of their warm-up. Peak memory is ``ru_maxrss`` of the process at the start of the last step (before
@@ -349,7 +352,7 @@ def _instrument(dataset_class: type, steps: int) -> dict[str, Any]:
     """Wrap ``dataset_class.get_batch`` to stamp the time of each call and the peak memory at
     the last one. With ``OVERHEAD_INSTRUCTION_WINDOW=a,b`` in the environment, callgrind counts
     instructions from the ``a``-th call to the ``b``-th: iterations ``a .. b-1`` exactly."""
-    record: dict[str, Any] = {"stamps": [], "cpu": [], "peak_rss_mb": None}
+    record: dict[str, Any] = {"stamps": [], "cpu": [], "faults": [], "peak_rss_mb": None}
     original: Callable[..., Any] = dataset_class.get_batch  # type: ignore[attr-defined]
     window = os.environ.get("OVERHEAD_INSTRUCTION_WINDOW")
     first, last = (int(x) for x in window.split(",")) if window else (-1, -1)
@@ -362,6 +365,7 @@ def _instrument(dataset_class: type, steps: int) -> dict[str, Any]:
             _callgrind("off")
         stamps.append(time.perf_counter())
         record["cpu"].append(time.process_time())
+        record["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
         if len(stamps) == steps:
             record["peak_rss_mb"] = _max_rss_mb()
         return original(self, indices)
@@ -399,6 +403,7 @@ def run_worker(
     step_times = [b - a for a, b in itertools.pairwise(stamps)][warmup:]
     cpu = record["cpu"]
     cpu_times = [b - a for a, b in itertools.pairwise(cpu)][warmup:]
+    faults = [b - a for a, b in itertools.pairwise(record["faults"])][warmup:]
     return {
         "side": side,
         "case": case,
@@ -408,6 +413,7 @@ def run_worker(
         "mean_step_ms": 1000 * statistics.fmean(step_times),
         "median_cpu_ms": 1000 * statistics.median(cpu_times),
         "mean_cpu_ms": 1000 * statistics.fmean(cpu_times),
+        "minor_faults_per_step": statistics.fmean(faults),
         "first_steps_s": stamps[min(warmup, len(stamps) - 1)] - started,
         "total_s": total,
         "peak_rss_mb": record["peak_rss_mb"],
@@ -461,6 +467,7 @@ def _side_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "median_cpu_ms": statistics.median(r["median_cpu_ms"] for r in ok),
         "mean_cpu_ms": statistics.median(r["mean_cpu_ms"] for r in ok),
         "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in ok),
+        "minor_faults_per_step": statistics.median(r["minor_faults_per_step"] for r in ok),
         "warmup_s": statistics.median(r["first_steps_s"] for r in ok),
         "runs_median_step_ms": [round(r["median_step_ms"], 4) for r in ok],
         "runs_median_cpu_ms": [round(r["median_cpu_ms"], 4) for r in ok],
@@ -478,6 +485,15 @@ def summarize(case: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["ratio_median_cpu"] = g["median_cpu_ms"] / h["median_cpu_ms"]
     out["ratio_mean_cpu"] = g["mean_cpu_ms"] / h["mean_cpu_ms"]
     out["ratio_peak_rss"] = g["peak_rss_mb"] / h["peak_rss_mb"]
+    # Less sensitive to other jobs than the ratio of medians: each side's fastest run (other load
+    # only ever adds time), and the median of the ratios of the two sides' runs of one repeat
+    # (run next to each other, so they saw the same load).
+    g_runs = [r["median_step_ms"] for r in runs if r["side"] == "gancore" and "error" not in r]
+    h_runs = [r["median_step_ms"] for r in runs if r["side"] == "hand" and "error" not in r]
+    out["ratio_min"] = min(g_runs) / min(h_runs)
+    out["ratio_paired_median"] = statistics.median(
+        a / b for a, b in zip(g_runs, h_runs, strict=True)
+    )
     digests = {r["weights_sha256"] for r in runs if r["side"] in ("gancore", "hand")}
     out["identical_weights"] = len(digests) == 1
     out["weights_sha256"] = sorted(digests)
@@ -492,15 +508,18 @@ def summarize(case: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
 def table(summaries: list[dict[str, Any]]) -> str:
     header = (
         f"{'case':<9} {'gancore ms':>10} {'hand ms':>8} {'ratio':>6} {'ratio cpu':>9} "
-        f"{'ratio mean':>10} {'gancore MB':>10} {'hand MB':>8} {'same weights':>12}"
+        f"{'ratio mean':>10} {'ratio min':>9} {'ratio paired':>12} {'gancore MB':>10} "
+        f"{'hand MB':>8} {'faults/step':>11} {'same weights':>12}"
     )
     lines = [header, "-" * len(header)]
     for s in summaries:
         g, h = s["gancore"], s["hand"]
+        faults = f"{g['minor_faults_per_step']:.1f}/{h['minor_faults_per_step']:.1f}"
         lines.append(
             f"{s['case']:<9} {g['median_step_ms']:>10.3f} {h['median_step_ms']:>8.3f} "
             f"{s['ratio_median']:>6.3f} {s['ratio_median_cpu']:>9.3f} {s['ratio_mean']:>10.3f} "
-            f"{g['peak_rss_mb']:>10.0f} {h['peak_rss_mb']:>8.0f} "
+            f"{s['ratio_min']:>9.3f} {s['ratio_paired_median']:>12.3f} "
+            f"{g['peak_rss_mb']:>10.0f} {h['peak_rss_mb']:>8.0f} {faults:>11} "
             f"{'yes' if s['identical_weights'] else 'NO':>12}"
         )
     rows = [(s, o) for s in summaries for o in OPTIONS if o in s]
@@ -610,6 +629,8 @@ def main(argv: list[str] | None = None) -> None:
             "process_time); medians over steps after warm-up, then the median over repeats; "
             "sides interleaved",
             "memory": "ru_maxrss at the start of the last step, fresh process per run",
+            "faults": "minor page faults per step (ru_minflt), mean over steps after warm-up",
+            "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"),
         },
         "results": summaries,
         "skipped": skipped,
