@@ -24,7 +24,10 @@ The cases: ``mlp`` (the ring of 8 Gaussians, the ``examples/ring-gan.toml`` netw
 ``dcgan32`` (DCGAN on the digits upsampled to 32x32, lazy R1), ``stylegan2`` (a small StyleGAN2 at
 16x16 from the gan-stylegan plugin, lazy R1; skipped with a message when the plugin is missing).
 gancore runs with ``log_every`` = 100, samples and a checkpoint only at the end (after the timed
-steps), no metrics.
+steps), no metrics. ``--allocator`` sets glibc's allocator the same way for both sides: ``keep``
+(the default, as ``training.keep_freed_memory`` does in gancore: freed memory stays in the
+process) or ``system`` (glibc's own thresholds, which return large freed blocks to the system and
+fault them back in every step).
 
 What is measured: each run is a fresh Python process (one thread unless ``--threads``). The time
 of a step is the time between consecutive calls of the dataset's ``get_batch`` (the first thing
@@ -143,6 +146,8 @@ def case_toml(case: str, steps: int, seed: int = 0) -> str:
     text += (
         f"[training]\nbatch_size = {spec['batch_size']}\nlog_every = {LOG_EVERY}\n"
         "sample_every = 0\ncheckpoint_every = 0\nnum_samples = 16\n"
+        # run_worker sets the allocator for both sides (--allocator); train() leaves it alone.
+        "keep_freed_memory = false\n"
     )
     return text
 
@@ -375,9 +380,18 @@ def _instrument(dataset_class: type, steps: int) -> dict[str, Any]:
 
 
 def run_worker(
-    side: str, case: str, steps: int, warmup: int, overrides: tuple[str, ...] = ()
+    side: str,
+    case: str,
+    steps: int,
+    warmup: int,
+    overrides: tuple[str, ...] = (),
+    allocator: str = "keep",
 ) -> dict[str, Any]:
     import gancore  # noqa: F401  (imported before the clock, on both sides)
+    from gancore._allocator import keep_freed_memory
+
+    if allocator == "keep":  # gancore's default (training.keep_freed_memory), for both sides
+        keep_freed_memory()
 
     dataset, generator, critic = build_case(case)
     record = _instrument(type(dataset), steps)
@@ -440,7 +454,13 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 
 
 def _spawn(
-    side: str, case: str, steps: int, warmup: int, threads: int, overrides: tuple[str, ...] = ()
+    side: str,
+    case: str,
+    steps: int,
+    warmup: int,
+    threads: int,
+    overrides: tuple[str, ...] = (),
+    allocator: str = "keep",
 ) -> dict[str, Any]:
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -448,6 +468,7 @@ def _spawn(
     env.setdefault("GANCORE_DISABLE_PLUGINS", "gancore-test-broken,gancore-test-collide")
     command = [sys.executable, __file__, "--worker", side, "--cases", case]
     command += ["--steps", str(steps), "--warmup", str(warmup), "--threads", str(threads)]
+    command += ["--allocator", allocator]
     for override in overrides:
         command += ["--set", override]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -566,6 +587,13 @@ def main(argv: list[str] | None = None) -> None:
         help="cases compile runs on (each run compiles afresh: minutes on a CPU)",
     )
     parser.add_argument("--option-repeats", type=int, default=2, help="runs per option and case")
+    parser.add_argument(
+        "--allocator",
+        choices=["keep", "system"],
+        default="keep",
+        help="both sides: keep freed memory (gancore's default, training.keep_freed_memory) "
+        "or leave glibc's allocator as it is",
+    )
     parser.add_argument("--quick", action="store_true", help="2 repeats, a quarter of the steps")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -576,7 +604,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
         case = args.cases[0]
         side = "gancore" if args.worker in OPTIONS else args.worker
-        result = run_worker(side, case, args.steps, args.warmup, tuple(args.set))
+        result = run_worker(side, case, args.steps, args.warmup, tuple(args.set), args.allocator)
         result["side"] = args.worker
         print(json.dumps(result))
         return
@@ -608,7 +636,9 @@ def main(argv: list[str] | None = None) -> None:
             for side in order:
                 print(f"{case}: {side} run {repeat + 1}/{args.repeats}", file=sys.stderr)
                 overrides = OPTIONS.get(side, ())
-                runs.append(_spawn(side, case, steps, warmup, args.threads, overrides))
+                runs.append(
+                    _spawn(side, case, steps, warmup, args.threads, overrides, args.allocator)
+                )
         failed = [r for r in runs if "error" in r and r["side"] in ("gancore", "hand")]
         if failed:
             raise SystemExit(f"{case}: {failed[0]['side']} failed: {failed[0]['error']}")
@@ -630,6 +660,7 @@ def main(argv: list[str] | None = None) -> None:
             "sides interleaved",
             "memory": "ru_maxrss at the start of the last step, fresh process per run",
             "faults": "minor page faults per step (ru_minflt), mean over steps after warm-up",
+            "allocator": args.allocator,
             "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"),
         },
         "results": summaries,

@@ -85,6 +85,11 @@ def count(side: str, case: str, window: tuple[int, int]) -> dict[str, Any]:
         "0",
         "--threads",
         "1",
+        # glibc's own allocator thresholds on both sides, as when the counts in
+        # benchmarks/results/overhead-instructions.json were taken (the page faults it causes
+        # are kernel work, which callgrind does not count either way)
+        "--allocator",
+        "system",
     ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)

@@ -372,6 +372,16 @@ class TrainingSection:
             "lazy interval."
         ),
     )
+    keep_freed_memory: bool = attrs.field(
+        default=True,
+        validator=v.instance_of(bool),
+        metadata=doc(
+            "Keep memory a step frees for the next step instead of returning it to the system "
+            "(glibc's mallopt: mmap threshold 32 MiB, trim threshold 1 GiB; process-wide, stays "
+            "after training; nothing elsewhere than glibc). Saves re-faulting the activations' "
+            "pages every step on a CPU; false = leave the allocator as it is."
+        ),
+    )
     log_every: int = attrs.field(
         default=50, validator=v.ge(1), metadata=doc("Iterations between log lines (>= 1).")
     )

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gancore._allocator import keep_freed_memory
 from gancore._checkpoint import (
     find_checkpoint,
     load_checkpoint,
@@ -680,6 +681,9 @@ def train(
     main = accelerator.is_main_process
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     checkpoints = run_dir / "checkpoints"
+
+    if training.keep_freed_memory:
+        keep_freed_memory()  # before the first step allocates (gancore/_allocator.py)
 
     # -- build: identical weights on every process ----------------------------------------------
     built = build_run(config)
