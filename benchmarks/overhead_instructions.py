@@ -24,8 +24,10 @@ and the count is deterministic to well under 0.1%: one run per side suffices.
 
 Needs ``valgrind`` (``apt install valgrind``; ``callgrind_control`` comes with it). Under it torch's
 kernels run several hundred times slower than natively: the default cases (the two MLPs) take
-about half an hour; ``dcgan32`` and ``stylegan2`` can be asked for and take hours. Results are
-written after each case, and cases not run keep their earlier results in ``--out``.
+about half an hour; ``dcgan32`` and ``stylegan2`` can be asked for and take about 40 and 70
+minutes with ``--jobs 2`` on an idle 2-core machine. Results are written after each case, and
+cases not run keep their earlier results in ``--out``; each result records the machine it was
+counted on.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ WINDOWS: dict[str, tuple[int, int]] = {
     "stylegan2": (5, 21),
 }
 # Under callgrind torch's matrix and convolution kernels run several hundred times slower than
-# natively: the MLP window takes about 20 minutes here, a convolutional one hours.
+# natively: the MLP window takes about 20 minutes here, a convolutional one 40-70 minutes.
 DEFAULT_CASES = ["mlp-tiny", "mlp"]
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
@@ -124,6 +126,9 @@ def measure(case: str, switching: int, jobs: int) -> dict[str, Any]:
         "overhead_per_step": per_step["gancore"] - per_step["hand"],
         "identical_weights": len({r["weights_sha256"] for r in runs}) == 1,
         "runs": runs,
+        # Per row: an earlier case kept in --out may have been counted on another machine.
+        "machine": machine(),
+        "switching_instructions": switching,
     }
 
 
@@ -176,9 +181,12 @@ def write(
     argv: list[str] | None,
 ) -> None:
     """The JSON report; cases counted by an earlier run and not this one are kept."""
-    earlier = json.loads(args.out.read_text()).get("results", []) if args.out.is_file() else []
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     counted = {r["case"] for r in results}
-    kept = [r for r in earlier if r["case"] not in counted]
+    kept = [r for r in previous.get("results", []) if r["case"] not in counted]
+    for r in kept:  # rows written before rows carried their own machine: the file's, then
+        r.setdefault("machine", previous.get("machine"))
+        r.setdefault("switching_instructions", previous.get("switching_instructions"))
     report = {
         "command": " ".join(
             ["python", "benchmarks/overhead_instructions.py", *(argv or sys.argv[1:])]
