@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,26 @@ import gancore
 
 # Test plugins that misbehave on purpose stay disabled unless a test enables them.
 MISBEHAVING_TEST_PLUGINS = "gancore-test-broken,gancore-test-collide"
+
+
+def require_test_plugins(*names: str) -> None:
+    """Skip unless the named test distributions under ``tests/plugins/`` are installed.
+
+    ``make dev`` does not install them (its venv also runs the demo, which should not meet a
+    plugin broken on purpose); tox installs them in every test environment and sets
+    ``GANCORE_REQUIRE_TEST_PLUGINS=1``, which turns a missing one into a failure there.
+    """
+    found = {ep.name for ep in importlib.metadata.entry_points(group="gancore")}
+    missing = sorted(set(names) - found)
+    if not missing:
+        return
+    message = (
+        f"test plugin distributions not installed: {', '.join(missing)} "
+        "(pip install -e tests/plugins/NAME; tox installs them)"
+    )
+    if os.environ.get("GANCORE_REQUIRE_TEST_PLUGINS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ import gancore
 from gancore._cli import main
 from gancore._config import config_to_dict, parse_config
 from gancore.protocols import KINDS
+from tests.conftest import require_test_plugins
 
 FIRST_PARTY = ["gan-ada", "gan-cyclegan", "gan-inpaint", "gan-stylegan", "gan-wgan"]
 
@@ -171,6 +172,7 @@ class TestPlugins:
         missing = [name for name in FIRST_PARTY if name not in found]
         if missing:
             pytest.skip(f"first-party plugins not installed here: {', '.join(missing)}")
+        require_test_plugins("gancore-test-broken")
         assert gan("plugins", "--json") == 0
         plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
         for name in FIRST_PARTY:
@@ -186,6 +188,7 @@ class TestPlugins:
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """The text listing shows each plugin's version, status, error and components by kind."""
+        require_test_plugins("gancore-test-good", "gancore-test-broken")
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", "gancore-test-good")
         assert gan("plugins") == 0
         lines = capsys.readouterr().out.splitlines()
@@ -198,6 +201,7 @@ class TestPlugins:
         self, subprocess_env: dict[str, str]
     ) -> None:
         """A plugin that fails to import is one warning line; the listing still succeeds."""
+        require_test_plugins("gancore-test-broken")
         subprocess_env["GANCORE_LOAD_PLUGINS"] = "gancore-test-broken"
         subprocess_env["GANCORE_DISABLE_PLUGINS"] = ""
         result = subprocess.run(
@@ -228,6 +232,7 @@ class TestComponents:
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """``gan components loss --json`` gives name, kind, provider, description and documented options."""
+        require_test_plugins("gancore-test-good")
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", "gancore-test-good")
         assert gan("components", "loss", "--json") == 0
         losses = json.loads(capsys.readouterr().out)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import gancore
+from tests.conftest import require_test_plugins
 
 
 @attrs.frozen
@@ -115,6 +116,7 @@ class TestDeclaredRange:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """gancore.testing's installed-plugin check is strict: an excluded range fails it."""
+        require_test_plugins("gancore-test-good")
         import gancore_test_good
 
         import gancore.testing as gt

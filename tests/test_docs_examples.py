@@ -17,6 +17,7 @@ import gancore
 from gancore._checkpoint import verify_checkpoint
 from gancore._cli import _parser
 from gancore._config import parse_override
+from tests.conftest import require_test_plugins
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
@@ -257,6 +258,7 @@ def scenario(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list
     if name == "bad-run-file":
         return run_gan(["config", "validate", "bad.toml"], monkeypatch, **builtins_only)
     if name == "ambiguous-name":
+        require_test_plugins("gancore-test-collide")
         args = ["config", "validate", "bad.toml", "--set", "loss.name=hinge"]
         return run_gan(args, monkeypatch, GANCORE_LOAD_PLUGINS="gancore-test-collide")
     if name == "bad-override":
@@ -310,6 +312,8 @@ def scenario(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list
         with pytest.raises(FileNotFoundError) as exc:
             build_extractor("inception-v3")
         return [f"error: {exc.value}"]  # how gan prints a FileNotFoundError
+    if name in ("plugin-import", "plugin-import-strict"):
+        require_test_plugins("gancore-test-broken")
     if name == "plugin-import":
         return run_gan(["plugins"], monkeypatch, GANCORE_LOAD_PLUGINS="gancore-test-broken")
     if name == "plugin-import-strict":

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import gancore
+from tests.conftest import require_test_plugins
 
 GOOD = "gancore-test-good"
 BROKEN = "gancore-test-broken"
@@ -34,12 +35,7 @@ name = "mlp"
 """
 
 
-def installed(*names: str) -> None:
-    """Skip unless every named distribution is installed with a gancore entry point."""
-    found = {ep.name for ep in importlib.metadata.entry_points(group="gancore")}
-    missing = sorted(set(names) - found)
-    if missing:
-        pytest.skip(f"test plugin distributions not installed: {', '.join(missing)}")
+installed = require_test_plugins
 
 
 def run_file(tmp_path: Path, loss_table: str) -> Path:

@@ -18,6 +18,7 @@ import gancore
 import gancore.testing as gt
 from gancore.builtin.losses import Hinge, LeastSquares, Minimax, NonSaturating
 from gancore.protocols import Augmenter, Critic, CriticRegularizer, Dataset, Generator
+from tests.conftest import require_test_plugins
 
 
 def fails(message: str) -> Any:
@@ -979,11 +980,13 @@ class TestRegistration:
 
     def test_installed_plugin_loads(self) -> None:
         """check_plugin_loads finds an installed test plugin by its entry point."""
+        require_test_plugins("gancore-test-good")
         _, info = gt.check_plugin_loads("gancore-test-good", module="gancore_test_good")
         assert ("loss", "scaled-hinge") in info.components
 
     def test_missing_and_broken_installed_plugins_fail(self) -> None:
         """Not installed, wrong module, and failing to import are one line each."""
+        require_test_plugins("gancore-test-good", "gancore-test-broken")
         with fails(
             "plugin 'gan-nope' is not installed: no entry point 'gan-nope' in the group 'gancore'"
         ):
