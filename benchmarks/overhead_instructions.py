@@ -184,7 +184,7 @@ def write(
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     counted = {r["case"] for r in results}
     kept = [r for r in previous.get("results", []) if r["case"] not in counted]
-    for r in kept:  # rows written before rows carried their own machine: the file's, then
+    for r in kept:  # a row written before rows carried a machine takes the file's
         r.setdefault("machine", previous.get("machine"))
         r.setdefault("switching_instructions", previous.get("switching_instructions"))
     report = {

@@ -35,9 +35,6 @@ name = "mlp"
 """
 
 
-installed = require_test_plugins
-
-
 def run_file(tmp_path: Path, loss_table: str) -> Path:
     path = tmp_path / "run.toml"
     path.write_text(RUN + "\n[loss]\n" + loss_table + "\n")
@@ -51,7 +48,7 @@ def infos_by_name() -> dict[str, gancore.PluginInfo]:
 class TestEntryPoints:
     def test_good_plugin_is_found(self) -> None:
         """gancore-test-good loads through its entry point with its version and components."""
-        installed(GOOD)
+        require_test_plugins(GOOD)
         info = infos_by_name()[GOOD]
         assert (info.status, info.version, info.module, info.error) == (
             "loaded",
@@ -68,7 +65,7 @@ class TestEntryPoints:
 
     def test_plugin_component_is_usable_in_a_config(self, tmp_path: Path) -> None:
         """A TOML config names 'scaled-hinge' with an option, and the built loss computes it."""
-        installed(GOOD)
+        require_test_plugins(GOOD)
         config = gancore.load_config(run_file(tmp_path, 'name = "scaled-hinge"\nscale = 2.0'))
         assert config.loss.name == "gancore-test-good:scaled-hinge"
         loss = config.loss.build()
@@ -79,7 +76,7 @@ class TestEntryPoints:
 
     def test_plugin_option_is_validated(self, tmp_path: Path) -> None:
         """The plugin's own attrs validator rejects a bad option with the key path."""
-        installed(GOOD)
+        require_test_plugins(GOOD)
         with pytest.raises(gancore.ConfigError) as exc:
             gancore.load_config(run_file(tmp_path, 'name = "scaled-hinge"\nscale = 0'))
         assert exc.value.problems == ["loss.scale: 'scale' must be > 0 (got 0.0)"]
@@ -108,7 +105,7 @@ class TestBrokenPlugin:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """With nothing disabled, the broken plugin warns with its import error and the others load."""
-        installed(GOOD, BROKEN, COLLIDE)
+        require_test_plugins(GOOD, BROKEN, COLLIDE)
         monkeypatch.delenv("GANCORE_DISABLE_PLUGINS")
         with pytest.warns(gancore.PluginWarning) as record:
             registry, infos = gancore.load_registry()
@@ -123,7 +120,7 @@ class TestBrokenPlugin:
 
     def test_strict_mode_raises(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """``GANCORE_STRICT_PLUGINS=1`` turns the broken plugin into a ``PluginError``."""
-        installed(BROKEN)
+        require_test_plugins(BROKEN)
         monkeypatch.setenv("GANCORE_DISABLE_PLUGINS", COLLIDE)
         monkeypatch.setenv("GANCORE_STRICT_PLUGINS", "1")
         with pytest.raises(gancore.PluginError) as exc:
@@ -133,7 +130,7 @@ class TestBrokenPlugin:
     @pytest.mark.parametrize("value", ["0", "", "no"])
     def test_strict_mode_off_values(self, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
         """Values other than 1/true/yes/on leave strict mode off."""
-        installed(BROKEN)
+        require_test_plugins(BROKEN)
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", BROKEN)
         monkeypatch.setenv("GANCORE_DISABLE_PLUGINS", "")
         monkeypatch.setenv("GANCORE_STRICT_PLUGINS", value)
@@ -144,7 +141,7 @@ class TestBrokenPlugin:
         self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ) -> None:
         """A config naming a missing component while a plugin failed shows that plugin's error."""
-        installed(GOOD, BROKEN)
+        require_test_plugins(GOOD, BROKEN)
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", f"{GOOD},{BROKEN}")
         monkeypatch.delenv("GANCORE_DISABLE_PLUGINS")
         path = run_file(tmp_path, 'name = "wasserstein"')
@@ -162,7 +159,7 @@ class TestBrokenPlugin:
         self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ) -> None:
         """Asking for a component of the failed plugin by qualified name explains why it is missing."""
-        installed(BROKEN)
+        require_test_plugins(BROKEN)
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", BROKEN)
         monkeypatch.delenv("GANCORE_DISABLE_PLUGINS")
         path = run_file(tmp_path, f'name = "{BROKEN}:fancy"')
@@ -180,7 +177,7 @@ class TestBrokenPlugin:
 class TestCollidingPlugin:
     @pytest.fixture(autouse=True)
     def _enable_collide(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        installed(COLLIDE)
+        require_test_plugins(COLLIDE)
         monkeypatch.setenv("GANCORE_DISABLE_PLUGINS", BROKEN)
 
     def test_short_name_is_ambiguous_in_config(self, tmp_path: Path) -> None:
@@ -214,7 +211,7 @@ class TestCollidingPlugin:
 class TestPluginSelection:
     def test_empty_load_list_loads_only_builtins(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """``GANCORE_LOAD_PLUGINS=""`` disables every installed plugin; the built-ins still load."""
-        installed(GOOD, BROKEN, COLLIDE)
+        require_test_plugins(GOOD, BROKEN, COLLIDE)
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", "")
         infos = gancore.plugin_infos()
         assert infos[0].name == "gancore"
@@ -225,7 +222,7 @@ class TestPluginSelection:
 
     def test_load_list_selects_one(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """``GANCORE_LOAD_PLUGINS=gancore-test-good`` loads only that plugin (and the built-ins)."""
-        installed(GOOD, BROKEN)
+        require_test_plugins(GOOD, BROKEN)
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", GOOD)
         monkeypatch.delenv("GANCORE_DISABLE_PLUGINS")  # no warning: broken is never imported
         loaded = [i.name for i in gancore.plugin_infos() if i.status == "loaded"]
@@ -234,7 +231,7 @@ class TestPluginSelection:
 
     def test_load_list_accepts_blanks(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Names in the lists are separated by commas; blanks and empty items are ignored."""
-        installed(GOOD, COLLIDE)
+        require_test_plugins(GOOD, COLLIDE)
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", f" {GOOD} , ,{COLLIDE}")
         monkeypatch.setenv("GANCORE_DISABLE_PLUGINS", f"{BROKEN} ,")
         loaded = [i.name for i in gancore.plugin_infos() if i.status == "loaded"]
@@ -242,7 +239,7 @@ class TestPluginSelection:
 
     def test_disable_list_skips(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A plugin in ``GANCORE_DISABLE_PLUGINS`` is not imported and has status 'disabled'."""
-        installed(GOOD)
+        require_test_plugins(GOOD)
         monkeypatch.setenv("GANCORE_DISABLE_PLUGINS", f"{BROKEN},{COLLIDE},{GOOD}")
         info = infos_by_name()[GOOD]
         assert (info.status, info.version, info.error, info.components) == (
@@ -256,7 +253,7 @@ class TestPluginSelection:
 
     def test_disable_wins_over_load(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A plugin both selected and disabled stays disabled."""
-        installed(GOOD)
+        require_test_plugins(GOOD)
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", GOOD)
         monkeypatch.setenv("GANCORE_DISABLE_PLUGINS", GOOD)
         assert infos_by_name()[GOOD].status == "disabled"
@@ -330,7 +327,7 @@ class TestMisspelledHook:
 class TestPluginInfo:
     def test_info_carries_version_and_components(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Each loaded plugin's info has its distribution version and its (kind, name) pairs."""
-        installed(GOOD, COLLIDE)
+        require_test_plugins(GOOD, COLLIDE)
         monkeypatch.setenv("GANCORE_LOAD_PLUGINS", f"{GOOD},{COLLIDE}")
         monkeypatch.setenv("GANCORE_DISABLE_PLUGINS", "")
         by_name = infos_by_name()
