@@ -111,7 +111,8 @@ def _max_rss_mb() -> float:
 def fid_case(n: int) -> dict[str, Any]:
     """The fid component on ``n`` generated and ``n`` real digits, in this process."""
     import gancore
-    from gancore._train import LoopMetricContext, build_run
+    from gancore._build import build_run
+    from gancore.metrics.loop import LoopMetricContext
     from gancore.metrics import FIDMetric
 
     config = gancore.load_config(ROOT / "examples" / "digits-dcgan.toml")

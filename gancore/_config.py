@@ -32,6 +32,7 @@ __all__ = [
     "OptimizerConfig",
     "RunConfig",
     "RunSection",
+    "StageSection",
     "TrainingSection",
     "apply_overrides",
     "config_to_dict",
@@ -590,12 +591,105 @@ def _numbers_as_floats(value: Any, default: Any) -> Any:
     return value
 
 
+def _default_tables() -> dict[str, OptimizerConfig]:
+    return {"generator": OptimizerConfig(), "critic": OptimizerConfig()}
+
+
 @attrs.frozen(kw_only=True)
 class OptimizersSection:
-    """``[optimizers]``: one optimizer per player (two-time-scale updates are just two lrs)."""
+    """``[optimizers.<group>]``: one optimizer per player group the task trains (the classic GAN:
+    ``generator`` and ``critic``; two-time-scale updates are just two lrs)."""
 
-    generator: OptimizerConfig = attrs.field(factory=OptimizerConfig)
-    critic: OptimizerConfig = attrs.field(factory=OptimizerConfig)
+    tables: Mapping[str, OptimizerConfig] = attrs.field(factory=_default_tables)
+
+    @property
+    def generator(self) -> OptimizerConfig:
+        return self.tables["generator"]
+
+    @property
+    def critic(self) -> OptimizerConfig:
+        return self.tables["critic"]
+
+    def __getitem__(self, group: str) -> OptimizerConfig:
+        return self.tables[group]
+
+
+@attrs.frozen(kw_only=True)
+class StageSection:
+    """``[[stages]]``: one stage of a staged run (progressive growing, per-scale training,
+    pre-training then adversarial training). Stages run in order; the task decides what changes
+    at the start of each (its ``begin_stage``), the loop applies the keys below."""
+
+    name: str = attrs.field(
+        default="", metadata=doc("A label for logs and pictures; empty = 'stage-<index>'.")
+    )
+    steps: int | None = attrs.field(
+        default=None,
+        validator=v.optional(v.ge(1)),
+        metadata=doc(
+            "Length in iterations (>= 1). Unset on the last stage = until run.steps; give "
+            "`steps` or `images`, not both."
+        ),
+    )
+    images: int | None = attrs.field(
+        default=None,
+        validator=v.optional(v.ge(1)),
+        metadata=doc(
+            "Length in real images shown to the critic (>= 1), rounded up to whole iterations "
+            "of training.batch_size * training.critic_steps images."
+        ),
+    )
+    resolution: int | None = attrs.field(
+        default=None,
+        validator=v.optional(v.ge(1)),
+        metadata=doc(
+            "Image data resolution during the stage: every real batch is resized to R x R "
+            "(area averaging when shrinking) before the task sees it. Unset = the data's own."
+        ),
+    )
+    fade_in: float = attrs.field(
+        default=0.0,
+        validator=[v.ge(0), v.le(1)],
+        metadata=doc(
+            "Fraction of the stage over which the blend factor `stage/alpha` ramps linearly "
+            "from 0 to 1 (PGGAN's fade-in of new layers); 0 = alpha is 1 throughout."
+        ),
+    )
+    train: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=doc(
+            "Player groups trained in this stage, e.g. ['generator'] for SRGAN's MSE "
+            "pre-training; empty = every group."
+        ),
+    )
+    freeze: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=doc(
+            "Modules kept fixed from this stage on, as 'player' or 'player.sub.module' "
+            "(SinGAN: the generators of coarser scales)."
+        ),
+    )
+    reset_optimizers: bool = attrs.field(
+        default=False,
+        metadata=doc(
+            "Start every optimizer afresh at the stage's start (PGGAN resets Adam's moments); "
+            "false = keep the state of parameters that stay."
+        ),
+    )
+    lr: dict[str, float] = attrs.field(
+        factory=dict,
+        metadata=doc(
+            "Learning rates for this stage by player group, e.g. {generator = 1e-4}; a group "
+            "not named keeps its [optimizers] lr."
+        ),
+    )
+    options: dict[str, Any] = attrs.field(
+        factory=dict, metadata=doc("Free-form options the task reads in begin_stage.")
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.steps is not None and self.images is not None:
+            raise ValueError("'steps' and 'images' are both set; give one")
 
 
 @attrs.frozen(kw_only=True)
@@ -613,6 +707,7 @@ class RunConfig:
     metrics: tuple[Component, ...] = ()
     optimizers: OptimizersSection = attrs.field(factory=OptimizersSection)
     training: TrainingSection = attrs.field(factory=TrainingSection)
+    stages: tuple[StageSection, ...] = ()
     source: str | None = None
 
 
@@ -628,7 +723,7 @@ COMPONENT_SECTIONS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("metrics", "metric", None, True),
 )
 PLAIN_SECTIONS = {"run": RunSection, "training": TrainingSection}
-ALL_SECTIONS = [s for s, *_ in COMPONENT_SECTIONS] + ["run", "training", "optimizers"]
+ALL_SECTIONS = [s for s, *_ in COMPONENT_SECTIONS] + ["run", "training", "optimizers", "stages"]
 REQUIRED_SECTIONS = {"data"}
 
 
@@ -677,25 +772,6 @@ def parse_config(
             problems.append(f"{section}: expected a table, got {_given(table)}")
             continue
         values[section] = structure_options(cls, table, section, problems, what=f"[{section}]")
-    optimizers = document.get("optimizers", {})
-    if not isinstance(optimizers, dict):
-        problems.append(f"optimizers: expected a table, got {_given(optimizers)}")
-    else:
-        for key in optimizers:
-            if key not in ("generator", "critic"):
-                problems.append(
-                    f"optimizers.{key}: unknown player"
-                    f"{did_you_mean(key, ['generator', 'critic'])}; "
-                    "players: generator, critic"
-                )
-        opts = {
-            p: _structure_optimizer(optimizers.get(p, {}), f"optimizers.{p}", problems)
-            for p in ("generator", "critic")
-        }
-        if opts["generator"] is not None and opts["critic"] is not None:
-            values["optimizers"] = OptimizersSection(
-                generator=opts["generator"], critic=opts["critic"]
-            )
     for section, kind, default, is_list in COMPONENT_SECTIONS:
         raw = document.get(section)
         if raw is None:
@@ -724,9 +800,71 @@ def parse_config(
             values[section] = tuple(i for i in items if i is not None)
         else:
             values[section] = _structure_component(registry, kind, raw, section, problems)
+    _structure_optimizers(document.get("optimizers", {}), values.get("task"), values, problems)
+    _structure_stages(document.get("stages", []), values, problems)
     if problems:
         raise ConfigError(problems, source)
     return RunConfig(**values)
+
+
+def _task_groups(task: Component | None) -> tuple[str, dict[str, str]]:
+    """(task name, player group -> phase) of the configured task (the classic pair if unknown)."""
+    from gancore._build import DEFAULT_PLAYERS, task_players
+
+    if task is None:
+        return "?", dict(DEFAULT_PLAYERS)
+    try:
+        return task.name, task_players(task.build(None))
+    except Exception:  # a task that fails to build is reported where the run is built
+        return task.name, dict(DEFAULT_PLAYERS)
+
+
+def _structure_optimizers(
+    optimizers: Any, task: Component | None, values: dict[str, Any], problems: list[str]
+) -> None:
+    """``[optimizers.<group>]`` for each player group the task declares: generator and critic
+    default to Adam's defaults; any other group needs its table; a table for no group is an error."""
+    if not isinstance(optimizers, dict):
+        problems.append(f"optimizers: expected a table, got {_given(optimizers)}")
+        return
+    task_name, groups = _task_groups(task)
+    ordered = sorted(groups)
+    for key in optimizers:
+        if key not in groups:
+            problems.append(
+                f"optimizers.{key}: task {task_name!r} has no player group {key!r}"
+                f"{did_you_mean(key, ordered)}; its groups: {', '.join(ordered)}"
+            )
+    tables: dict[str, OptimizerConfig] = {}
+    for group in groups:
+        if group not in optimizers and group not in ("generator", "critic"):
+            problems.append(
+                f"optimizers.{group}: required table is missing (task {task_name!r} trains "
+                f"player group {group!r}; add an [optimizers.{group}] table)"
+            )
+            continue
+        table = _structure_optimizer(optimizers.get(group, {}), f"optimizers.{group}", problems)
+        if table is not None:
+            tables[group] = table
+    if len(tables) == len(groups):
+        values["optimizers"] = OptimizersSection(tables=tables)
+
+
+def _structure_stages(raw: Any, values: dict[str, Any], problems: list[str]) -> None:
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list):
+        problems.append(f"stages: expected a list of tables ([[stages]]), got {_given(raw)}")
+        return
+    before = len(problems)
+    stages = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            problems.append(f"stages[{i}]: expected a table, got {_given(item)}")
+            continue
+        stages.append(structure_options(StageSection, item, f"stages[{i}]", problems, "a stage"))
+    if len(problems) == before:
+        values["stages"] = tuple(stages)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -860,13 +998,12 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
         else:
             out[section] = _component_dict(value)
     out["optimizers"] = {
-        player: {k: x for k, x in _plain(opt).items() if k != "options"} | _plain(opt.options)
-        for player, opt in (
-            ("generator", config.optimizers.generator),
-            ("critic", config.optimizers.critic),
-        )
+        group: {k: x for k, x in _plain(opt).items() if k != "options"} | _plain(opt.options)
+        for group, opt in config.optimizers.tables.items()
     }
     out["training"] = _plain(config.training)
+    if config.stages:
+        out["stages"] = [_plain(stage) for stage in config.stages]
     return out
 
 

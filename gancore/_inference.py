@@ -10,17 +10,12 @@ import attrs
 import torch
 from torch import nn
 
+from gancore._build import Built, build_run, load_flat_state, reference_points
 from gancore._checkpoint import find_checkpoint, load_checkpoint
 from gancore._config import RunConfig, load_config
 from gancore._errors import ConfigError
-from gancore._train import (
-    Built,
-    LoopMetricContext,
-    _load_flat_state,
-    _reference_points,
-    build_run,
-    evaluate_metrics,
-)
+from gancore._stages import enter_stage, stage_schedule
+from gancore.metrics.loop import LoopMetricContext, evaluate_metrics
 from gancore.protocols import Dataset, StyleGenerator
 
 __all__ = [
@@ -58,12 +53,12 @@ class LoadedRun:
         return torch.cat(list(self.context().generate(num, batch_size, seed))).cpu()
 
     def reference(self) -> torch.Tensor | None:
-        return _reference_points(self.built.dataset, self.config.run.seed)
+        return reference_points(self.built.dataset, self.config.run.seed)
 
     def evaluate(
         self, metrics: Sequence[tuple[str, Any]], dataset: Dataset | None = None
     ) -> dict[str, Any]:
-        """Flat results of ``metrics`` (see :func:`gancore._train.evaluate_metrics`), scored
+        """Flat results of ``metrics`` (see :func:`gancore.metrics.loop.evaluate_metrics`), scored
         against ``dataset`` (default: the run's own), headed by the run and checkpoint names."""
         result = evaluate_metrics(metrics, self.context(dataset), self.generator_kind)
         return {"run": str(self.config.run.name), "checkpoint": self.checkpoint.name, **result}
@@ -79,11 +74,15 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         which=which,
         hint="pass --checkpoint {name} to use the previous intact checkpoint",
     )
-    weights, _ = load_checkpoint(path)
+    weights, saved = load_checkpoint(path)
     built = build_run(config)
+    # A staged run's networks are those of the checkpoint's stage (grown, added).
+    stage = int(saved.get("loop", {}).get("stage", 0))
+    for entered in stage_schedule(config)[: stage + 1]:
+        enter_stage(entered, built.task, built.players, config.run.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     use_ema = "ema" in weights and not raw
-    _load_flat_state(built.generators, weights["ema" if use_ema else "generators"])
+    load_flat_state(built.generators, weights["ema" if use_ema else "generators"])
     for module in built.generators.values():
         module.to(device).eval()
     return LoadedRun(

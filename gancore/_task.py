@@ -18,9 +18,19 @@ from torch import nn
 
 if TYPE_CHECKING:
     from gancore._config import RunConfig
-    from gancore.protocols import Augmenter, CriticRegularizer, Dataset, Loss
+    from gancore._stages import Stage
+    from gancore._state import AugmentFeedback
+    from gancore.protocols import Augmenter, Dataset, Loss
 
-__all__ = ["BuildContext", "SampleGrid", "StepContext", "TaskBuildContext", "Unconditional"]
+__all__ = [
+    "BuildContext",
+    "SampleGrid",
+    "StepContext",
+    "TaskBuildContext",
+    "Unconditional",
+    "critic_tag",
+    "mix_seed",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -85,7 +95,9 @@ class SampleGrid:
 class StepContext:
     """What a task's steps may use. One instance lives for the whole run; the loop updates it.
 
-    - ``generators`` / ``critics``: callables by player name (wrapped for multi-process training).
+    - ``generators`` / ``critics``: callables by player name (wrapped for multi-process training);
+      ``players``: every group's, by group then name (tasks with more player groups).
+    - ``stage`` / ``alpha``: the stage the run is in and its blend factor (staged runs).
     - ``loss``: the configured adversarial loss.
     - :meth:`latents`: deterministic latents for this step, this process's share of the global batch.
     - :meth:`critic_loss` / :meth:`generator_loss`: apply the augmenter, the critic and the loss,
@@ -96,24 +108,21 @@ class StepContext:
     def __init__(
         self,
         *,
-        generators: Mapping[str, Callable[..., torch.Tensor]],
-        critics: Mapping[str, Callable[..., torch.Tensor]],
+        players: Mapping[str, Mapping[str, Callable[..., torch.Tensor]]],
         modules: Mapping[str, nn.Module],
         loss: Loss,
         augmenter: Augmenter,
-        critic_regularizers: list[tuple[str, CriticRegularizer]],
+        feedback: AugmentFeedback | None,
         device: torch.device,
         seed: int,
         rank: int,
         world_size: int,
     ) -> None:
-        self.generators = generators
-        self.critics = critics
         self.loss = loss
         self.device = device
-        self._modules = modules
+        self.set_players(players, modules)
         self._augmenter = augmenter
-        self._regularizers = critic_regularizers
+        self._feedback = feedback
         self._seed = seed
         self._rank = rank
         self._world = world_size
@@ -125,14 +134,24 @@ class StepContext:
             tuple[str, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]
         ] = []
         self.generator_inputs: dict[str, torch.Tensor] = {}
-        self.real_sign_sum = torch.zeros((), device=device)
-        self.real_count = 0
-        self.real_images = 0
-        # Fixed for the run; looked up once rather than on every step.
-        self._feedback = bool(getattr(augmenter, "feedback_interval", 0))
-        self._scorers: dict[str, Callable[..., torch.Tensor]] = {}
+        # The stage the run is in and its blend factor (1.0 outside a fade-in); set by the loop.
+        self.stage: Stage | None = None
+        self.alpha = 1.0
 
     # -- the loop's side --------------------------------------------------------------------------
+
+    def set_players(
+        self,
+        players: Mapping[str, Mapping[str, Callable[..., torch.Tensor]]],
+        modules: Mapping[str, nn.Module],
+    ) -> None:
+        """The players steps call (by group, then name) and their bare modules; the loop sets
+        them again when a stage grows or adds networks."""
+        self.players = players
+        self.generators = players.get("generator", {})
+        self.critics = players.get("critic", {})
+        self._modules = modules
+        self._scorers: dict[str, Callable[..., torch.Tensor]] = {}
 
     def begin(self, phase: int, iteration: int, substep: int) -> None:
         """Start a step: fixes the random stream of :meth:`latents` for this step."""
@@ -154,7 +173,7 @@ class StepContext:
         the run seed and the step, so the same global batch is drawn whatever the number of
         processes, and resuming redraws exactly what an uninterrupted run draws.
         """
-        gen = torch.Generator().manual_seed(_mix(self._seed, *self._key, self._draws))
+        gen = torch.Generator().manual_seed(mix_seed(self._seed, *self._key, self._draws))
         self._draws += 1
         full = torch.randn(num * self._world, dim, generator=gen)
         if self._world > 1:
@@ -164,39 +183,35 @@ class StepContext:
     def critic_loss(
         self, critic: str, real: torch.Tensor, fake: torch.Tensor, *extra: torch.Tensor
     ) -> torch.Tensor:
-        """Critic loss for one critic: loss(D(aug(real)), D(aug(fake))) plus every-step penalties.
+        """Critic loss for one critic: loss(D(aug(real)), D(aug(fake))).
 
-        ``fake`` is detached here; ``extra`` conditioning tensors go to the critic unchanged.
+        ``fake`` is detached here; ``extra`` conditioning tensors go to the critic unchanged. The
+        call is recorded, so that the loop can apply the configured critic regularizers to the
+        same real and fake samples (every step or lazily, see docs/tasks.md).
         """
         fake = _detached(fake)
         scorer = self.scorer(critic)
         real_scores = scorer(real, *extra)
         fake_scores = scorer(fake, *extra)
         total = self.loss.critic_loss(real_scores, fake_scores)
-        tag = _tag(critic)
+        tag = critic_tag(critic)
         self._log_once(f"loss/critic{tag}", total)
         real_scores_, fake_scores_ = real_scores.detach(), fake_scores.detach()
         self._log_once(f"scores/real{tag}", real_scores_.mean())  # no autograd node
         self._log_once(f"scores/fake{tag}", fake_scores_.mean())
-        if self._feedback:  # only adaptive augmenters read it
+        feedback = self._feedback
+        if feedback is not None:  # only adaptive augmenters read it
             sign = torch.sign(real_scores_).float().sum()
-            self.real_sign_sum = self.real_sign_sum + sign
-        self.real_count += real_scores.numel()
-        self.real_images += real.shape[0]
-        real = _detached(real)
-        self.critic_calls.append((critic, real, fake, tuple(extra)))
-        for name, reg in self._regularizers:
-            if reg.interval == 1:
-                penalty = reg.penalty(scorer, real, fake, tuple(extra))
-                if penalty is not None:
-                    self._log_once(f"reg/{name}{tag}", penalty)
-                    total = total + penalty
+            feedback.sign_sum = feedback.sign_sum + sign
+            feedback.count += real_scores.numel()
+            feedback.images += real.shape[0]
+        self.critic_calls.append((critic, _detached(real), fake, tuple(extra)))
         return total
 
     def generator_loss(self, critic: str, fake: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         """Adversarial generator loss: loss.generator_loss(D(aug(fake)))."""
         total = self.loss.generator_loss(self.scorer(critic)(fake, *extra))
-        self._log_once(f"loss/generator{_tag(critic)}", total)
+        self._log_once(f"loss/generator{critic_tag(critic)}", total)
         return total
 
     def scorer(self, critic: str) -> Callable[..., torch.Tensor]:
@@ -236,12 +251,12 @@ def _detached(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach() if tensor.requires_grad else tensor
 
 
-def _tag(critic: str) -> str:
+def critic_tag(critic: str) -> str:
     """Log-name suffix for a critic: none for the usual single critic named "critic"."""
     return "" if critic == "critic" else f"/{critic}"
 
 
-def _mix(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
     """A 63-bit seed from integers (splitmix64 over the parts)."""
     x = 0x9E3779B97F4A7C15
     for part in parts:
@@ -249,6 +264,9 @@ def _mix(*parts: int) -> int:
         x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
         x ^= x >> 29
     return x & 0x7FFFFFFFFFFFFFFF
+
+
+_mix = mix_seed  # the name other modules imported before gancore 0.2
 
 
 # -------------------------------------------------------------------------------------------------

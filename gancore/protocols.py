@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from gancore._task import BuildContext, SampleGrid, StepContext
+    from gancore._task import SampleGrid, StepContext, TaskBuildContext
 
 __all__ = [
     "Augmenter",
@@ -257,18 +257,35 @@ class Metric(Protocol):
 
 @runtime_checkable
 class Task(Protocol):
-    """What one critic step and one generator step compute from a batch.
+    """What each phase of an iteration computes from a batch.
 
-    The seam between the loop and the science: a task builds its players (named generators and
-    critics), and for a batch returns the critic's loss and the generator's loss. The loop owns
-    everything else: backward, gradient synchronization, optimizer steps, lazy regularization,
-    EMA, logging, samples, metrics and checkpoints. See docs/tasks.md.
+    The seam between the loop and the science: a task builds its players (networks grouped by
+    the optimizer that trains them), and for a batch returns each phase's loss. The loop owns
+    everything else: backward, gradient synchronization, optimizer steps, regularizers (every
+    step and lazy), EMA, stages, logging, samples, metrics and checkpoints. See docs/tasks.md.
+
+    Optional parts:
+
+    - ``players: Mapping[str, str]``: player group -> the phase that trains it (default
+      ``{"critic": "critic", "generator": "generator"}``). Phase ``P`` calls ``P_step(step,
+      batch)``; phases run critic, generator, then a task's own in this mapping's order. Each
+      group has an optimizer table ``[optimizers.<group>]``. A task without a critic (a VAE)
+      leaves ``critic`` out; InfoGAN's Q head is a group ``q`` trained by phase ``generator``.
+    - ``begin_stage(stage, players) -> None``: called at the start of each stage of a staged
+      run (:class:`gancore._stages.Stage`), and again on resume for the stages already entered;
+      may grow, add or replace modules in ``players`` (group -> name -> module) in place. Runs
+      under a random stream seeded from the run seed and the stage.
+    - ``state_dict()`` / ``load_state_dict(state)``: state that checkpoints carry (image pools).
     """
 
     def build(
-        self, context: BuildContext
-    ) -> tuple[Mapping[str, nn.Module], Mapping[str, nn.Module]]:
-        """Return ``(generators, critics)``, each a mapping from player name to module."""
+        self, context: TaskBuildContext
+    ) -> (
+        tuple[Mapping[str, nn.Module], Mapping[str, nn.Module]]
+        | Mapping[str, Mapping[str, nn.Module]]
+    ):
+        """Return ``(generators, critics)``, each a mapping from player name to module, or a
+        mapping player group -> {name: module} for the groups ``players`` declares."""
         ...
 
     def critic_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -76,6 +76,7 @@ __all__ = [
     "plugin_fixture",
     "registered_plugin",
     "tiny_run",
+    "train_interrupted",
     "train_processes",
 ]
 
@@ -777,6 +778,18 @@ def tiny_run(steps: int = 2, **sections: Any) -> dict[str, Any]:
     }
     document.update(sections)
     return document
+
+
+def train_interrupted(
+    config: Any, run_dir: str | Path, after: int, *, resume: bool = False
+) -> Any:
+    """:func:`gancore.train` as if Ctrl-C arrived during iteration ``after`` (counted from the
+    start or the resumed checkpoint): the run writes a checkpoint and stops, as a user's would.
+    For resume tests: N steps, stop, resume, N more must equal 2N straight. Returns the
+    :class:`gancore.TrainResult` (``interrupted`` is true unless the run ended first)."""
+    from gancore._train import run_training
+
+    return run_training(config, Path(run_dir), resume=resume, progress=False, stop_after=after)
 
 
 def check_training(

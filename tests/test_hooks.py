@@ -656,12 +656,11 @@ class TestRegisterAugmenters:
         registry, _ = load_demo(gancore_register_augmenters)
         config = run_config(registry, '[augmenter]\nname = "shift"\noffset = 1.0')
         step = gancore.StepContext(
-            generators={},
-            critics={"critic": lambda x: x.sum(dim=1)},
+            players={"generator": {}, "critic": {"critic": lambda x: x.sum(dim=1)}},
             modules={},
             loss=MeanDifference(),
             augmenter=config.augmenter.build(gancore.BuildContext(data_shape=(2,))),
-            critic_regularizers=[],
+            feedback=None,
             device=torch.device("cpu"),
             seed=0,
             rank=0,
@@ -706,12 +705,11 @@ class TestRegisterDatasets:
 class TestRegisterTasks:
     def step_context(self, generator: nn.Module, critic: nn.Module) -> gancore.StepContext:
         step = gancore.StepContext(
-            generators={"generator": generator},
-            critics={"critic": critic},
+            players={"generator": {"generator": generator}, "critic": {"critic": critic}},
             modules={"generator": generator, "critic": critic},
             loss=MeanDifference(),
             augmenter=NoAugment(),
-            critic_regularizers=[],
+            feedback=None,
             device=torch.device("cpu"),
             seed=0,
             rank=0,

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import gancore
-from gancore import _train
+from gancore import _fast
 from gancore._errors import ConfigError, TrainingError
+from gancore._logbuffer import LogBuffer
 from tests.conftest import TOY_CONFIG, load, write_toml
 
 
@@ -40,7 +41,7 @@ class TestCompileOption:
         error = RuntimeError(
             "torch.compile with aot_autograd does not currently support double backward"
         )
-        message = _train._compile_message("the backward pass", error)
+        message = _fast._compile_message("the backward pass", error)
         assert "\n" not in message and message.startswith("training.compile:")
         assert "R1" in message and "training.compile = false" in message
 
@@ -48,14 +49,14 @@ class TestCompileOption:
             raise error
 
         with pytest.raises(TrainingError, match="cannot differentiate through a gradient"):
-            _train._explained(failing)(torch.zeros(()))
+            _fast.explained(failing)(torch.zeros(()))
 
     def test_other_errors_pass_through(self) -> None:
         def failing(loss: torch.Tensor) -> None:
             raise ValueError("shapes do not match")
 
         with pytest.raises(ValueError, match="shapes do not match"):
-            _train._explained(failing)(torch.zeros(()))
+            _fast.explained(failing)(torch.zeros(()))
 
     @pytest.mark.slow
     # torch.jit (imported by inductor) and dynamo internals warn; pytest makes warnings errors.
@@ -76,28 +77,42 @@ class TestCompileOption:
         assert len(_train_records(tmp_path / "compiled")) == 3
 
 
-class TestLogAccumulation:
-    @pytest.mark.slow
-    def test_folded_partial_sums_log_the_same_means(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Folding the kept values into partial sums (long log intervals) changes no mean."""
-        toy = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
-        settings = ("run.steps=10", "training.log_every=10", "training.sample_every=0")
-        gancore.train(load(toy, *settings), tmp_path / "kept", progress=False)
-        monkeypatch.setattr(_train, "_LOG_FOLD", 3)
-        gancore.train(load(toy, *settings), tmp_path / "folded", progress=False)
-        (kept,) = _train_records(tmp_path / "kept")
-        (folded,) = _train_records(tmp_path / "folded")
-        losses = [k for k in kept if k.startswith(("loss/", "scores/"))]
-        assert len(losses) >= 3
-        for key in losses:
-            assert folded[key] == pytest.approx(kept[key], rel=1e-6, abs=1e-7)
+class TestLogBuffer:
+    """The loop's log buffer: sums and counts per name over a log interval."""
 
-    def test_sum_of_logged_values(self) -> None:
-        values = [torch.tensor(0.5), torch.tensor(0.25), torch.tensor(-1.0)]
-        assert _train._sum(values, torch.device("cpu")).item() == -0.25
-        assert _train._sum(values[:1], torch.device("cpu")).item() == 0.5
+    def test_means_per_name_over_the_interval(self) -> None:
+        """Each name's mean is over the values logged for it, names sorted."""
+        buffer = LogBuffer(torch.device("cpu"))
+        buffer.add({"loss/critic": torch.tensor(1.0), "loss/generator": torch.tensor(4.0)})
+        buffer.add({"loss/critic": torch.tensor(2.0)})
+        buffer.add({"loss/critic": torch.tensor(6.0), "reg/r1": torch.tensor(0.5)})
+        names, means = buffer.means()
+        assert names == ["loss/critic", "loss/generator", "reg/r1"]
+        assert means is not None and means.tolist() == [3.0, 4.0, 0.5]
+
+    def test_folding_into_partial_sums_changes_no_mean(self) -> None:
+        """With fold = 3, 10 values are kept as partial sums, and the mean is the same."""
+        values = [
+            torch.tensor(float(v)) for v in (0.5, -1.0, 2.25, 3.0, 0.0, 1.5, -2.0, 4.0, 1.0, 7.5)
+        ]
+        kept, folded = LogBuffer(torch.device("cpu")), LogBuffer(torch.device("cpu"), fold=3)
+        for value in values:
+            kept.add({"x": value})
+            folded.add({"x": value})
+        assert len(folded._values["x"]) < 3  # folded: bounded however long the interval
+        assert folded.means()[1].item() == pytest.approx(kept.means()[1].item(), rel=1e-7)
+        assert kept.means()[1].item() == pytest.approx(sum(v.item() for v in values) / 10)
+
+    def test_clear_starts_a_new_interval(self) -> None:
+        """After clear, nothing is logged: no names, no means."""
+        buffer = LogBuffer(torch.device("cpu"))
+        buffer.add({"x": torch.tensor(1.0)})
+        buffer.clear()
+        assert buffer.means() == ([], None) and len(buffer) == 0
+
+    def test_fold_must_keep_two_values(self) -> None:
+        with pytest.raises(ValueError, match=r"'fold' must be >= 2 \(got 1\)"):
+            LogBuffer(torch.device("cpu"), fold=1)
 
 
 class TestDirectCalls:
@@ -108,8 +123,10 @@ class TestDirectCalls:
         g_opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])
         d_opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])
         g_wrapped, d_wrapped = accelerator.prepare(g_opt, d_opt)
-        g_step, d_step, backward = _train._direct_calls(accelerator, g_wrapped, d_wrapped)
-        assert g_step is g_opt and d_step is d_opt  # the torch optimizers, not the wrappers
+        steppers, backward = _fast.direct_calls(
+            accelerator, {"generator": g_wrapped, "critic": d_wrapped}
+        )
+        assert steppers == {"generator": g_opt, "critic": d_opt}  # torch's, not the wrappers
         x = torch.ones(3, requires_grad=True)
         backward((x * 2.0).sum())
         assert torch.equal(x.grad, torch.full((3,), 2.0))
@@ -124,5 +141,5 @@ class TestDirectCalls:
 
         accelerator = Scaled()
         g, d = object(), object()
-        g_step, d_step, backward = _train._direct_calls(accelerator, g, d)
-        assert g_step is g and d_step is d and backward == accelerator.backward
+        steppers, backward = _fast.direct_calls(accelerator, {"generator": g, "critic": d})
+        assert steppers == {"generator": g, "critic": d} and backward == accelerator.backward

@@ -167,7 +167,7 @@ class TestExactResume:
         """
         config = load(write_toml(tmp_path / "d.toml", DIGITS_CONFIG))
         straight = train(config, tmp_path / "straight", progress=False)
-        first = train(config, tmp_path / "resumed", progress=False, stop_after=4)
+        first = gancore.testing.train_interrupted(config, tmp_path / "resumed", after=4)
         assert first.interrupted and first.step == 4
         second = train(config, tmp_path / "resumed", resume=True, progress=False)
         assert second.step == 8
@@ -178,7 +178,11 @@ class TestExactResume:
             assert torch.equal(a[key], b[key]), key
         state_a = torch.load(straight.checkpoint / "training_state.pt", weights_only=True)
         state_b = torch.load(second.checkpoint / "training_state.pt", weights_only=True)
-        assert state_a["critic_updates"] == state_b["critic_updates"] == 16
+        assert (
+            state_a["loop"]["updates"]
+            == state_b["loop"]["updates"]
+            == {"critic": 16, "generator": 8}
+        )
         opt_a, opt_b = state_a["optimizers"]["generator"], state_b["optimizers"]["generator"]
         for slot in opt_a["state"]:
             for name, value in opt_a["state"][slot].items():
@@ -525,12 +529,11 @@ class TestLatents:
 
         def context(rank: int, world: int) -> StepContext:
             ctx = StepContext(
-                generators={},
-                critics={},
+                players={},
                 modules={},
                 loss=None,  # type: ignore
-                augmenter=None,
-                critic_regularizers=[],  # type: ignore
+                augmenter=None,  # type: ignore
+                feedback=None,
                 device=torch.device("cpu"),
                 seed=5,
                 rank=rank,

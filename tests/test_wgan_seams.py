@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import gancore
+import gancore.testing
 from gancore._train import build_run, train
 from tests.conftest import TOY_CONFIG, load, write_toml
 
@@ -115,7 +116,7 @@ class TestSetupCritic:
             "training.checkpoint_every=3",
             registry=registry,
         )
-        first = train(config, tmp_path / "run", progress=False, stop_after=3)
+        first = gancore.testing.train_interrupted(config, tmp_path / "run", after=3)
         assert first.interrupted and first.step == 3
         second = train(config, tmp_path / "run", resume=True, progress=False)
         assert second.step == 6

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 import gancore
+import gancore.testing
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -125,7 +126,7 @@ class TestAdaInTheLoop:
         (tmp_path / "run.toml").write_text(TINY)
         config = gancore.load_config(tmp_path / "run.toml", ["training.checkpoint_every=3"])
         straight = gancore.train(config, tmp_path / "straight", progress=False)
-        gancore.train(config, tmp_path / "resumed", progress=False, stop_after=3)
+        gancore.testing.train_interrupted(config, tmp_path / "resumed", after=3)
         resumed = gancore.train(config, tmp_path / "resumed", resume=True, progress=False)
         p_straight = [r["augment/p"] for r in _records(tmp_path / "straight")]
         p_resumed = [r["augment/p"] for r in _records(tmp_path / "resumed")]
@@ -199,7 +200,7 @@ class TestFreezeDInTheLoop:
         """With blocks = 2, the first two blocks are the same after 1 and after 3 steps (the same
         seed builds the same critic) and stay out of training; the head keeps training."""
         config = self._config(tmp_path, 2)
-        one = gancore.train(config, tmp_path / "one", progress=False, stop_after=1)
+        one = gancore.testing.train_interrupted(config, tmp_path / "one", after=1)
         three = gancore.train(config, tmp_path / "three", progress=False)
         assert (one.step, three.step) == (1, 3)
         before, after = one.critics["critic"], three.critics["critic"]

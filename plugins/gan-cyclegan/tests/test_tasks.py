@@ -72,12 +72,11 @@ def _step(
     augmenter: object | None = None,
 ) -> gancore.StepContext:
     return gancore.StepContext(
-        generators=dict(generators),
-        critics=dict(critics),
+        players={"generator": dict(generators), "critic": dict(critics)},
         modules={**generators, **critics},
         loss=loss,  # type: ignore[arg-type]
         augmenter=augmenter or Recorder(),  # type: ignore[arg-type]
-        critic_regularizers=[],
+        feedback=None,
         device=torch.device("cpu"),
         seed=0,
         rank=0,

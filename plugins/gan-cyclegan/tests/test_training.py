@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import gancore
+import gancore.testing
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 MINE = sorted(p.name for p in [*EXAMPLES.glob("cyclegan*.toml"), *EXAMPLES.glob("pix2pix*.toml")])
@@ -137,7 +138,7 @@ class TestCheckpoints:
         """The task state holds both pools; 8 steps equal 4 + resume + 4, weights and pools."""
         config = _config(tmp_path, "run.steps=8")
         straight = gancore.train(config, tmp_path / "straight", progress=False)
-        gancore.train(config, tmp_path / "resumed", progress=False, stop_after=4)
+        gancore.testing.train_interrupted(config, tmp_path / "resumed", after=4)
         resumed = gancore.train(config, tmp_path / "resumed", resume=True, progress=False)
         assert straight.checkpoint is not None
         assert resumed.checkpoint is not None

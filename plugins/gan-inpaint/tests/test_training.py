@@ -17,6 +17,7 @@ from gan_inpaint.metrics import InpaintQuality
 from PIL import Image
 
 import gancore
+import gancore.testing
 from gancore.builtin.datasets import DigitsDataset, DigitsOptions
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -114,7 +115,7 @@ class TestLoop:
         """2 iterations straight equal 1 + resume + 1: the masks come from saved RNG state."""
         config = _config(tmp_path)
         straight = gancore.train(config, tmp_path / "a", progress=False)
-        gancore.train(config, tmp_path / "b", progress=False, stop_after=1)
+        gancore.testing.train_interrupted(config, tmp_path / "b", after=1)
         resumed = gancore.train(config, tmp_path / "b", resume=True, progress=False)
         for name in ("generator",):
             a = straight.generators[name].state_dict()

@@ -193,7 +193,7 @@ def test_resume_is_exact_and_carries_the_path_length_mean(tmp_path: Path) -> Non
     """4 steps straight equal 2 + resume + 2, weights, EMA and the path-length running mean."""
     config = _config(tmp_path, steps=4)
     straight = gancore.train(config, tmp_path / "straight", progress=False)
-    gancore.train(config, tmp_path / "resumed", progress=False, stop_after=2)
+    gancore.testing.train_interrupted(config, tmp_path / "resumed", after=2)
     half = gancore.find_checkpoint(tmp_path / "resumed" / "checkpoints")
     _, state = gancore.load_checkpoint(half)
     regularizers = [c.spec.name for c in config.regularizers]

@@ -190,7 +190,7 @@ class TestConditionalCriticUnderAugmentation:
             registry=registry,
         )
         straight = gancore.train(config, tmp_path / "straight", progress=False)
-        gancore.train(config, tmp_path / "resumed", progress=False, stop_after=2)
+        gancore.testing.train_interrupted(config, tmp_path / "resumed", after=2)
         resumed = gancore.train(config, tmp_path / "resumed", resume=True, progress=False)
         assert straight.checkpoint is not None
         assert resumed.checkpoint is not None

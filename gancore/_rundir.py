@@ -1,0 +1,366 @@
+"""What the loop writes into the run directory: log records, sample grids, curves, metric results,
+checkpoints and the best-checkpoint record; and what it tells the user on the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from gancore._build import Built, reference_points
+from gancore._checkpoint import prune_checkpoints, save_checkpoint, step_dir_name
+from gancore._errors import ConfigError
+from gancore._pictures import save_curves, save_samples
+from gancore._state import AugmentFeedback, LoopState, rng_state
+from gancore._task import mix_seed
+from gancore.metrics.loop import LoopMetricContext, evaluate_metrics
+
+if TYPE_CHECKING:
+    from gancore._config import RunConfig
+    from gancore._logbuffer import LogBuffer
+    from gancore._players import Players
+    from gancore._stages import Stage
+
+__all__ = ["RunFiles", "check_trackers", "format_duration", "report", "truncate_log", "write_json"]
+
+
+class RunFiles:
+    """The run directory as the loop writes it. Only the main process writes files; the methods
+    that gather from every process (checkpoints, metrics) are called on all of them."""
+
+    def __init__(
+        self, config: RunConfig, run_dir: Path, accelerator: Any, built: Built, players: Players
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.accelerator = accelerator
+        self.built = built
+        self.players = players
+        self.main = accelerator.is_main_process
+        self.log_file = run_dir / "metrics.jsonl"
+        self.checkpoints = run_dir / "checkpoints"
+        # Fixed inputs for the sample grids, the same at every interval.
+        self.reference = reference_points(built.dataset, config.run.seed)
+        # A scatter of 2-D points needs many more samples than an image grid needs images.
+        shown = config.training.num_samples
+        shown = shown if self.reference is None else max(shown, 2500)
+        self.fixed_inputs = built.task.sample_inputs(
+            self.sampling_generators()[0], built.dataset, shown, mix_seed(config.run.seed, 0x5A3)
+        )
+
+    # -- terminal ---------------------------------------------------------------------------------
+
+    def progress_bar(self, progress: bool | None, initial: int) -> Any:
+        show = progress if progress is not None else sys.stderr.isatty()
+        if not (self.main and show):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(
+            total=self.config.run.steps,
+            initial=initial,
+            unit="it",
+            dynamic_ncols=True,
+            desc=self.config.run.name,
+            file=sys.stderr,
+        )
+
+    def say_goodbye(
+        self, iteration: int, started: float, checkpoint: Path | None, interrupted: bool
+    ) -> None:
+        elapsed = format_duration(time.perf_counter() - started)
+        if interrupted:
+            print(
+                f"stopped at step {iteration} after {elapsed}; checkpoint: {checkpoint}\n"
+                f"resume with: gan train --resume {self.run_dir}",
+                file=sys.stderr,
+            )
+            return
+        print(
+            f"done: {iteration} steps in {elapsed}\n"
+            f"  samples:    {self.run_dir / 'samples'}\n"
+            f"  curves:     {self.run_dir / 'curves.png'}\n"
+            f"  metrics:    {self.log_file}\n"
+            f"  checkpoint: {checkpoint}",
+            file=sys.stderr,
+        )
+
+    # -- logs -------------------------------------------------------------------------------------
+
+    def train_record(
+        self,
+        state: LoopState,
+        logs: LogBuffer,
+        seconds: float,
+        elapsed: float,
+        stage: Stage,
+        alpha: float,
+    ) -> dict[str, Any]:
+        """The ``"train"`` record of a log interval: counters, timings, the mean of every logged
+        value over the interval and all processes, scheduled learning rates, augmenter values."""
+        training = self.config.training
+        names, means = logs.means()
+        if means is not None and self.accelerator.num_processes > 1:
+            means = self.accelerator.reduce(means, reduction="mean")
+        record: dict[str, Any] = {
+            "event": "train",
+            "step": state.iteration,
+            "images_seen": state.images_seen(training.batch_size),
+            "time_s": round(elapsed, 3),
+            "sec_per_step": seconds,
+            "images_per_s": training.batch_size * training.critic_steps / seconds,
+            "nonfinite_skipped": state.nonfinite_total,
+        }
+        if self.config.stages:
+            record["stage"] = stage.index
+            record["stage/alpha"] = alpha
+        if means is not None:
+            record.update(zip(names, means.tolist(), strict=True))
+        for group, opt in self.players.optimizers.items():  # the learning rate of the next step
+            if self.config.optimizers[group].schedule != "constant":
+                record[f"lr/{group}"] = opt.param_groups[0]["lr"]
+        values = getattr(self.built.augmenter, "log_values", None)
+        if callable(values):
+            record.update({f"augment/{k}": v for k, v in values().items()})
+        return record
+
+    def write_log(self, record: dict[str, Any]) -> None:
+        if self.main:
+            with self.log_file.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        if self.config.run.trackers:
+            self.accelerator.log(
+                {k: v for k, v in record.items() if isinstance(v, int | float)}, step=record["step"]
+            )
+
+    # -- samples and metrics ----------------------------------------------------------------------
+
+    def sampling_generators(self) -> tuple[dict[str, nn.Module], str]:
+        """The EMA generators when there are, else the trained ones, and which it is."""
+        players = self.players
+        if players.ema:
+            return players.ema, "ema"
+        return players.modules.get("generator", {}), "raw"
+
+    def write_samples(self, at: int) -> None:
+        modules, _ = self.sampling_generators()
+        with _Evaluating(modules), torch.no_grad(), self.accelerator.autocast():
+            device = self.accelerator.device
+            inputs = {k: t.to(device) for k, t in self.fixed_inputs.items()}
+            grid = self.built.task.sample(modules, inputs)
+        save_samples(
+            grid.images.float(),
+            self.run_dir / "samples" / f"{step_dir_name(at)}.png",
+            grid.columns,
+            self.reference,
+            title=f"{self.config.run.name}, step {at}",
+        )
+        if self.log_file.exists():
+            save_curves(self.log_file, self.run_dir / "curves.png")
+
+    def run_metrics(self, at: int, images_seen: int) -> dict[str, Any]:
+        """Every configured metric on the sampling generators, logged as a ``"metric"`` record;
+        the same values on every process."""
+        modules, kind = self.sampling_generators()
+        started = time.perf_counter()
+        with _Evaluating(modules):  # batch norm uses its running statistics, does not update them
+            context = LoopMetricContext(
+                self.built.task,
+                modules,
+                self.built.dataset,
+                self.accelerator.device,
+                self.accelerator,
+                generator_kind=kind,
+                autocast=self.accelerator.autocast,
+            )
+            results = evaluate_metrics(self.built.metrics, context, kind)
+        if self.accelerator.num_processes > 1:
+            # Every process computed the same values up to round-off; they must agree exactly,
+            # since whether to save a best checkpoint (a collective operation) depends on them.
+            from accelerate.utils import broadcast_object_list
+
+            results = broadcast_object_list([results], from_process=0)[0]
+        self.write_log(
+            {
+                "event": "metric",
+                "step": at,
+                "images_seen": images_seen,
+                "metrics_time_s": round(time.perf_counter() - started, 3),
+                **results,
+            }
+        )
+        return results
+
+    def improves(self, state: LoopState, results: Mapping[str, Any]) -> bool:
+        """Whether ``results`` beat the best so far on ``training.best_metric`` (and if so,
+        record them as the best in ``state``)."""
+        training = self.config.training
+        key = training.best_metric
+        if key is None or not isinstance(results.get(key), int | float):
+            return False
+        value = float(results[key])
+        best = state.best
+        if best and (
+            value >= best["value"] if training.best_mode == "min" else value <= best["value"]
+        ):
+            return False
+        state.best = {
+            "checkpoint": step_dir_name(state.iteration),
+            "step": state.iteration,
+            "metric": key,
+            "value": value,
+        }
+        return True
+
+    def write_best(self, state: LoopState) -> None:
+        if self.main:
+            write_json(self.checkpoints / "best.json", state.best)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def checkpoint(self, state: LoopState, feedback: AugmentFeedback | None) -> Path:
+        """Save a checkpoint of everything a resume needs (on every process: RNG states are
+        gathered); keep the newest ``training.keep_checkpoints`` and the best."""
+        rng = _gather_objects(self.accelerator, rng_state())
+        at = state.iteration
+        path = self.checkpoints / step_dir_name(at)
+        if self.main:
+            built = self.built
+            images_seen = state.images_seen(self.config.training.batch_size)
+            saved = {
+                "loop": state.state_dict(),
+                "iteration": at,
+                "images_seen": images_seen,
+                "optimizers": self.players.optimizer_states(),
+                "augment_feedback": feedback.state_dict() if feedback is not None else {},
+                "augmenter": _module_state(built.augmenter),
+                "regularizers": [_module_state(r) for _, r in built.regularizers],
+                "task": built.task.state_dict() if hasattr(built.task, "state_dict") else {},
+                "rng": rng,
+                "world_size": self.accelerator.num_processes,
+            }
+            path = save_checkpoint(
+                self.checkpoints,
+                at,
+                self.players.weights(),
+                saved,
+                meta={"run": self.config.run.name, "images_seen": images_seen},
+            )
+            prune_checkpoints(self.checkpoints, self.config.training.keep_checkpoints)
+        self.accelerator.wait_for_everyone()
+        return path
+
+
+class _Evaluating:
+    """Within: ``modules`` in eval mode; their previous modes restored after."""
+
+    def __init__(self, modules: Mapping[str, nn.Module]) -> None:
+        self.modules = modules
+        self.was_training = {n: m.training for n, m in modules.items()}
+
+    def __enter__(self) -> None:
+        for m in self.modules.values():
+            m.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        for n, m in self.modules.items():
+            m.train(self.was_training[n])
+
+
+def _module_state(obj: Any) -> dict[str, torch.Tensor]:
+    return obj.state_dict() if isinstance(obj, nn.Module) else {}
+
+
+def _gather_objects(accelerator: Any, obj: Any) -> list[Any]:
+    if accelerator.num_processes == 1:
+        return [obj]
+    from accelerate.utils import gather_object
+
+    return list(gather_object([obj]))
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """``data`` as JSON at ``path``, atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def check_trackers(config: RunConfig) -> None:
+    """Every tracker in ``run.trackers`` is installed (a missing one is a config error)."""
+    import importlib.util
+
+    missing = [t for t in config.run.trackers if importlib.util.find_spec(t) is None]
+    if missing:
+        raise ConfigError(
+            [f"run.trackers: {t!r} is not installed (pip install {t})" for t in missing],
+            config.source,
+        )
+
+
+def flat_config(config: RunConfig) -> dict[str, Any]:
+    """The resolved config as ``{"a.b.c": value}`` for trackers' hyperparameter tables."""
+    from gancore._config import config_to_dict
+
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, x in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, x)
+        elif isinstance(value, list):
+            flat[prefix] = str(value)
+        else:
+            flat[prefix] = value
+
+    walk("", config_to_dict(config))
+    return flat
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def report(bar: Any, record: Mapping[str, Any], total: int, started: float, done: int) -> None:
+    """Progress: the bar's postfix on a terminal, else a plain line with rate and ETA."""
+    losses = {k: v for k, v in record.items() if k.startswith(("loss/", "reg/", "augment/"))}
+    if bar is not None:
+        bar.set_postfix(
+            {k.split("/", 1)[1]: f"{v:.3g}" for k, v in losses.items()}
+            | {"img/s": f"{record['images_per_s']:.0f}"},
+            refresh=False,
+        )
+        return
+    elapsed = time.perf_counter() - started
+    remaining = (total - record["step"]) * elapsed / max(1, done)
+    parts = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+    print(
+        f"step {record['step']}/{total} | {1 / record['sec_per_step']:.2f} it/s | "
+        f"{record['images_per_s']:.0f} img/s | {parts} | eta {format_duration(remaining)}",
+        file=sys.stderr,
+        flush=True,
+    )

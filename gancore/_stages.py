@@ -1,0 +1,194 @@
+"""Staged training: a run as an ordered list of stages.
+
+A stage has a length, and what changes at its start: the data resolution, networks grown or added
+(the task's ``begin_stage``), modules frozen, optimizers reset, learning rates, and a blend factor
+``alpha`` that ramps from 0 to 1 over part of the stage (PGGAN's fade-in; Karras et al. 2018).
+The stage is loop state, so checkpoints carry it and a resumed run rebuilds the networks of its
+stage before loading their weights (docs/training.md, "Stages").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gancore._errors import ConfigError
+
+if TYPE_CHECKING:
+    from gancore._config import RunConfig, StageSection
+
+__all__ = ["Stage", "blend", "freeze_modules", "resize_batch", "stage_schedule"]
+
+
+@attrs.frozen(kw_only=True)
+class Stage:
+    """A stage as the loop runs it: its place, its iterations ``[start, end)`` and its options.
+
+    Given to a task's optional ``begin_stage(stage, players)``, and to every step as
+    ``step.stage`` (with ``step.alpha``, the blend factor of the current iteration).
+    """
+
+    index: int
+    name: str
+    start: int  # first iteration of the stage
+    end: int  # the iteration after its last
+    resolution: int | None = None
+    fade_in: float = 0.0
+    train: tuple[str, ...] = ()
+    freeze: tuple[str, ...] = ()
+    reset_optimizers: bool = False
+    lr: Mapping[str, float] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def alpha(self, iteration: int) -> float:
+        """Blend factor at ``iteration``: 0 -> 1 linearly over the first ``fade_in`` of the
+        stage, then 1 (always 1 without a fade-in)."""
+        if self.fade_in <= 0:
+            return 1.0
+        span = self.fade_in * (self.end - self.start)
+        return min(1.0, max(0.0, (iteration - self.start) / span))
+
+    def trains(self, group: str) -> bool:
+        return not self.train or group in self.train
+
+
+def stage_schedule(config: RunConfig) -> list[Stage]:
+    """The run's stages with their iteration ranges; one stage spanning the run if none are set.
+
+    Lengths in images become whole iterations of ``batch_size * critic_steps`` images. The last
+    stage runs until ``run.steps``; a stage that would start at or after it is a config error.
+    """
+    sections: Sequence[StageSection] = config.stages
+    steps = config.run.steps
+    if not sections:
+        return [Stage(index=0, name="stage-0", start=0, end=steps)]
+    per_iteration = config.training.batch_size * config.training.critic_steps
+    stages: list[Stage] = []
+    start = 0
+    problems = []
+    for index, section in enumerate(sections):
+        last = index == len(sections) - 1
+        if section.steps is not None:
+            length: int | None = section.steps
+        elif section.images is not None:
+            length = math.ceil(section.images / per_iteration)
+        else:
+            length = None
+            if not last:
+                problems.append(
+                    f"stages[{index}]: needs 'steps' or 'images' (only the last may omit them)"
+                )
+        if start >= steps:
+            problems.append(
+                f"stages[{index}]: starts at iteration {start}, at or after run.steps = {steps}"
+            )
+        end = steps if last or length is None else start + length
+        stages.append(
+            Stage(
+                index=index,
+                name=section.name or f"stage-{index}",
+                start=start,
+                end=end,
+                resolution=section.resolution,
+                fade_in=section.fade_in,
+                train=section.train,
+                freeze=section.freeze,
+                reset_optimizers=section.reset_optimizers,
+                lr=dict(section.lr),
+                options=dict(section.options),
+            )
+        )
+        start = end
+    if problems:
+        raise ConfigError(problems, config.source)
+    return stages
+
+
+def check_stage_names(
+    stages: Sequence[Stage],
+    groups: Mapping[str, Any],
+    modules: Mapping[str, nn.Module],
+    source: str | None,
+) -> None:
+    """Every group a stage trains or sets an lr for exists, and every frozen module resolves."""
+    problems = []
+    for stage in stages:
+        for key, names in (("train", stage.train), ("lr", list(stage.lr))):
+            for group in names:
+                if group not in groups:
+                    problems.append(
+                        f"stages[{stage.index}].{key}: no player group {group!r}; groups: "
+                        f"{', '.join(sorted(groups))}"
+                    )
+    if problems:
+        raise ConfigError(problems, source)
+
+
+def freeze_modules(stage: Stage, modules: Mapping[str, nn.Module]) -> list[nn.Parameter]:
+    """Switch off ``requires_grad`` of every module the stage freezes; the frozen parameters.
+
+    A name is a player (``generator``) or a dotted path below one (``generator.blocks.0``).
+    """
+    frozen: list[nn.Parameter] = []
+    for name in stage.freeze:
+        player, _, path = name.partition(".")
+        if player not in modules:
+            raise ConfigError(
+                [
+                    f"stages[{stage.index}].freeze: {name!r} names no player; players: "
+                    f"{', '.join(sorted(modules))}"
+                ]
+            )
+        try:
+            module = modules[player].get_submodule(path) if path else modules[player]
+        except AttributeError:
+            raise ConfigError(
+                [f"stages[{stage.index}].freeze: player {player!r} has no module {path!r}"]
+            ) from None
+        for p in module.parameters():
+            p.requires_grad_(False)
+            frozen.append(p)
+    return frozen
+
+
+def resize_batch(batch: dict[str, torch.Tensor], resolution: int | None) -> dict[str, torch.Tensor]:
+    """The batch with its images ``x`` ``[N, C, H, W]`` at ``resolution`` (area averaging)."""
+    x = batch.get("x")
+    if resolution is None or x is None or x.dim() != 4 or x.shape[-1] == resolution:
+        return batch
+    mode = "area" if resolution < x.shape[-1] else "nearest"
+    return {**batch, "x": F.interpolate(x, size=(resolution, resolution), mode=mode)}
+
+
+def blend(old: torch.Tensor, new: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``(1 - alpha) * old + alpha * new``: the fade-in of a new layer (PGGAN, Sec. 3)."""
+    return torch.lerp(old, new, alpha)
+
+
+def enter_stage(
+    stage: Stage, task: Any, players: dict[str, dict[str, nn.Module]], seed: int
+) -> bool:
+    """What the start of ``stage`` changes in the networks: the task's ``begin_stage(stage,
+    players)`` (which may grow, add or replace modules in ``players`` in place), then the modules
+    the stage freezes. True if anything may have changed.
+
+    The task runs under a random stream of its own, seeded from the run seed and the stage: new
+    layers are initialised identically on every process and on resume, and the training's random
+    streams are untouched.
+    """
+    begin = getattr(task, "begin_stage", None)
+    if callable(begin):
+        from gancore._task import mix_seed
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(mix_seed(seed, 0x57A6E, stage.index) % (2**63))
+            begin(stage, players)
+    modules = {name: m for group in players.values() for name, m in group.items()}
+    frozen = freeze_modules(stage, modules)
+    return callable(begin) or bool(frozen)
