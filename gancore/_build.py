@@ -131,7 +131,7 @@ def build_run(config: RunConfig) -> Built:
     players = _normalized_players(
         task.build(TaskBuildContext(config=config, dataset=dataset)),
         declared,
-        config.task.name,
+        config.task.spec.name,
     )
     # Components other than the networks learn the shape of the data's main sample, "x".
     shape = tuple(dataset.shapes["x"]) if "x" in dataset.shapes else ()
@@ -148,7 +148,7 @@ def build_run(config: RunConfig) -> Built:
             raise ConfigError(
                 [
                     f"regularizers: {name!r} regularizes the {player}, and task "
-                    f"{config.task.name!r} has no {player}"
+                    f"{config.task.spec.name!r} has no {player}"
                 ],
                 config.source,
             )

@@ -814,9 +814,9 @@ def _task_groups(task: Component | None) -> tuple[str, dict[str, str]]:
     if task is None:
         return "?", dict(DEFAULT_PLAYERS)
     try:
-        return task.name, task_players(task.build(None))
+        return task.spec.name, task_players(task.build(None))
     except Exception:  # a task that fails to build is reported where the run is built
-        return task.name, dict(DEFAULT_PLAYERS)
+        return task.spec.name, dict(DEFAULT_PLAYERS)
 
 
 def _structure_optimizers(

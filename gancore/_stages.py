@@ -88,7 +88,7 @@ def stage_schedule(config: RunConfig) -> list[Stage]:
             problems.append(
                 f"stages[{index}]: starts at iteration {start}, at or after run.steps = {steps}"
             )
-        end = steps if last or length is None else start + length
+        end = steps if last else start + (length or 0)
         stages.append(
             Stage(
                 index=index,

@@ -780,9 +780,7 @@ def tiny_run(steps: int = 2, **sections: Any) -> dict[str, Any]:
     return document
 
 
-def train_interrupted(
-    config: Any, run_dir: str | Path, after: int, *, resume: bool = False
-) -> Any:
+def train_interrupted(config: Any, run_dir: str | Path, after: int, *, resume: bool = False) -> Any:
     """:func:`gancore.train` as if Ctrl-C arrived during iteration ``after`` (counted from the
     start or the resumed checkpoint): the run writes a checkpoint and stops, as a user's would.
     For resume tests: N steps, stop, resume, N more must equal 2N straight. Returns the

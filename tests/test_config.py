@@ -40,7 +40,7 @@ name = "mlpp"
 name = "wgan"
 """
 
-SECTIONS = "data, task, generator, critic, loss, regularizers, augmenter, metrics, run, training, optimizers"
+SECTIONS = "data, task, generator, critic, loss, regularizers, augmenter, metrics, run, training, optimizers, stages"
 
 
 @pytest.fixture
@@ -324,7 +324,8 @@ class TestOptimizers:
         """``[optimizers]`` has exactly two players."""
         document = MINIMAL | {"optimizers": {"critc": {}}}
         assert problems_of(document, registry) == [
-            "optimizers.critc: unknown player (did you mean 'critic'?); players: generator, critic"
+            "optimizers.critc: task 'unconditional' has no player group 'critc' (did you mean "
+            "'critic'?); its groups: critic, generator"
         ]
 
 

@@ -1,0 +1,474 @@
+"""Core v2 seams: staged training, player groups beyond generator and critic, tasks without a
+critic, and resuming any of them exactly."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import torch
+from torch import nn
+
+import gancore
+import gancore.testing
+from gancore._config import StageSection
+from gancore._errors import CheckpointError, ConfigError
+from gancore._stages import Stage, freeze_modules, resize_batch, stage_schedule
+from tests.conftest import TOY_CONFIG, load, write_toml
+
+# -------------------------------------------------------------------------------------------------
+# Test tasks: a growing generator, an InfoGAN-style Q head, a VAE without a critic
+# -------------------------------------------------------------------------------------------------
+
+
+class GrowingGenerator(nn.Module):
+    """z [N, 4] -> points [N, 2]; each stage may append a hidden block. While a new block fades
+    in, the output is lerp(out(h before the block), out(h after it), alpha) (PGGAN, Sec. 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent_dim = 4
+        self.stem = nn.Sequential(nn.Linear(4, 16), nn.ReLU())
+        self.blocks = nn.ModuleList()
+        self.out = nn.Linear(16, 2)
+        self.alpha = 1.0
+
+    def grow(self) -> None:
+        self.blocks.append(nn.Sequential(nn.Linear(16, 16), nn.ReLU()))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.stem(z)
+        for block in self.blocks[:-1]:
+            h = block(h)
+        if not self.blocks:
+            return self.out(h)
+        new = self.out(self.blocks[-1](h))
+        return torch.lerp(self.out(h), new, self.alpha) if self.alpha < 1 else new
+
+
+def _critic() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+
+
+def _latents(step: gancore.StepContext, num: int) -> torch.Tensor:
+    return step.latents(num, 4)
+
+
+@attrs.frozen(kw_only=True)
+class Growing:
+    """Unconditional 2-D GAN whose generator grows a block at every stage with options.grow."""
+
+    def build(self, context: gancore.TaskBuildContext) -> dict[str, dict[str, nn.Module]]:
+        return {"generator": {"generator": GrowingGenerator()}, "critic": {"critic": _critic()}}
+
+    def begin_stage(self, stage: Stage, players: dict[str, dict[str, nn.Module]]) -> None:
+        if stage.options.get("grow"):
+            players["generator"]["generator"].grow()  # type: ignore[operator]
+
+    def critic_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
+        step.unwrap("generator").alpha = step.alpha
+        with torch.no_grad():
+            fake = step.generators["generator"](_latents(step, batch["x"].shape[0]))
+        return step.critic_loss("critic", batch["x"], fake)
+
+    def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
+        step.unwrap("generator").alpha = step.alpha
+        fake = step.generators["generator"](_latents(step, batch["x"].shape[0]))
+        return step.generator_loss("critic", fake)
+
+    def sample_inputs(self, generators: Any, dataset: Any, num: int, seed: int) -> dict:
+        return {"z": torch.randn(num, 4, generator=torch.Generator().manual_seed(seed))}
+
+    def sample(self, generators: Any, inputs: Mapping[str, torch.Tensor]) -> Any:
+        return gancore.SampleGrid(images=generators["generator"](inputs["z"]))
+
+
+@attrs.frozen(kw_only=True)
+class WithQ(Growing):
+    """InfoGAN-style: the first latent is a code c; a Q head, trained with the generator (its own
+    player group and optimizer), predicts c from G(z); both minimise weight * MSE(Q(G(z)), c)."""
+
+    weight: float = attrs.field(default=1.0, metadata={"doc": "weight of the code loss"})
+    players = {"critic": "critic", "generator": "generator", "q": "generator"}
+
+    def build(self, context: gancore.TaskBuildContext) -> dict[str, dict[str, nn.Module]]:
+        q = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+        return {**super().build(context), "q": {"q": q}}
+
+    def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
+        z = _latents(step, batch["x"].shape[0])
+        fake = step.generators["generator"](z)
+        code = (step.players["q"]["q"](fake)[:, 0] - z[:, 0]).square().mean()
+        step.log("loss/code", code)
+        return step.generator_loss("critic", fake) + self.weight * code
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # mean and log-variance of q(z|x), 4 each
+
+
+@attrs.frozen(kw_only=True)
+class TinyVAE:
+    """A VAE on the same loop (Kingma & Welling 2014): no critic; the encoder is its own player
+    group trained with the decoder ("generator") by the generator phase; loss = -ELBO."""
+
+    players = {"generator": "generator", "encoder": "generator"}
+
+    def build(self, context: gancore.TaskBuildContext) -> dict[str, dict[str, nn.Module]]:
+        decoder = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+        decoder.latent_dim = 4  # type: ignore[assignment]
+        return {"generator": {"generator": decoder}, "encoder": {"encoder": Encoder()}}
+
+    def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
+        x = batch["x"]
+        mean, log_var = step.players["encoder"]["encoder"](x).chunk(2, dim=1)
+        z = mean + (0.5 * log_var).exp() * step.latents(x.shape[0], 4)  # reparametrization
+        reconstruction = (step.generators["generator"](z) - x).square().sum(1).mean()
+        kl = 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(1).mean()
+        step.log("loss/reconstruction", reconstruction)
+        step.log("loss/kl", kl)
+        return reconstruction + kl
+
+    def sample_inputs(self, generators: Any, dataset: Any, num: int, seed: int) -> dict:
+        return {"z": torch.randn(num, 4, generator=torch.Generator().manual_seed(seed))}
+
+    def sample(self, generators: Any, inputs: Mapping[str, torch.Tensor]) -> Any:
+        return gancore.SampleGrid(images=generators["generator"](inputs["z"]))
+
+
+class _Plugin:
+    @gancore.hookimpl
+    def gancore_register_tasks(self, register: gancore.RegisterCallback) -> None:
+        register("test-growing", Growing, description="A generator that grows per stage.")
+        register("test-q", WithQ, description="InfoGAN-style Q head.")
+        register("test-vae", TinyVAE, description="A VAE: no critic.")
+
+
+@pytest.fixture(autouse=True)
+def plugin() -> Iterator[gancore.Registry]:
+    with gancore.testing.registered_plugin("test-v2", _Plugin()) as registry:
+        yield registry
+
+
+GROWING = (
+    TOY_CONFIG.replace('[generator]\nname = "mlp"\nlatent_dim = 2\nhidden = 32\ndepth = 2\n', "")
+    .replace('[critic]\nname = "mlp"\nhidden = 32\ndepth = 2\n', "")
+    .replace("[run]\n", '[task]\nname = "test-growing"\n\n[run]\n')
+    + """
+ema_half_life_images = 200
+
+[[stages]]
+steps = 4
+
+[[stages]]
+steps = 4
+fade_in = 0.5
+options = {grow = true}
+"""
+).replace("steps = 20", "steps = 8")
+
+
+def _weights(result: gancore.TrainResult) -> dict[str, torch.Tensor]:
+    out = {}
+    for group, modules in result.players.items():
+        for name, module in modules.items():
+            for key, tensor in module.state_dict().items():
+                out[f"{group}.{name}.{key}"] = tensor
+    for name, module in result.ema.items():
+        for key, tensor in module.state_dict().items():
+            out[f"ema.{name}.{key}"] = tensor
+    return out
+
+
+def _assert_same(a: gancore.TrainResult, b: gancore.TrainResult) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    assert [k for k in wa if not torch.equal(wa[k], wb[k])] == []
+
+
+def _records(run_dir: Path, event: str = "train") -> list[dict[str, Any]]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def _straight_and_resumed(
+    tmp_path: Path, text: str, stop_at: int, *overrides: str
+) -> tuple[gancore.TrainResult, gancore.TrainResult]:
+    tmp_path.mkdir(exist_ok=True)
+    path = write_toml(tmp_path / "run.toml", text)
+    straight = gancore.train(load(path, *overrides), tmp_path / "straight", progress=False)
+    first = gancore.testing.train_interrupted(load(path, *overrides), tmp_path / "resumed", stop_at)
+    assert first.interrupted and first.step == stop_at
+    resumed = gancore.train(load(path, *overrides), tmp_path / "resumed", resume=True)
+    return straight, resumed
+
+
+# -------------------------------------------------------------------------------------------------
+# Stages
+# -------------------------------------------------------------------------------------------------
+
+
+class TestStageSchedule:
+    def test_lengths_in_steps_and_images(self, tmp_path: Path) -> None:
+        """Images become whole iterations of batch * critic_steps; the last runs to run.steps."""
+        path = write_toml(tmp_path / "run.toml", TOY_CONFIG)
+        config = load(path, "stages=[{steps = 3}, {images = 100}, {name = 'last'}]")
+        stages = stage_schedule(config)  # batch 32: 100 images = 4 iterations
+        assert [(s.name, s.start, s.end) for s in stages] == [
+            ("stage-0", 0, 3),
+            ("stage-1", 3, 7),
+            ("last", 7, 20),
+        ]
+
+    def test_no_stages_is_one_stage_over_the_run(self, tmp_path: Path) -> None:
+        """Without [[stages]], one stage spans the run and alpha is 1."""
+        (stage,) = stage_schedule(load(write_toml(tmp_path / "run.toml", TOY_CONFIG)))
+        assert (stage.start, stage.end, stage.alpha(0), stage.alpha(19)) == (0, 20, 1.0, 1.0)
+
+    def test_a_stage_past_the_run_is_an_error(self, tmp_path: Path) -> None:
+        path = write_toml(tmp_path / "run.toml", TOY_CONFIG)
+        with pytest.raises(ConfigError) as info:
+            stage_schedule(load(path, "stages=[{steps = 20}, {}]"))
+        assert info.value.problems == [
+            "stages[1]: starts at iteration 20, at or after run.steps = 20"
+        ]
+
+    def test_only_the_last_stage_may_omit_its_length(self, tmp_path: Path) -> None:
+        path = write_toml(tmp_path / "run.toml", TOY_CONFIG)
+        with pytest.raises(ConfigError) as info:
+            stage_schedule(load(path, "stages=[{}, {steps = 2}]"))
+        assert info.value.problems == [
+            "stages[0]: needs 'steps' or 'images' (only the last may omit them)"
+        ]
+
+    def test_steps_and_images_together_is_a_config_error(self, tmp_path: Path) -> None:
+        path = write_toml(tmp_path / "run.toml", TOY_CONFIG)
+        with pytest.raises(ConfigError) as info:
+            load(path, "stages=[{steps = 2, images = 64}]")
+        assert info.value.problems == ["stages[0]: 'steps' and 'images' are both set; give one"]
+
+    def test_unknown_stage_key_is_reported(self, tmp_path: Path) -> None:
+        path = write_toml(tmp_path / "run.toml", TOY_CONFIG)
+        with pytest.raises(ConfigError) as info:
+            load(path, "stages=[{stepz = 2}]")
+        assert info.value.problems[0].startswith(
+            "stages[0].stepz: unknown key (did you mean 'steps'?); a stage accepts: name, steps"
+        )
+
+    def test_alpha_ramps_over_the_fade_in(self) -> None:
+        """alpha = (t - start) / (fade_in * length) during the fade-in, then 1."""
+        stage = Stage(index=1, name="s", start=10, end=30, fade_in=0.5)
+        assert [stage.alpha(t) for t in (10, 12, 15, 19, 20, 29)] == [0.0, 0.2, 0.5, 0.9, 1, 1]
+
+
+class TestStageEffects:
+    def test_resize_batch_averages_areas(self) -> None:
+        """8x8 -> 4x4 is the mean of each 2x2 block; other keys and 2-D data pass through."""
+        x = torch.arange(64.0).view(1, 1, 8, 8)
+        out = resize_batch({"x": x, "label": torch.tensor([3])}, 4)
+        assert out["x"][0, 0, 0, 0].item() == (0 + 1 + 8 + 9) / 4
+        assert out["label"].tolist() == [3]
+        points = {"x": torch.ones(5, 2)}
+        assert resize_batch(points, 4) is points and resize_batch({"x": x}, None)["x"] is x
+
+    def test_freeze_by_player_and_path(self) -> None:
+        """'player.sub.module' switches off requires_grad of that module's parameters only."""
+        critic = _critic()
+        stage = Stage(index=1, name="s", start=0, end=1, freeze=("critic.0",))
+        frozen = freeze_modules(stage, {"critic": critic})
+        assert len(frozen) == 2 and not critic[0].weight.requires_grad
+        assert critic[2].weight.requires_grad
+
+    def test_freezing_an_unknown_module_is_one_line(self) -> None:
+        stage = Stage(index=2, name="s", start=0, end=1, freeze=("critic.9",))
+        with pytest.raises(ConfigError) as info:
+            freeze_modules(stage, {"critic": _critic()})
+        assert info.value.problems == ["stages[2].freeze: player 'critic' has no module '9'"]
+
+
+class TestStagedTraining:
+    def test_growing_network_resumes_exactly_across_the_boundary(self, tmp_path: Path) -> None:
+        """Stopped before, at and after the stage boundary: the same weights and EMA as straight."""
+        straight = gancore.train(
+            load(write_toml(tmp_path / "run.toml", GROWING)), tmp_path / "straight", progress=False
+        )
+        assert len(straight.generators["generator"].blocks) == 1  # grown at the boundary
+        for stop_at in (3, 4, 6):
+            _, resumed = _straight_and_resumed(tmp_path / f"at{stop_at}", GROWING, stop_at)
+            _assert_same(straight, resumed)
+
+    def test_stage_and_alpha_are_logged_and_saved(self, tmp_path: Path) -> None:
+        """Records carry stage and stage/alpha; the checkpoint holds the stage."""
+        path = write_toml(tmp_path / "run.toml", GROWING)
+        gancore.train(load(path, "training.log_every=1"), tmp_path / "run", progress=False)
+        records = _records(tmp_path / "run")
+        assert [r["stage"] for r in records] == [0, 0, 0, 0, 1, 1, 1, 1]
+        # record at step t is written after iteration t - 1: stage 1 spans iterations 4..7,
+        # fade-in over 2 iterations: alpha 0 at iteration 4, 0.5 at 5, then 1
+        assert [r["stage/alpha"] for r in records] == [1, 1, 1, 1, 0.0, 0.5, 1.0, 1.0]
+        _, saved = gancore.load_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000008")
+        assert saved["loop"]["stage"] == 1
+
+    def test_sampling_a_grown_run_rebuilds_its_stage(self, tmp_path: Path) -> None:
+        """load_run grows the networks to the checkpoint's stage before loading weights."""
+        path = write_toml(tmp_path / "run.toml", GROWING)
+        result = gancore.train(load(path), tmp_path / "run", progress=False)
+        loaded = gancore.load_run(tmp_path / "run")
+        ours = loaded.generators["generator"].state_dict()
+        theirs = result.ema["generator"].state_dict()
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+    def test_two_stage_toy_with_training_groups_and_lr(self, tmp_path: Path) -> None:
+        """Stage 0 trains only the critic, stage 1 both with its own lr; exact resume at 3-5."""
+        text = TOY_CONFIG.replace("steps = 20", "steps = 8") + (
+            "\n[[stages]]\nsteps = 4\ntrain = ['critic']\n\n"
+            "[[stages]]\nreset_optimizers = true\nlr = {generator = 5e-4}\n"
+        )
+        path = write_toml(tmp_path / "run.toml", text)
+        config = load(path)
+        built = gancore.train(config, tmp_path / "first", progress=False)
+        state = gancore.load_checkpoint(tmp_path / "first" / "checkpoints" / "step-0000008")[1]
+        assert state["loop"]["updates"] == {"critic": 8, "generator": 4}
+        assert state["optimizers"]["generator"]["param_groups"][0]["lr"] == 5e-4
+        assert built.step == 8
+        for stop_at in (3, 4, 5):
+            straight, resumed = _straight_and_resumed(tmp_path / f"at{stop_at}", text, stop_at)
+            _assert_same(straight, resumed)
+
+    def test_frozen_modules_do_not_move(self, tmp_path: Path) -> None:
+        """A stage that freezes the critic's first layer leaves it as the stage found it."""
+        text = TOY_CONFIG.replace("steps = 20", "steps = 6") + (
+            "\n[[stages]]\nsteps = 3\n\n[[stages]]\nfreeze = ['critic.net.0']\n"
+        )
+        path = write_toml(tmp_path / "run.toml", text)
+        first = gancore.testing.train_interrupted(load(path), tmp_path / "run", 3)
+        critic = first.critics["critic"]
+        before = {k: t.clone() for k, t in critic.state_dict().items()}
+        after = gancore.train(load(path), tmp_path / "run", resume=True).critics["critic"]
+        moved = {k for k, t in after.state_dict().items() if not torch.equal(t, before[k])}
+        assert moved and not any(k.startswith("net.0.") for k in moved)
+
+
+# -------------------------------------------------------------------------------------------------
+# Players
+# -------------------------------------------------------------------------------------------------
+
+Q_RUN = (
+    GROWING.split("[[stages]]")[0].replace("test-growing", "test-q")
+    + "\n[optimizers.q]\nlr = 1e-3\n"
+)
+VAE_RUN = """
+[run]
+name = "vae"
+steps = 8
+
+[task]
+name = "test-vae"
+
+[data]
+name = "toy2d"
+mixture = "ring"
+size = 500
+
+[optimizers.generator]
+lr = 1e-3
+
+[optimizers.encoder]
+lr = 1e-3
+
+[training]
+batch_size = 32
+log_every = 2
+checkpoint_every = 4
+sample_every = 4
+"""
+
+
+class TestPlayers:
+    def test_extra_player_trains_checkpoints_and_resumes_exactly(self, tmp_path: Path) -> None:
+        """The Q head has its own optimizer, moves, is saved under its group, resumes exactly."""
+        straight, resumed = _straight_and_resumed(tmp_path, Q_RUN, 3)
+        _assert_same(straight, resumed)
+        q = straight.players["q"]["q"]
+        fresh = gancore.testing.train_interrupted(
+            load(write_toml(tmp_path / "q.toml", Q_RUN)), tmp_path / "one", 1
+        )
+        assert not torch.equal(q[0].weight, fresh.players["q"]["q"][0].weight)
+        weights, state = gancore.load_checkpoint(
+            tmp_path / "straight" / "checkpoints" / "step-0000008"
+        )
+        assert set(weights) == {"generators", "critics", "q", "ema"}
+        assert set(state["optimizers"]) == {"generator", "critic", "q"}
+        assert "loss/code" in _records(tmp_path / "straight")[-1]
+
+    def test_vae_without_critic_trains_samples_and_resumes(self, tmp_path: Path) -> None:
+        """No critic phase: the generator phase draws the batches; ELBO falls; exact resume."""
+        straight, resumed = _straight_and_resumed(tmp_path, VAE_RUN, 4)
+        _assert_same(straight, resumed)
+        assert straight.critics == {} and set(straight.players) == {"generator", "encoder"}
+        records = _records(tmp_path / "straight")
+        assert records[-1]["images_seen"] == 8 * 32  # one batch per iteration
+        assert "loss/critic" not in records[-1] and records[-1]["loss/kl"] >= 0
+        assert (tmp_path / "straight" / "samples" / "step-0000008.png").is_file()
+        loaded = gancore.load_run(tmp_path / "straight")
+        assert loaded.generate(16, seed=1).shape == (16, 2)
+
+    def test_missing_and_extra_optimizer_tables(self, tmp_path: Path) -> None:
+        """A declared group needs its table; a table for no group is an error; both at once."""
+        text = VAE_RUN.replace("[optimizers.encoder]", "[optimizers.critic]")
+        with pytest.raises(ConfigError) as info:
+            load(write_toml(tmp_path / "run.toml", text))
+        assert info.value.problems == [
+            "optimizers.critic: task 'test-vae' has no player group 'critic'; its groups: "
+            "encoder, generator",
+            "optimizers.encoder: required table is missing (task 'test-vae' trains player "
+            "group 'encoder'; add an [optimizers.encoder] table)",
+        ]
+
+    def test_critic_regularizer_without_a_critic_is_one_line(self, tmp_path: Path) -> None:
+        path = write_toml(tmp_path / "run.toml", VAE_RUN + '\n[[regularizers]]\nname = "r1"\n')
+        with pytest.raises(ConfigError) as info:
+            gancore.train(load(path), tmp_path / "run", progress=False)
+        assert info.value.problems == [
+            "regularizers: 'r1' regularizes the critic, and task 'test-vae' has no critic"
+        ]
+        assert not (tmp_path / "run").exists()
+
+
+class TestResumeWithChangedConfig:
+    def test_changed_networks_fail_before_the_run_changes(self, tmp_path: Path) -> None:
+        """--resume --set that changes the model: one-line error, files untouched, resumable."""
+        path = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
+        gancore.testing.train_interrupted(load(path), tmp_path / "run", 10)
+        files = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+        config = gancore.load_config(tmp_path / "run" / "config.toml", ["critic.hidden=16"])
+        with pytest.raises(CheckpointError) as info:
+            gancore.train(config, tmp_path / "run", resume=True)
+        message = str(info.value)
+        assert "\n" not in message and "does not fit the run's config" in message
+        assert "the run directory is unchanged" in message
+        after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+        assert after == files
+        resumed = gancore.train(
+            gancore.load_config(tmp_path / "run" / "config.toml"), tmp_path / "run", resume=True
+        )
+        assert resumed.step == 20
+
+    def test_stage_section_round_trips_through_the_resolved_config(self, tmp_path: Path) -> None:
+        """config.toml of a staged run loads back to the same stages."""
+        config = load(write_toml(tmp_path / "run.toml", GROWING))
+        again = gancore.parse_config(
+            tomllib.loads(gancore.config_to_toml(config)), gancore.get_registry()
+        )
+        assert again.stages == config.stages
+        assert again.stages[1] == StageSection(steps=4, fade_in=0.5, options={"grow": True})
