@@ -112,8 +112,8 @@ def fid_case(n: int) -> dict[str, Any]:
     """The fid component on ``n`` generated and ``n`` real digits, in this process."""
     import gancore
     from gancore._build import build_run
-    from gancore.metrics.loop import LoopMetricContext
     from gancore.metrics import FIDMetric
+    from gancore.metrics.loop import LoopMetricContext
 
     config = gancore.load_config(ROOT / "examples" / "digits-dcgan.toml")
     built = build_run(config)

@@ -23,6 +23,7 @@ from gancore._config import (
     PLAIN_SECTIONS,
     REQUIRED_SECTIONS,
     OptimizerConfig,
+    StageSection,
     _field_types,
 )
 from gancore._registry import ComponentSpec, Registry
@@ -274,8 +275,14 @@ def _anchor(title: str) -> str:
 
 def section_order() -> list[str]:
     """Sections in the order of the page: ``run``, the component sections, ``optimizers``,
-    ``training``. Raises if :mod:`gancore._config` gained a section this module cannot render."""
-    order = ["run", *(section for section, *_ in COMPONENT_SECTIONS), "optimizers", "training"]
+    ``training``, ``stages``. Raises if :mod:`gancore._config` gained a section this module cannot render."""
+    order = [
+        "run",
+        *(section for section, *_ in COMPONENT_SECTIONS),
+        "optimizers",
+        "training",
+        "stages",
+    ]
     unknown = sorted(set(ALL_SECTIONS) - set(order))
     if unknown:
         raise ValueError(f"config reference: no rendering for section(s) {', '.join(unknown)}")
@@ -327,13 +334,15 @@ def _component_section(
 
 
 def _optimizer_section() -> Iterator[str]:
-    yield "### `[optimizers.generator]`, `[optimizers.critic]`"
+    yield "### `[optimizers.generator]`, `[optimizers.critic]`, `[optimizers.<group>]`"
     yield ""
     summary = re.sub(r"^``\[[a-z.]+\]`` / ``\[[a-z.]+\]``:\s*", "", _summary(OptimizerConfig))
     yield _prose(_sentence(summary))
     yield (
-        "One table per player, with the same keys; a missing table is an optimizer with every "
-        "default."
+        "One table per player group the task trains, with the same keys: `generator` and "
+        "`critic` for the classic GAN (a missing one is an optimizer with every default), and "
+        "a table for every other group a task declares (an encoder, InfoGAN's `q`), which is "
+        "required. A table for a group the task does not have is an error."
     )
     yield ""
     # `options` is not a key of its own: every key the table does not define lands in it.
@@ -398,6 +407,19 @@ def _component(spec: ComponentSpec) -> Iterator[str]:
     yield ""
 
 
+def _stages_section() -> Iterator[str]:
+    yield "### `[[stages]]`"
+    yield ""
+    yield _prose(_sentence(re.sub(r"^``\[\[[a-z.]+\]\]``:\s*", "", _summary(StageSection))))
+    yield (
+        "A list of tables, one per stage, in order; none = one stage over the whole run. See "
+        "[training.md](training.md#stages)."
+    )
+    yield ""
+    yield from _table(option_rows(StageSection))
+    yield ""
+
+
 def config_reference(registry: Registry) -> str:
     """``docs/config_reference.md``: every section of a run file with each key's type, default and
     documentation, then every component the built-in plugin (``gancore``) registers in
@@ -427,6 +449,8 @@ def config_reference(registry: Registry) -> str:
             lines += _plain_section(section, PLAIN_SECTIONS[section])
         elif section == "optimizers":
             lines += _optimizer_section()
+        elif section == "stages":
+            lines += _stages_section()
         else:
             kind, default, is_list = components[section]
             lines += _component_section(section, kind, default, is_list, registry)

@@ -31,6 +31,7 @@ from gancore._config import (
     COMPONENT_SECTIONS,
     PLAIN_SECTIONS,
     OptimizerConfig,
+    StageSection,
 )
 from gancore._docs import COMPONENT_SECTION_DOCS, OptionRow, _prose, option_rows, section_order
 from gancore._registry import COMMAND_HOOK, hook_name
@@ -381,11 +382,15 @@ class TestConfigReference:
             assert f"\n### `{header}`\n" in text
         for section in PLAIN_SECTIONS:
             assert f"\n### `[{section}]`\n" in text
-        assert "\n### `[optimizers.generator]`, `[optimizers.critic]`\n" in text
+        assert (
+            "\n### `[optimizers.generator]`, `[optimizers.critic]`, `[optimizers.<group>]`\n"
+            in text
+        )
+        assert "\n### `[[stages]]`\n" in text
 
     @pytest.mark.parametrize(
         "cls",
-        [*PLAIN_SECTIONS.values(), OptimizerConfig],
+        [*PLAIN_SECTIONS.values(), OptimizerConfig, StageSection],
         ids=lambda cls: cls.__name__,
     )
     def test_every_config_field_is_documented(self, cls: type) -> None:

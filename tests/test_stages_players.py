@@ -7,7 +7,7 @@ import json
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -94,7 +94,7 @@ class WithQ(Growing):
     player group and optimizer), predicts c from G(z); both minimise weight * MSE(Q(G(z)), c)."""
 
     weight: float = attrs.field(default=1.0, metadata={"doc": "weight of the code loss"})
-    players = {"critic": "critic", "generator": "generator", "q": "generator"}
+    players: ClassVar = {"critic": "critic", "generator": "generator", "q": "generator"}
 
     def build(self, context: gancore.TaskBuildContext) -> dict[str, dict[str, nn.Module]]:
         q = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
@@ -122,7 +122,7 @@ class TinyVAE:
     """A VAE on the same loop (Kingma & Welling 2014): no critic; the encoder is its own player
     group trained with the decoder ("generator") by the generator phase; loss = -ELBO."""
 
-    players = {"generator": "generator", "encoder": "generator"}
+    players: ClassVar = {"generator": "generator", "encoder": "generator"}
 
     def build(self, context: gancore.TaskBuildContext) -> dict[str, dict[str, nn.Module]]:
         decoder = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
