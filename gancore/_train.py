@@ -46,6 +46,7 @@ from gancore._checkpoint import (
 from gancore._config import RunConfig, config_to_toml
 from gancore._data import BatchPlan, batches
 from gancore._errors import ConfigError, TrainingError
+from gancore._init import apply_init
 from gancore._pictures import save_curves, save_samples
 from gancore._task import BuildContext, StepContext, TaskBuildContext, _mix
 from gancore.protocols import Augmenter, Dataset, Task
@@ -695,9 +696,6 @@ def train(
             obj.to(device)
     augmenter: Augmenter = built.augmenter
     check_metrics(config, built.metrics)  # fail now, not after the last step
-    if main:  # only once the run builds: a config that fails leaves no run directory behind
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(config_to_toml(config))
 
     # Optimizers over every player's trainable parameters, with StyleGAN2's lazy correction.
     gen_params = _trainable(built.generators)
@@ -736,6 +734,18 @@ def train(
         if (training.ema_half_life_images is not None)
         else {}
     )
+
+    # -- [init]: start from another run's weights, in place, before the first step (a resumed run
+    # has its own). Optimizers hold these same tensors and no state: they start fresh.
+    init_report = None
+    if config.init is not None and not resume:
+        init_report = apply_init(config.init, {"generators": gens, "critics": critics, "ema": ema})
+    if main:  # only once the run builds: a config that fails leaves no run directory behind
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.toml").write_text(config_to_toml(config))
+        if init_report is not None:
+            init_report.write(run_dir / "init.json")
+            print(init_report.text(), file=sys.stderr)
 
     # torch.compile: the steps call compiled players; EMA, samples, metrics, lazy regularization
     # and checkpoints use the modules themselves (same parameters).
