@@ -413,9 +413,43 @@ class TestInTheLoop:
         log = (tmp_path / "new" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in log] == [1]
 
+    def test_resume_continues_the_run_without_the_source(
+        self, base_run: Path, tmp_path: Path
+    ) -> None:
+        """One step, a stop, the source deleted and a resume give the weights of two straight
+        steps: a resumed run restores its own checkpoint and never reads init.from again."""
+        source = tmp_path / "source"
+        shutil.copytree(base_run, source)
+        config = _config(f"init={{from='{source}'}}")
+        straight = train(config, tmp_path / "straight", progress=False)
+        train(config, tmp_path / "split", progress=False, stop_after=1)
+        shutil.rmtree(source)
+        resumed = train(config, tmp_path / "split", progress=False, resume=True)
+        assert (straight.step, resumed.step) == (2, 2)
+        expected = _checkpoint_weights(tmp_path / "straight", 2)
+        got = _checkpoint_weights(tmp_path / "split", 2)
+        for group in ("generators", "critics", "ema"):
+            assert all(torch.equal(t, got[group][k]) for k, t in expected[group].items()), group
+
     def test_a_bad_init_leaves_no_run_directory(self, tmp_path: Path) -> None:
         """A missing source stops the run before anything is written."""
         config = _config(f"init={{from='{tmp_path / 'nope'}'}}")
         with pytest.raises(gancore.ConfigError, match=r"^init\.from: no such file or directory"):
             train(config, tmp_path / "new", progress=False)
+        assert not (tmp_path / "new").exists()
+
+    def test_gan_train_prints_one_line_and_exits_2(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`gan train` with a missing source: exit status 2, one error line, no traceback."""
+        from gancore._cli import main
+
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "run.toml").write_text(BASE)
+        capsys.readouterr()
+        status = main(["train", "run.toml", "--run-dir", "new", "--set", "init.from=runs/gone"])
+        assert status == 2
+        assert (
+            capsys.readouterr().err == "error: init.from: no such file or directory 'runs/gone'\n"
+        )
         assert not (tmp_path / "new").exists()
