@@ -480,7 +480,8 @@ class InitSection:
         default=None,
         metadata=doc(
             "Weight groups to load, e.g. `['generators', 'ema']` to keep a fresh critic; the "
-            "others keep their own initialization. Unset = every group the source holds."
+            "others keep their own initialization, except the EMA, which starts from the "
+            "source's generators when they load. Unset = every group."
         ),
     )
     exclude: tuple[str, ...] = attrs.field(

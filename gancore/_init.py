@@ -10,8 +10,9 @@ reported: *missing* (the new model has it, the source does not), *unexpected* (t
 the new model does not) and *shape-mismatched* (both have it, with different shapes). Loading is
 in place, so the optimizers, which hold the same parameters and no state yet, start fresh.
 
-The EMA: a source with ``ema`` weights loads them into the new run's EMA; a source without them
-loads its generators into the new run's EMA, so the EMA starts where the generator starts.
+The EMA: a source with ``ema`` weights loads them into the new run's EMA; otherwise (no such
+weights, or ``ema`` left out of ``init.groups``) the source's generators load into it too, so the
+EMA starts where the generator starts.
 """
 
 from __future__ import annotations
@@ -193,16 +194,18 @@ def apply_init(init: InitSection, groups: Mapping[str, Mapping[str, nn.Module]])
             )
     chosen = [g for g in present if init.groups is None or g in init.groups]
     read, source = read_init_source(init, list(groups))
-    notes = [f"{g}: not loaded (not in init.groups)" for g in present if g not in chosen]
-
-    # The source of each chosen group; the EMA falls back to the source's generators.
-    sources: dict[str, Mapping[str, torch.Tensor]] = {}
-    for group in chosen:
-        if group in source:
-            sources[group] = source[group]
-        elif group == "ema" and "generators" in source:
-            sources[group] = source["generators"]
-            notes.append("ema: the source has no EMA weights; the EMA starts from its generators")
+    sources = {g: source[g] for g in chosen if g in source}
+    notes: list[str] = []
+    # The EMA starts where the generators start: from the source's EMA weights when they load,
+    # else from the source's generators (a source without EMA, or "ema" not in init.groups).
+    borrowed = "ema" in present and "ema" not in sources and "generators" in sources
+    if borrowed:
+        why = "not in init.groups" if "ema" in source else "the source has no EMA weights"
+        notes.append(f"ema: {why}; the EMA starts from the source's generators")
+        sources["ema"] = source["generators"]
+        if "ema" not in chosen:
+            chosen.append("ema")
+    notes += [f"{g}: not loaded (not in init.groups)" for g in present if g not in chosen]
     for group in source:
         if group not in present and group in groups:  # e.g. "ema" in a run without EMA
             notes.append(f"{group}: in the source, but the new run has none; not loaded")
@@ -237,7 +240,7 @@ def apply_init(init: InitSection, groups: Mapping[str, Mapping[str, nn.Module]])
                     matched.append(name)
                     load[key] = available[flat]
             loads.append((module, load))
-        if group in source:  # an EMA loaded from the generators reports them once, as generators
+        if not (borrowed and group == "ema"):  # borrowed tensors are reported as generators
             for flat in available:
                 if flat not in seen:
                     name = f"{group}.{flat}"

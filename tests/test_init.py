@@ -184,7 +184,7 @@ class TestSources:
         for group in ("generators", "ema"):
             assert all(torch.equal(t, saved[k]) for k, t in _flat(groups[group]).items())
         assert report.notes == (
-            "ema: the source has no EMA weights; the EMA starts from its generators",
+            "ema: the source has no EMA weights; the EMA starts from the source's generators",
         )
         assert report.missing == tuple(f"critics.{k}" for k in _flat(groups["critics"]))
         assert report.unexpected == ()
@@ -333,6 +333,19 @@ class TestMismatchReport:
         assert report.notes == ("critics: not loaded (not in init.groups)",)
         assert all(torch.equal(t, fresh[k]) for k, t in _flat(groups["critics"]).items())
         assert not any(n.startswith("critics.") for n in report.matched)
+
+    def test_ema_follows_the_generators_it_was_not_chosen_with(self, base_run: Path) -> None:
+        """groups = ['generators']: the EMA starts from the source's generators, not from the
+        new run's own initialization, and the report says why."""
+        groups = _groups(_config())
+        report = apply_init(_init(base_run, groups=("generators",)), groups)
+        assert report.notes == (
+            "ema: not in init.groups; the EMA starts from the source's generators",
+            "critics: not loaded (not in init.groups)",
+        )
+        saved = _checkpoint_weights(base_run, 2)["generators"]
+        assert all(torch.equal(t, saved[k]) for k, t in _flat(groups["ema"]).items())
+        assert report.unexpected == ()
 
     def test_unknown_group(self, base_run: Path) -> None:
         """A group the run does not have is one line listing the groups it has."""
