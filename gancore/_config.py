@@ -9,6 +9,7 @@ each field's attrs validator is run on its own, so a file with five mistakes get
 from __future__ import annotations
 
 import inspect
+import keyword
 import re
 import tomllib
 import types
@@ -29,6 +30,7 @@ from gancore._registry import ComponentSpec, Registry
 
 __all__ = [
     "Component",
+    "InitSection",
     "OptimizerConfig",
     "RunConfig",
     "RunSection",
@@ -41,12 +43,20 @@ __all__ = [
     "load_config",
     "parse_config",
     "structure_options",
+    "toml_key",
 ]
 
 
 def doc(text: str) -> dict[str, str]:
     """Field metadata: the documentation shown in the config reference."""
     return {"doc": text}
+
+
+def toml_key(field: attrs.Attribute[Any]) -> str:
+    """The TOML key of an attrs field: its ``__init__`` name, less the trailing underscore PEP 8
+    adds to a Python keyword (field ``from_`` is key ``from``)."""
+    key = field.alias or field.name
+    return key[:-1] if key.endswith("_") and keyword.iskeyword(key[:-1]) else key
 
 
 # -------------------------------------------------------------------------------------------------
@@ -224,7 +234,7 @@ def structure_options(
     cls: type, table: Mapping[str, Any], path: str, problems: list[str], what: str | None = None
 ) -> Any | None:
     """Structure ``table`` into attrs class ``cls``; problems are appended, ``None`` on failure."""
-    fields = {(f.alias or f.name): f for f in attrs.fields(cls) if f.init}
+    fields = {toml_key(f): f for f in attrs.fields(cls) if f.init}
     types_ = _field_types(cls)
     before = len(problems)
     accepts = ", ".join(fields) or "no options"
@@ -255,7 +265,7 @@ def structure_options(
             except (ValueError, TypeError) as exc:
                 problems.append(f"{_join(path, key)}: {_reword(exc)}")
                 continue
-        values[key] = value
+        values[field.alias or field.name] = value
     if len(problems) > before:
         return None
     try:
@@ -432,6 +442,56 @@ class TrainingSection:
         default=0,
         validator=v.ge(0),
         metadata=doc("Data-loader worker processes per training process (0 = load in-process)."),
+    )
+
+
+def _non_empty(_instance: Any, _attribute: Any, value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"'from' must be a path (got {value!r})")
+
+
+@attrs.frozen(kw_only=True)
+class InitSection:
+    """``[init]``: optional; a new run starts from the weights of another (fine-tuning, transfer).
+
+    Without it the networks start from their own initialization. Matched tensors (same name and
+    shape) are loaded before the first step; the run still counts from step 0 with fresh
+    optimizers. See "Fine-tuning: [init]" in docs/training.md.
+    """
+
+    from_: str = attrs.field(
+        validator=_non_empty,
+        metadata=doc(
+            "Where the weights come from (relative to the cwd): a run directory (its newest "
+            "intact checkpoint), a checkpoint folder (`RUN/checkpoints/step-NNNNNNN`), or a "
+            "`.safetensors` file whose keys are `<group>.<player>.<tensor>`, e.g. "
+            "`generators.generator.net.0.weight` (a file named after a group, such as a "
+            "checkpoint's `generators.safetensors`, holds `<player>.<tensor>` keys)."
+        ),
+    )
+    strict: bool = attrs.field(
+        default=False,
+        validator=v.instance_of(bool),
+        metadata=doc(
+            "true: any missing, unexpected or shape-mismatched tensor stops the run (one line "
+            "each); false: load what matches and report the rest in init.json."
+        ),
+    )
+    groups: tuple[str, ...] | None = attrs.field(
+        default=None,
+        metadata=doc(
+            "Weight groups to load, e.g. `['generators', 'ema']` to keep a fresh critic; the "
+            "others keep their own initialization, except the EMA, which starts from the "
+            "source's generators when they load. Unset = every group."
+        ),
+    )
+    exclude: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=doc(
+            "Tensors not to load, as shell patterns on `<group>.<player>.<tensor>` names, e.g. "
+            "`['critics.critic.net.9.*']` to re-initialize a critic's last layer. Excluded "
+            "tensors are listed in the report and never make `strict` fail."
+        ),
     )
 
 
@@ -708,6 +768,7 @@ class RunConfig:
     optimizers: OptimizersSection = attrs.field(factory=OptimizersSection)
     training: TrainingSection = attrs.field(factory=TrainingSection)
     stages: tuple[StageSection, ...] = ()
+    init: InitSection | None = None
     source: str | None = None
 
 
@@ -722,8 +783,16 @@ COMPONENT_SECTIONS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("augmenter", "augmenter", "none", False),
     ("metrics", "metric", None, True),
 )
-PLAIN_SECTIONS = {"run": RunSection, "training": TrainingSection}
-ALL_SECTIONS = [s for s, *_ in COMPONENT_SECTIONS] + ["run", "training", "optimizers", "stages"]
+PLAIN_SECTIONS = {"run": RunSection, "training": TrainingSection, "init": InitSection}
+# Plain sections that may be absent as a whole (the run's value is then None).
+OPTIONAL_SECTIONS = {"init"}
+ALL_SECTIONS = [s for s, *_ in COMPONENT_SECTIONS] + [
+    "run",
+    "training",
+    "optimizers",
+    "stages",
+    "init",
+]
 REQUIRED_SECTIONS = {"data"}
 
 
@@ -767,6 +836,8 @@ def parse_config(
             )
     values: dict[str, Any] = {"source": source}
     for section, cls in PLAIN_SECTIONS.items():
+        if section in OPTIONAL_SECTIONS and section not in document:
+            continue
         table = document.get(section, {})
         if not isinstance(table, dict):
             problems.append(f"{section}: expected a table, got {_given(table)}")
@@ -974,11 +1045,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _plain_section(section: Any) -> dict[str, Any]:
+    """An attrs section as a TOML table keyed by :func:`toml_key` (``from_`` is written ``from``)."""
+    return _plain({toml_key(f): getattr(section, f.name) for f in attrs.fields(type(section))})
+
+
 def _component_dict(component: Component) -> dict[str, Any]:
     options = {}
     if attrs.has(type(component.options)):
         options = {
-            f.alias or f.name: getattr(component.options, f.name)
+            toml_key(f): getattr(component.options, f.name)
             for f in attrs.fields(type(component.options))
             if f.init
         }
@@ -1004,6 +1080,8 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
     out["training"] = _plain(config.training)
     if config.stages:
         out["stages"] = [_plain(stage) for stage in config.stages]
+    if config.init is not None:
+        out["init"] = _plain_section(config.init)
     return out
 
 

@@ -25,6 +25,7 @@ from gancore._config import (
     OptimizerConfig,
     StageSection,
     _field_types,
+    toml_key,
 )
 from gancore._registry import ComponentSpec, Registry
 from gancore.protocols import KINDS
@@ -194,7 +195,7 @@ def option_rows(cls: type, *, skip: Sequence[str] = ()) -> list[OptionRow]:
     hints = _field_types(cls)
     rows = []
     for field in attrs.fields(cls):
-        key = field.alias or field.name
+        key = toml_key(field)
         if not field.init or key in skip:
             continue
         rows.append(
@@ -275,13 +276,15 @@ def _anchor(title: str) -> str:
 
 def section_order() -> list[str]:
     """Sections in the order of the page: ``run``, the component sections, ``optimizers``,
-    ``training``, ``stages``. Raises if :mod:`gancore._config` gained a section this module cannot render."""
+    ``training``, ``stages``, ``init``. Raises if :mod:`gancore._config` gained a section this
+    module cannot render."""
     order = [
         "run",
         *(section for section, *_ in COMPONENT_SECTIONS),
         "optimizers",
         "training",
         "stages",
+        "init",
     ]
     unknown = sorted(set(ALL_SECTIONS) - set(order))
     if unknown:

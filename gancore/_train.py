@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from gancore._allocator import keep_freed_memory
-from gancore._build import Built, build_run
+from gancore._build import Built, build_run, weights_group
 from gancore._checkpoint import (
     find_checkpoint,
     load_checkpoint,
@@ -45,6 +45,7 @@ from gancore._config import RunConfig, config_to_toml
 from gancore._data import BatchPlan, batches
 from gancore._errors import CheckpointError, ConfigError, TrainingError
 from gancore._fast import explained, frozen
+from gancore._init import apply_init
 from gancore._logbuffer import LogBuffer
 from gancore._phases import Phase, lazy_correction, plan_phases
 from gancore._players import Players
@@ -246,6 +247,12 @@ def run_training(
         return [(phase, *players.frozen_for(phase.groups)) for phase in planned]
 
     phases = begin(stages[0])
+    # [init]: start from another run's weights, in place, before the first step (a resumed run
+    # has its own). The optimizers hold these same tensors and no state yet: they start fresh.
+    init_report = None
+    if config.init is not None and not resume:
+        groups = {weights_group(g): m for g, m in players.modules.items()}
+        init_report = apply_init(config.init, {**groups, "ema": players.ema})
     if resume:  # everything is loaded before anything in the run directory changes
         last_checkpoint = find_checkpoint(checkpoints, fallback=fallback)
         weights, saved = load_checkpoint(last_checkpoint)
@@ -278,6 +285,9 @@ def run_training(
         (run_dir / "config.toml").write_text(config_to_toml(config))
         if resume:
             truncate_log(run_dir / "metrics.jsonl", state.iteration)
+        if init_report is not None:
+            init_report.write(run_dir / "init.json")
+            print(init_report.text(), file=sys.stderr)
     if config.run.trackers:
         accelerator.init_trackers(config.run.name, config=flat_config(config))
 

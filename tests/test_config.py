@@ -40,7 +40,10 @@ name = "mlpp"
 name = "wgan"
 """
 
-SECTIONS = "data, task, generator, critic, loss, regularizers, augmenter, metrics, run, training, optimizers, stages"
+SECTIONS = (
+    "data, task, generator, critic, loss, regularizers, augmenter, metrics, run, training, "
+    "optimizers, stages, init"
+)
 
 
 @pytest.fixture
