@@ -43,6 +43,7 @@ from gancore._checkpoint import (
     save_checkpoint,
     step_dir_name,
 )
+from gancore._classes import dataset_classes, save_classes
 from gancore._config import RunConfig, config_to_toml
 from gancore._data import BatchPlan, batches
 from gancore._errors import ConfigError, TrainingError
@@ -698,6 +699,8 @@ def train(
     if main:  # only once the run builds: a config that fails leaves no run directory behind
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(config_to_toml(config))
+        if (classes := dataset_classes(dataset)) is not None:  # names for --class and the grids
+            save_classes(run_dir, classes)
 
     # Optimizers over every player's trainable parameters, with StyleGAN2's lazy correction.
     gen_params = _trainable(built.generators)
