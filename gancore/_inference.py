@@ -83,7 +83,10 @@ class LoadedRun:
         parts = []
         for lo in range(0, total, batch_size):
             share = {k: t[lo : lo + batch_size].to(self.device) for k, t in inputs.items()}
-            parts.append(task.sample(self.generators, share).images.float().cpu())
+            grid = task.sample(self.generators, share)
+            parts.append(grid.images.float().cpu())
+            if lo == 0 and columns is None and label is None:  # the task's own layout
+                columns = grid.columns
         return torch.cat(parts), columns, rows
 
     def reference(self) -> torch.Tensor | None:
