@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,11 @@ class TestSampleClass:
         assert (code, stdout, err) == (2, "", message + "\n")
         assert not (trained / "samples" / "sample-0-class-3.png").exists()
 
+    def test_class_with_style_mixing(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--class and --style-mixing together are refused before any run is loaded."""
+        code, _, err = gan(capsys, "sample", "nowhere", "--class", "1", "--style-mixing")
+        assert (code, err) == (2, "error: --class: cannot be combined with --style-mixing\n")
+
     def test_unconditional_run(
         self, toy_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -244,3 +250,24 @@ class TestEvalPerClass:
         assert len(set(values)) == 3
         assert result["per_class_mean"] == {"fid.fd-digits": pytest.approx(sum(values) / 3)}
         assert result["fid.fd-digits"] not in values
+
+    def test_reference_data_must_match(
+        self, trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--ref data with other classes, or without labels, is refused before any scoring."""
+        other = write_class_folders(tmp_path / "other")
+        shutil.rmtree(other / "owl")  # classes cat and dog only
+        table = (
+            f"{{name = 'image-folder', path = '{other.as_posix()}', resolution = 8, channels = 1"
+        )
+        args = ["eval", str(trained), "--metric", "fid", "--per-class", "--ref"]
+        code, _, err = gan(capsys, *args, table + ", labels = 'subfolders'}")
+        assert (code, err) == (
+            2,
+            "error: --per-class: the data's classes (cat, dog) are not the run's (cat, dog, owl)\n",
+        )
+        code, _, err = gan(capsys, *args, table + "}")
+        assert (code, err) == (
+            2,
+            "error: --per-class: the data has no 'label' key to select classes by (keys: x)\n",
+        )
