@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gancore._errors import ConfigError
+from gancore._errors import ConfigError, PluginError
 from gancore._names import did_you_mean
 from gancore.protocols import Dataset, Task
 
@@ -166,7 +166,7 @@ def class_index(classes: Sequence[str] | None, text: str, *, option: str = "--cl
 def is_conditional(task: object) -> bool:
     """True when ``task`` declares classes: a truthy ``conditional`` attribute and a
     ``sample_inputs`` that accepts ``labels``. A task that sets ``conditional`` without the
-    keyword is a ``TypeError`` (a plugin bug)."""
+    keyword is a :class:`PluginError` (a plugin bug, shown as one line by the CLI)."""
     if not getattr(task, "conditional", False):
         return False
     parameters = inspect.signature(task.sample_inputs).parameters  # type: ignore[attr-defined]
@@ -174,7 +174,7 @@ def is_conditional(task: object) -> bool:
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
     if not takes_labels:
-        raise TypeError(
+        raise PluginError(
             f"task {type(task).__name__}: 'conditional' is set but sample_inputs takes no "
             "'labels' keyword (expected sample_inputs(generators, dataset, num, seed, labels=None))"
         )

@@ -319,7 +319,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from gancore._classes import class_index, is_conditional, load_classes, require_conditional
+    from gancore._classes import (
+        class_index,
+        dataset_classes,
+        is_conditional,
+        load_classes,
+        require_conditional,
+    )
     from gancore._inference import load_run, set_truncation, style_generator, style_mixing_grid
     from gancore._pictures import save_grid, save_samples
 
@@ -333,7 +339,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(["--class: cannot be combined with --style-mixing"])
     run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
     label = None
-    classes = load_classes(args.run_dir)
+    # A run trained before classes.json existed still has its data's names.
+    classes = load_classes(args.run_dir) or dataset_classes(run.built.dataset)
     if args.class_ is not None:
         require_conditional(run.built.task, run.config.task.spec.name, "--class")
         label = class_index(classes, args.class_)

@@ -198,7 +198,7 @@ class TestIsConditional:
 
     def test_attribute_without_keyword(self) -> None:
         """conditional = True without a labels keyword is a plugin bug, named."""
-        with pytest.raises(TypeError) as exc:
+        with pytest.raises(gancore.PluginError) as exc:
             is_conditional(NoLabelsKeyword())
         assert str(exc.value) == (
             "task NoLabelsKeyword: 'conditional' is set but sample_inputs takes no 'labels' "
