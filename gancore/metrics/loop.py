@@ -245,8 +245,9 @@ def evaluate_metrics(
         if protocol.get("generator") is None:
             protocol["generator"] = kind
         protocol.setdefault("truncation", context.truncation)
-        if context.label is not None:  # a per-class value is not comparable with an overall one
-            protocol["class"] = context.label
+        label = getattr(context, "label", None)
+        if label is not None:  # a per-class value is not comparable with an overall one
+            protocol["class"] = label
         result.setdefault("generator", kind)
         for key, value in result.items():
             flat[f"{prefix}.{key}"] = value
