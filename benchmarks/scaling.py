@@ -11,7 +11,7 @@ Three parts, each case in a fresh process:
   after the first (``log_every`` = 10). Samples, metrics and checkpoints only at the end.
 - ``metrics``: time and peak memory of the ``fid`` metric with the bundled ``digits-classifier``
   extractor as the number of generated samples N grows. It runs through the loop's own metric
-  context (:class:`gancore._train.LoopMetricContext`) on a 16x16 DCGAN generator against the
+  context (:class:`gancore.metrics.loop.LoopMetricContext`) on a 16x16 DCGAN generator against the
   digits (real features not cached, so both sides are extracted each time). Peak memory is the
   growth of ``ru_maxrss`` during the evaluation: flat in N because features are streamed into
   running sums, never kept.

@@ -77,6 +77,13 @@ def _parser(commands: Mapping[str, CommandSpec] | None = None) -> argparse.Argum
     p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
     p.add_argument("--raw", action="store_true", help="use the trained generator, not the EMA")
     p.add_argument(
+        "--class",
+        dest="class_",
+        metavar="K",
+        help="conditional tasks: --num samples of one class, by name or index (names from the "
+        "run's classes.json); without it a conditional task draws one row per class",
+    )
+    p.add_argument(
         "--truncation",
         type=float,
         metavar="PSI",
@@ -149,6 +156,12 @@ def _parser(commands: Mapping[str, CommandSpec] | None = None) -> argparse.Argum
         metavar="OTHER.json",
         help="a result saved from an earlier `gan eval`: add the differences, or refuse (exit 2) "
         "when a metric's protocol differs",
+    )
+    p.add_argument(
+        "--per-class",
+        action="store_true",
+        help="conditional tasks: also score each class alone (generated and real samples of that "
+        "class; intra-class FID), under 'per_class' by class name, and their mean",
     )
     p.add_argument("--out", type=Path, help="also write the JSON result to this file")
 
@@ -306,6 +319,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    from gancore._classes import (
+        class_index,
+        dataset_classes,
+        is_conditional,
+        load_classes,
+        require_conditional,
+    )
     from gancore._inference import load_run, set_truncation, style_generator, style_mixing_grid
     from gancore._pictures import save_grid, save_samples
 
@@ -315,7 +335,15 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(["--truncation-cutoff: needs --truncation PSI"])
     if args.crossover is not None and not args.style_mixing:
         raise ConfigError(["--crossover: needs --style-mixing"])
+    if args.class_ is not None and args.style_mixing:
+        raise ConfigError(["--class: cannot be combined with --style-mixing"])
     run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
+    label = None
+    # A run trained before classes.json existed still has its data's names.
+    classes = load_classes(args.run_dir) or dataset_classes(run.built.dataset)
+    if args.class_ is not None:
+        require_conditional(run.built.task, run.config.task.spec.name, "--class")
+        label = class_index(classes, args.class_)
     if args.truncation is not None:
         set_truncation(run.generators, args.truncation, args.truncation_cutoff)
     title = f"{run.config.run.name} ({run.checkpoint.name}, seed {args.seed}"
@@ -343,10 +371,30 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         save_grid(grid.flatten(0, 1), out, columns=side + 1)
         print(f"wrote {out} (rows: layers < {crossover}; columns: layers >= {crossover})")
         return 0
-    images = run.generate(args.num, args.seed)
-    out = args.out or args.run_dir / "samples" / f"sample-{args.seed}.png"
-    save_samples(images, out, reference=run.reference(), title=title + ")")
-    print(f"wrote {out}")
+    if not is_conditional(run.built.task):
+        images = run.generate(args.num, args.seed)
+        out = args.out or args.run_dir / "samples" / f"sample-{args.seed}.png"
+        save_samples(images, out, reference=run.reference(), title=title + ")")
+        print(f"wrote {out}")
+        return 0
+    # A conditional task: one class (--class), or one row per class named on the grid.
+    images, columns, rows = run.sample_grid(args.num, args.seed, label, classes)
+    header = None
+    name = f"sample-{args.seed}.png"
+    if label is not None:
+        header = f"class {classes[label] if classes is not None else label}"
+        name = f"sample-{args.seed}-class-{label}.png"
+    out = args.out or args.run_dir / "samples" / name
+    save_samples(
+        images,
+        out,
+        columns,
+        reference=run.reference(),
+        title=title + ")",
+        row_names=rows,
+        header=header,
+    )
+    print(f"wrote {out}" + (f" ({header})" if header else ""))
     return 0
 
 
@@ -467,7 +515,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.overrides or args.num is not None:
         metrics = _metric_overrides(metrics, args.overrides, args.num)
     dataset = _reference_dataset(args.ref) if args.ref else None
-    result = run.evaluate([(m.spec.name, m.build(None)) for m in metrics], dataset=dataset)
+    classes = _class_names(run, dataset, args.run_dir) if args.per_class else None
+    built = [(m.spec.name, m.build(None)) for m in metrics]
+    result = run.evaluate(built, dataset=dataset)
+    if classes is not None:
+        result.update(_per_class(run, built, dataset, classes))
     if args.ref:
         result["reference"] = args.ref
     if other is not None:
@@ -483,6 +535,55 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
     return 0
+
+
+def _class_names(run: Any, dataset: Any, run_dir: Path) -> tuple[str, ...]:
+    """``gan eval --per-class``: the classes to score one by one, checked before any scoring:
+    the run's classes.json (else the data's names); the data must carry labels of those classes."""
+    from gancore._classes import dataset_classes, load_classes, require_conditional
+
+    require_conditional(run.built.task, run.config.task.spec.name, "--per-class")
+    data = dataset if dataset is not None else run.built.dataset
+    if "label" not in data.shapes:
+        raise ConfigError(
+            [
+                "--per-class: the data has no 'label' key to select classes by (keys: "
+                f"{', '.join(sorted(data.shapes))})"
+            ]
+        )
+    theirs = dataset_classes(data)
+    classes = load_classes(run_dir) or theirs
+    if classes is None:
+        raise ConfigError(
+            ["--per-class: this run names no classes (no classes.json, and its data has none)"]
+        )
+    if theirs is not None and theirs != classes:
+        raise ConfigError(
+            [
+                f"--per-class: the data's classes ({', '.join(theirs)}) are not the run's "
+                f"({', '.join(classes)})"
+            ]
+        )
+    return classes
+
+
+def _per_class(
+    run: Any, metrics: list[Any], dataset: Any, classes: Sequence[str]
+) -> dict[str, Any]:
+    """``{"per_class": {class name: flat results of that class}, "per_class_mean":
+    {"<metric>.<value>": mean over the classes}}`` (the mean of per-class FIDs is the
+    intra-class FID)."""
+    per_class: dict[str, Any] = {}
+    sums: dict[str, list[float]] = {}
+    for label, name in enumerate(classes):
+        scores = run.evaluate(metrics, dataset=dataset, label=label)
+        scores = {k: v for k, v in scores.items() if k not in ("run", "checkpoint")}
+        per_class[name] = scores
+        for key, value in scores.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                sums.setdefault(key, []).append(float(value))
+    means = {k: math.fsum(v) / len(v) for k, v in sums.items() if len(v) == len(classes)}
+    return {"per_class": per_class, "per_class_mean": means}
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from torch import nn
 
 from gancore._build import Built, build_run, load_flat_state, reference_points
 from gancore._checkpoint import find_checkpoint, load_checkpoint
+from gancore._classes import fixed_inputs
 from gancore._config import RunConfig, load_config
 from gancore._errors import ConfigError
 from gancore._stages import enter_stage, stage_schedule
@@ -38,29 +39,70 @@ class LoadedRun:
     checkpoint: Path
     device: torch.device
 
-    def context(self, dataset: Dataset | None = None) -> LoopMetricContext:
-        """A metric context over this run's generators and ``dataset`` (default: the run's)."""
+    def context(
+        self, dataset: Dataset | None = None, label: int | None = None
+    ) -> LoopMetricContext:
+        """A metric context over this run's generators and ``dataset`` (default: the run's),
+        restricted to class ``label`` when given."""
         return LoopMetricContext(
             self.built.task,
             self.generators,
             dataset if dataset is not None else self.built.dataset,
             self.device,
             generator_kind=self.generator_kind,
+            label=label,
         )
 
     @torch.no_grad()
     def generate(self, num: int, seed: int, batch_size: int = 256) -> torch.Tensor:
         return torch.cat(list(self.context().generate(num, batch_size, seed))).cpu()
 
+    @torch.no_grad()
+    def sample_grid(
+        self,
+        num: int,
+        seed: int,
+        label: int | None = None,
+        classes: Sequence[str] | None = None,
+        batch_size: int = 256,
+    ) -> tuple[torch.Tensor, int | None, tuple[str, ...] | None]:
+        """``(samples, columns, row_names)`` of a conditional task's grid (see
+        :func:`gancore._classes.fixed_inputs`): ``num`` samples of class ``label``, or with no
+        label one row per class of ``classes`` (default: the dataset's)."""
+        task = self.built.task
+        inputs, columns, rows = fixed_inputs(
+            task,
+            self.generators,
+            self.built.dataset,
+            num,
+            seed,
+            label,
+            classes=classes,
+            task_name=self.config.task.spec.name,
+        )
+        total = len(next(iter(inputs.values())))
+        parts = []
+        for lo in range(0, total, batch_size):
+            share = {k: t[lo : lo + batch_size].to(self.device) for k, t in inputs.items()}
+            grid = task.sample(self.generators, share)
+            parts.append(grid.images.float().cpu())
+            if lo == 0 and columns is None and label is None:  # the task's own layout
+                columns = grid.columns
+        return torch.cat(parts), columns, rows
+
     def reference(self) -> torch.Tensor | None:
         return reference_points(self.built.dataset, self.config.run.seed)
 
     def evaluate(
-        self, metrics: Sequence[tuple[str, Any]], dataset: Dataset | None = None
+        self,
+        metrics: Sequence[tuple[str, Any]],
+        dataset: Dataset | None = None,
+        label: int | None = None,
     ) -> dict[str, Any]:
-        """Flat results of ``metrics`` (see :func:`gancore.metrics.loop.evaluate_metrics`), scored
-        against ``dataset`` (default: the run's own), headed by the run and checkpoint names."""
-        result = evaluate_metrics(metrics, self.context(dataset), self.generator_kind)
+        """Flat results of ``metrics`` (see :func:`gancore.metrics.loop.evaluate_metrics`),
+        scored against ``dataset`` (default: the run's own), restricted to class ``label`` when
+        given, headed by the run and checkpoint names."""
+        result = evaluate_metrics(metrics, self.context(dataset, label), self.generator_kind)
         return {"run": str(self.config.run.name), "checkpoint": self.checkpoint.name, **result}
 
 

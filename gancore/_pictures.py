@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from einops import rearrange
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["save_curves", "save_grid", "save_samples", "save_scatter"]
 
@@ -23,8 +23,20 @@ def _atomic_save(image: Image.Image, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def save_grid(images: torch.Tensor, path: Path, columns: int | None = None, pad: int = 2) -> None:
-    """Images ``[N, C, H, W]`` in ``[-1, 1]`` (C = 1 or 3) as one PNG grid, ``columns`` wide."""
+def save_grid(
+    images: torch.Tensor,
+    path: Path,
+    columns: int | None = None,
+    pad: int = 2,
+    *,
+    row_names: Sequence[str] | None = None,
+    header: str | None = None,
+) -> None:
+    """Images ``[N, C, H, W]`` in ``[-1, 1]`` (C = 1 or 3) as one PNG grid, ``columns`` wide.
+
+    ``row_names`` (one per row, e.g. class names) are written in a margin left of the rows and
+    ``header`` in a strip above the grid; the images themselves keep their place and pixels.
+    """
     images = images.detach().float().cpu().clamp(-1, 1)
     n, c, h, w = images.shape
     if c not in (1, 3):
@@ -39,7 +51,44 @@ def save_grid(images: torch.Tensor, path: Path, columns: int | None = None, pad:
     if max(image.size) < 256:  # small images (8x8 digits) are unreadable at 1:1
         scale = math.ceil(256 / max(image.size))
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    if row_names is not None or header:
+        image = _labelled(image, rows, row_names, header)
     _atomic_save(image, path)
+
+
+# Longest label drawn; longer class names are cut with an ellipsis.
+_LABEL_CHARS = 24
+
+
+def _labelled(
+    image: Image.Image, rows: int, row_names: Sequence[str] | None, header: str | None
+) -> Image.Image:
+    """``image`` on a larger black canvas: ``row_names`` left of its ``rows`` rows, ``header``
+    above it, in white with Pillow's default font."""
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(image)
+
+    def size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        return int(right - left), int(bottom - top)
+
+    def short(text: str) -> str:
+        return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "\u2026"
+
+    names = [short(str(n)) for n in row_names or ()]
+    margin = max((size(n)[0] for n in names), default=-8) + 8
+    strip = size(header)[1] + 8 if header else 0
+    canvas = Image.new(image.mode, (image.width + margin, image.height + strip), 0)
+    canvas.paste(image, (margin, strip))
+    draw = ImageDraw.Draw(canvas)
+    white = 255 if image.mode == "L" else (255, 255, 255)
+    row_height = image.height / rows
+    for row, name in enumerate(names[:rows]):
+        centre = strip + (row + 0.5) * row_height
+        draw.text((4, centre - size(name)[1] / 2), name, fill=white, font=font)
+    if header:
+        draw.text((4, 4), header, fill=white, font=font)
+    return canvas
 
 
 def save_scatter(
@@ -80,12 +129,19 @@ def save_samples(
     columns: int | None = None,
     reference: torch.Tensor | None = None,
     title: str = "",
+    *,
+    row_names: Sequence[str] | None = None,
+    header: str | None = None,
 ) -> None:
-    """A grid for images ``[N, C, H, W]``, a scatter plot for points ``[N, 2]``."""
+    """A grid for images ``[N, C, H, W]``, a scatter plot for points ``[N, 2]``.
+
+    ``row_names`` and ``header`` label the grid (see :func:`save_grid`); a scatter plot shows
+    ``header`` after its ``title``.
+    """
     if samples.dim() == 4:
-        save_grid(samples, path, columns)
+        save_grid(samples, path, columns, row_names=row_names, header=header)
     elif samples.dim() == 2 and samples.shape[1] == 2:
-        save_scatter(samples, path, reference, title)
+        save_scatter(samples, path, reference, f"{title}, {header}" if header else title)
     else:
         raise ValueError(
             f"cannot draw samples of shape {tuple(samples.shape)} (expected [N, C, H, W] or [N, 2])"

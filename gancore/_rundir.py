@@ -16,6 +16,7 @@ from torch import nn
 
 from gancore._build import Built, reference_points
 from gancore._checkpoint import prune_checkpoints, save_checkpoint, step_dir_name
+from gancore._classes import fixed_inputs
 from gancore._errors import ConfigError
 from gancore._pictures import save_curves, save_samples
 from gancore._state import AugmentFeedback, LoopState, rng_state
@@ -51,8 +52,14 @@ class RunFiles:
         # A scatter of 2-D points needs many more samples than an image grid needs images.
         shown = config.training.num_samples
         shown = shown if self.reference is None else max(shown, 2500)
-        self.fixed_inputs = built.task.sample_inputs(
-            self.sampling_generators()[0], built.dataset, shown, mix_seed(config.run.seed, 0x5A3)
+        # A conditional task shows one row per class, named in the margin.
+        self.fixed_inputs, self.columns, self.row_names = fixed_inputs(
+            built.task,
+            self.sampling_generators()[0],
+            built.dataset,
+            shown,
+            mix_seed(config.run.seed, 0x5A3),
+            task_name=config.task.spec.name,
         )
 
     # -- terminal ---------------------------------------------------------------------------------
@@ -158,9 +165,10 @@ class RunFiles:
         save_samples(
             grid.images.float(),
             self.run_dir / "samples" / f"{step_dir_name(at)}.png",
-            grid.columns,
+            self.columns or grid.columns,
             self.reference,
             title=f"{self.config.run.name}, step {at}",
+            row_names=self.row_names,
         )
         if self.log_file.exists():
             save_curves(self.log_file, self.run_dir / "curves.png")

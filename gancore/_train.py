@@ -41,6 +41,7 @@ from gancore._checkpoint import (
     find_checkpoint,
     load_checkpoint,
 )
+from gancore._classes import dataset_classes, save_classes
 from gancore._config import RunConfig, config_to_toml
 from gancore._data import BatchPlan, batches
 from gancore._errors import CheckpointError, ConfigError, TrainingError
@@ -283,6 +284,8 @@ def run_training(
     if main:  # only once the run builds (and its checkpoint loads): a failure leaves no trace
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(config_to_toml(config))
+        if (classes := dataset_classes(dataset)) is not None:  # names for --class and grids
+            save_classes(run_dir, classes)
         if resume:
             truncate_log(run_dir / "metrics.jsonl", state.iteration)
         if init_report is not None:

@@ -200,6 +200,11 @@ class Dataset(Protocol):
     ``dataset[i]`` returns a dict of tensors; ``shapes`` gives the shape of each key of one item,
     e.g. ``{"x": (1, 16, 16)}`` for images or ``{"x": (2,)}`` for 2-D points. Image values are in
     ``[-1, 1]``. Items must be deterministic functions of the index, so that training resumes exactly.
+
+    Optional, for labelled data: ``classes`` (a tuple of distinct class names; the loop saves them
+    as ``classes.json`` in the run directory) with items carrying ``"label"``, an int64 scalar
+    indexing ``classes`` (``shapes["label"] == ()``); and ``labels`` (int64 ``[len]``, every
+    item's label) so that per-class metrics select a class without reading its images.
     """
 
     @property
@@ -276,6 +281,13 @@ class Task(Protocol):
       may grow, add or replace modules in ``players`` (group -> name -> module) in place. Runs
       under a random stream seeded from the run seed and the stage.
     - ``state_dict()`` / ``load_state_dict(state)``: state that checkpoints carry (image pools).
+    - ``conditional = True``: the task *declares classes* (is conditional), together with a
+      ``labels`` keyword on :meth:`sample_inputs`:
+      ``sample_inputs(generators, dataset, num, seed, labels=None)``, where ``labels`` is an int64
+      ``[num]`` tensor of class indices (each sample must be of its class) and ``None`` leaves the
+      choice to the task. Class ``k`` is ``dataset.classes[k]``, the dataset's items carry it as
+      ``"label"``. ``gan sample --class K``, the class-per-row sample grids and per-class metrics
+      (``gan eval --per-class``) use it; for a task without it ``--class`` is an error.
     """
 
     def build(

@@ -80,6 +80,7 @@ class TestTasksExample:
         config = tomllib.loads((run_dir / "config.toml").read_text())
         assert config["task"]["name"] == "conditional-digits:class-conditional"
         assert config["run"]["steps"] == 30
+        assert json.loads((run_dir / "classes.json").read_text()) == {"classes": list("0123456789")}
         checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
         assert checkpoints == ["step-0000015", "step-0000030"]
         for name in checkpoints:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import gancore
+import gancore.testing
 from gancore._config import InitSection, config_to_toml, parse_config
 from gancore._init import InitReport, Mismatch, apply_init
 from gancore._train import build_run, train
@@ -418,7 +419,7 @@ class TestInTheLoop:
         assert capsys.readouterr().err.startswith(f"init: loaded {len(report['matched'])} of ")
         assert result.checkpoint is not None
         _, state = gancore.load_checkpoint(result.checkpoint)
-        assert state["iteration"] == 1 and state["batches_drawn"] == 1
+        assert state["iteration"] == 1 and state["loop"]["batches_drawn"] == 1
         # One Adam step each, not the source's two plus one.
         for player in ("generator", "critic"):
             steps = {float(s["step"]) for s in state["optimizers"][player]["state"].values()}
@@ -435,7 +436,7 @@ class TestInTheLoop:
         shutil.copytree(base_run, source)
         config = _config(f"init={{from='{source}'}}")
         straight = train(config, tmp_path / "straight", progress=False)
-        train(config, tmp_path / "split", progress=False, stop_after=1)
+        gancore.testing.train_interrupted(config, tmp_path / "split", after=1)
         shutil.rmtree(source)
         resumed = train(config, tmp_path / "split", progress=False, resume=True)
         assert (straight.step, resumed.step) == (2, 2)

@@ -1,8 +1,9 @@
 """Plugin loading through entry points, with the real test distributions under tests/plugins/.
 
-gancore-test-good registers loss 'scaled-hinge'; gancore-test-broken fails on import with a missing
-dependency; gancore-test-collide registers a second loss 'hinge'. conftest.py disables the two
-misbehaving ones unless a test clears or changes ``GANCORE_DISABLE_PLUGINS``.
+gancore-test-good registers loss 'scaled-hinge' and task 'test-conditional'; gancore-test-broken
+fails on import with a missing dependency; gancore-test-collide registers a second loss 'hinge'.
+conftest.py disables the two misbehaving ones unless a test clears or changes
+``GANCORE_DISABLE_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class TestEntryPoints:
             "gancore_test_good",
             None,
         )
-        assert info.components == [("loss", "scaled-hinge")]
+        assert info.components == [("loss", "scaled-hinge"), ("task", "test-conditional")]
         spec = gancore.get_registry().get("loss", "scaled-hinge")
         assert (spec.qualified_name, spec.description) == (
             "gancore-test-good:scaled-hinge",
@@ -334,7 +335,7 @@ class TestPluginInfo:
         loaded = [(n, i.version, i.components) for n, i in by_name.items() if i.status == "loaded"]
         assert loaded[1:] == [
             (COLLIDE, "0.0.1", [("loss", "hinge")]),
-            (GOOD, "0.0.1", [("loss", "scaled-hinge")]),
+            (GOOD, "0.0.1", [("loss", "scaled-hinge"), ("task", "test-conditional")]),
         ]
         assert by_name["gancore"].components == [
             ("generator", "dcgan"),

@@ -8,6 +8,10 @@ state is touched after construction), so a resumed run sees exactly the data it 
 
 Datasets with known mixture components expose ``modes`` (``[M, D]`` float64) and ``mode_std`` for
 the mode-coverage metric (``gancore.builtin.mode_coverage``); the others set both to ``None``.
+
+Datasets with classes (``digits``; ``image-folder`` with ``labels = "subfolders"``) add ``"label"``
+to every item, an int64 scalar that indexes ``classes``, the tuple of class names, and keep every
+item's label in ``labels`` (int64 ``[len]``) so that per-class selection reads no images.
 """
 
 from __future__ import annotations
@@ -282,7 +286,11 @@ class DigitsOptions:
         default=None,
         converter=_digit_classes,
         validator=_validate_classes,
-        metadata={"doc": "digits to keep, e.g. (0, 1); None = all ten"},
+        metadata={
+            "doc": "digits to keep, e.g. (0, 7); None = all ten. Labels are positions in the "
+            "sorted selection (with (0, 7): digit 0 is label 0, digit 7 is label 1) and the "
+            "dataset's class names are the kept digits ('0', '7')"
+        },
     )
     limit: int | None = attrs.field(
         default=None,
@@ -316,8 +324,10 @@ class DigitsOptions:
 class DigitsDataset:
     """Images ``{"x": [1, R, R]}`` in ``[-1, 1]`` from scikit-learn's ``load_digits``.
 
-    Pixel values 0..16 map linearly to ``[-1, 1]``. ``labels`` (int64, one per index, mirrors
-    included) holds each item's digit; ``images`` the ``n`` unflipped images ``[n, 1, R, R]``.
+    Pixel values 0..16 map linearly to ``[-1, 1]``. ``classes`` names the kept digits in
+    increasing order (``("0", ..., "9")`` by default); ``labels`` (int64, one per index, mirrors
+    included) holds each item's class index, which is its digit unless ``options.classes`` selects
+    a subset. ``images`` holds the ``n`` unflipped images ``[n, 1, R, R]``.
     """
 
     modes: torch.Tensor | None = None
@@ -356,7 +366,12 @@ class DigitsDataset:
                 antialias=True,
             ).clamp_(-1.0, 1.0)
         self.images = pixels.contiguous()
-        labels = torch.from_numpy(targets[keep])
+        digits = sorted(options.classes) if options.classes is not None else list(range(10))
+        self.classes: tuple[str, ...] = tuple(str(d) for d in digits)
+        # A digit's label is its position among the kept digits: labels always index `classes`.
+        positions = np.full(10, -1, dtype=np.int64)
+        positions[digits] = np.arange(len(digits))
+        labels = torch.from_numpy(positions[targets[keep]])
         self.labels = torch.cat([labels, labels]) if options.xflip else labels
         self.shapes: Mapping[str, tuple[int, ...]] = {
             "x": (1, options.resolution, options.resolution),
@@ -437,6 +452,16 @@ class ImageFolderOptions:
         validator=attrs.validators.instance_of(bool),
         metadata={"doc": "also read images in subfolders (hidden files and folders are skipped)"},
     )
+    labels: str = attrs.field(
+        default="none",
+        validator=attrs.validators.in_(("none", "subfolders")),
+        metadata={
+            "doc": "'none' = unlabelled images; 'subfolders' = one class per immediate subfolder "
+            "of 'path' (hidden ones skipped), classes in sorted name order, each item carrying "
+            "its class index as 'label' (int64); images are searched inside each class folder "
+            "as 'recursive' says, and images directly in 'path' are an error"
+        },
+    )
     cache: bool = attrs.field(
         default=True,
         validator=attrs.validators.instance_of(bool),
@@ -445,6 +470,35 @@ class ImageFolderOptions:
             "(channels * resolution^2 bytes each, per data-loader worker)"
         },
     )
+
+
+def _class_folders(root: Path, options: ImageFolderOptions) -> list[tuple[str, list[Path]]]:
+    """``labels = "subfolders"``: ``(class name, its sorted image files)`` per immediate subfolder
+    of ``root``, in sorted name order."""
+    where = f"image-folder: labels = 'subfolders' but '{options.path}'"
+    entries = sorted(
+        (p for p in root.iterdir() if not p.name.startswith(".")), key=lambda p: p.name
+    )
+    loose = [p.name for p in entries if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    folders = [p for p in entries if p.is_dir()]
+    if not folders:
+        raise ValueError(f"{where} has no subfolders (expected one folder of images per class)")
+    if loose:
+        raise ValueError(
+            f"{where} also holds {len(loose)} image(s) outside the class folders (first: "
+            f"'{loose[0]}'); move them into a class folder"
+        )
+    classes = []
+    for folder in folders:
+        files = _list_images(folder, options.recursive)
+        if not files:
+            where_not = "" if options.recursive else " (subfolders not searched)"
+            raise ValueError(
+                f"image-folder: class folder '{folder.name}' in '{options.path}' has no "
+                f"images{where_not} (looked for {', '.join(IMAGE_EXTENSIONS)})"
+            )
+        classes.append((folder.name, files))
+    return classes
 
 
 def _list_images(root: Path, recursive: bool) -> list[Path]:
@@ -466,6 +520,11 @@ class ImageFolderDataset:
     decoded lazily on first access; multi-frame files (GIF, TIFF) give their first frame, 16-bit
     grayscale is mapped to 8 bits (value / 257, rounded), alpha is dropped, and 32-bit float
     images are rejected.
+
+    With ``labels = "subfolders"`` items are ``{"x": ..., "label": int64 []}``: ``classes`` holds
+    the class folders' names (sorted), ``files`` lists the first class's files (sorted by path
+    relative to its folder), then the second's, and ``labels`` (int64, one per index, mirrors
+    included) each item's class index. Without labels ``classes`` is ``None``.
     """
 
     modes: torch.Tensor | None = None
@@ -480,7 +539,25 @@ class ImageFolderDataset:
             raise FileNotFoundError(f"image-folder: folder '{options.path}' does not exist")
         if not root.is_dir():
             raise ValueError(f"image-folder: '{options.path}' is not a folder")
-        self.files = tuple(_list_images(root, options.recursive))
+        self.classes: tuple[str, ...] | None = None
+        self.labels: torch.Tensor | None = None
+        shapes: dict[str, tuple[int, ...]] = {
+            "x": (options.channels, options.resolution, options.resolution)
+        }
+        if options.labels == "subfolders":
+            folders = _class_folders(root, options)
+            self.classes = tuple(name for name, _ in folders)
+            self.files = tuple(path for _, files in folders for path in files)
+            labels = torch.cat(
+                [
+                    torch.full((len(files),), c, dtype=torch.int64)
+                    for c, (_, files) in enumerate(folders)
+                ]
+            )
+            self.labels = torch.cat([labels, labels]) if options.xflip else labels
+            shapes["label"] = ()
+        else:
+            self.files = tuple(_list_images(root, options.recursive))
         if not self.files:
             where = "" if options.recursive else " (subfolders not searched)"
             raise ValueError(
@@ -488,9 +565,7 @@ class ImageFolderDataset:
                 f"(looked for {', '.join(IMAGE_EXTENSIONS)})"
             )
         self._cache: dict[int, torch.Tensor] = {}
-        self.shapes: Mapping[str, tuple[int, ...]] = {
-            "x": (options.channels, options.resolution, options.resolution)
-        }
+        self.shapes: Mapping[str, tuple[int, ...]] = shapes
 
     def __len__(self) -> int:
         return len(self.files) * (2 if self.options.xflip else 1)
@@ -501,7 +576,9 @@ class ImageFolderDataset:
         image = self._load(position % count)  # uint8 [C, R, R]
         if position >= count:
             image = image.flip(-1)
-        return {"x": image.float() / 127.5 - 1.0}
+        if self.labels is None:
+            return {"x": image.float() / 127.5 - 1.0}
+        return {"x": image.float() / 127.5 - 1.0, "label": self.labels[position].clone()}
 
     def _load(self, file_index: int) -> torch.Tensor:
         cached = self._cache.get(file_index)

@@ -101,7 +101,7 @@ def gancore_register_datasets(register: RegisterCallback) -> None:
         "image-folder",
         datasets.build_image_folder,
         options=datasets.ImageFolderOptions,
-        description="Your own images from a folder: resize, center crop, mirror.",
+        description="Your own images from a folder: resize, center crop, mirror, class subfolders.",
     )
     register(
         "npz",

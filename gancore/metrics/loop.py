@@ -1,6 +1,9 @@
-"""The loop's side of metrics: a :class:`~gancore.protocols.MetricContext` over a run's generators,
-with generation and feature extraction split over processes, and running every configured metric
-with its protocol. Used by training, ``gan eval`` and ``gan sample``.
+"""The training loop's metric context: generation and real data split over processes.
+
+:class:`LoopMetricContext` is the :class:`gancore.protocols.MetricContext` that the loop,
+``gan eval`` and ``gan sample`` build over a run's generators; it can be restricted to one class
+(per-class metrics, intra-class FID). :func:`evaluate_metrics` runs the configured metrics and
+flattens their results; :func:`check_metrics` checks them before the first step.
 """
 
 from __future__ import annotations
@@ -14,19 +17,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from gancore._classes import ClassSubset, is_conditional
 from gancore._errors import ConfigError
 from gancore._task import mix_seed
+from gancore.protocols import Dataset, Task
 
 if TYPE_CHECKING:
     from gancore._config import RunConfig
-    from gancore.protocols import Dataset, Task
 
-__all__ = [
-    "LoopMetricContext",
-    "check_metrics",
-    "evaluate_metrics",
-    "metric_prefixes",
-]
+__all__ = ["LoopMetricContext", "check_metrics", "evaluate_metrics", "metric_prefixes"]
 
 
 class LoopMetricContext:
@@ -41,6 +40,12 @@ class LoopMetricContext:
 
     ``generator_kind`` (``"ema"`` or ``"raw"``) and ``truncation`` (a generator's
     ``truncation_psi`` attribute, ``None`` without truncation) are stated in every result.
+
+    ``label`` restricts both sides to one class: generated inputs come from the conditional
+    task's ``sample_inputs(..., labels=[label] * n)``, and ``dataset`` becomes the
+    :class:`~gancore._classes.ClassSubset` of the items with that label (so ``real`` draws only
+    from them and metrics count and cache that class alone); ``full_dataset`` keeps the whole data,
+    which ``sample_inputs`` still receives. A task that is not conditional is a ``ValueError``.
     """
 
     def __init__(
@@ -54,10 +59,20 @@ class LoopMetricContext:
         generator_kind: str | None = None,
         truncation: float | None = None,
         autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+        label: int | None = None,
     ) -> None:
         self.task = task
         self.generators = generators
-        self.dataset = dataset
+        self.full_dataset = dataset
+        self.label = label
+        self.dataset: Dataset = dataset
+        if label is not None:
+            if not is_conditional(task):
+                raise ValueError(
+                    f"task {type(task).__name__} is not conditional; it cannot generate samples "
+                    f"of class {label}"
+                )
+            self.dataset = ClassSubset(dataset, label)
         self.device = device
         self.generator_kind = generator_kind
         if truncation is None:
@@ -99,14 +114,23 @@ class LoopMetricContext:
         """``fn`` of generated batches (``num`` samples from ``seed``), each process doing its share.
 
         Batch ``i`` comes from ``task.sample_inputs(..., seed=mix(seed, i))`` whatever the number
-        of processes. The shape of one sample is appended to ``shapes`` once.
+        of processes (with ``labels`` of the context's class, when it has one). The shape of one
+        sample is appended to ``shapes`` once.
         """
         for index, start in enumerate(range(0, num, batch_size)):
             n = min(batch_size, num - start)
-            inputs = self.task.sample_inputs(
-                self.generators, self.dataset, n, mix_seed(seed, index)
-            )
+            inputs = self._inputs(n, mix_seed(seed, index))
             yield self._split(n, functools.partial(self._sample, inputs), fn, shapes)
+
+    def _inputs(self, n: int, seed: int) -> Mapping[str, torch.Tensor]:
+        if self.label is None:
+            return self.task.sample_inputs(self.generators, self.full_dataset, n, seed)
+        labels = torch.full((n,), self.label, dtype=torch.int64)
+        sample_inputs: Any = self.task.sample_inputs  # the optional seam: 'labels'
+        inputs: Mapping[str, torch.Tensor] = sample_inputs(
+            self.generators, self.full_dataset, n, seed, labels=labels
+        )
+        return inputs
 
     def map_real(
         self,
@@ -221,6 +245,9 @@ def evaluate_metrics(
         if protocol.get("generator") is None:
             protocol["generator"] = kind
         protocol.setdefault("truncation", context.truncation)
+        label = getattr(context, "label", None)
+        if label is not None:  # a per-class value is not comparable with an overall one
+            protocol["class"] = label
         result.setdefault("generator", kind)
         for key, value in result.items():
             flat[f"{prefix}.{key}"] = value

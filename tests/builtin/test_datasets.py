@@ -156,12 +156,23 @@ class TestDigits:
         assert int(mirrored.labels[1797 + 3]) == int(plain.labels[3])
 
     def test_classes(self) -> None:
-        """classes keeps only the listed digits (TOML lists become tuples)."""
-        dataset = build_digits(DigitsOptions(classes=[0, 7]), None)
-        targets = load_digits().target
-        assert dataset.options.classes == (0, 7)
-        assert len(dataset) == int(np.isin(targets, (0, 7)).sum())
-        assert set(dataset.labels.tolist()) == {0, 7}
+        """classes keeps only the listed digits (TOML lists become tuples); labels are their
+        positions in the sorted selection and the class names are the kept digits."""
+        dataset = build_digits(DigitsOptions(classes=[7, 0]), None)
+        targets = load_digits().target[np.isin(load_digits().target, (0, 7))]
+        assert dataset.options.classes == (7, 0)
+        assert dataset.classes == ("0", "7")
+        assert len(dataset) == len(targets) == 178 + 179
+        assert dataset.labels.tolist() == [0 if t == 0 else 1 for t in targets]
+        assert [int(dataset[i]["label"]) for i in range(3)] == dataset.labels[:3].tolist()
+
+    def test_all_classes_are_named(self) -> None:
+        """Without a selection the classes are '0'..'9' and each label is the item's digit."""
+        dataset = build_digits(DigitsOptions(resolution=8, xflip=True), None)
+        assert dataset.classes == tuple("0123456789")
+        targets = torch.from_numpy(load_digits().target)
+        assert torch.equal(dataset.labels, torch.cat([targets, targets]))
+        assert torch.equal(dataset.get_batch([5, 1797 + 5])["label"], targets[[5, 5]])
 
     def test_limit(self) -> None:
         """limit keeps a seeded subset of that size; the same seed gives the same subset."""
@@ -169,7 +180,8 @@ class TestDigits:
         again = build_digits(DigitsOptions(limit=100, seed=1, classes=(3,)), None)
         other = build_digits(DigitsOptions(limit=100, seed=2, classes=(3,)), None)
         assert len(first) == 100
-        assert set(first.labels.tolist()) == {3}
+        assert set(first.labels.tolist()) == {0}  # the only class kept, '3'
+        assert first.classes == ("3",)
         assert torch.equal(first.images, again.images)
         assert not torch.equal(first.images, other.images)
         with pytest.raises(ValueError, match="digits") as exc:
@@ -342,6 +354,98 @@ class TestImageFolder:
         assert "\n" not in message
 
 
+class TestImageFolderLabels:
+    def test_one_class_per_subfolder(self, tmp_path: Path) -> None:
+        """Sorted subfolders are the classes; every item carries its folder's index as 'label'."""
+        _write_classes(tmp_path)
+        options = ImageFolderOptions(
+            path=str(tmp_path), resolution=8, channels=1, labels="subfolders"
+        )
+        dataset = build_image_folder(options, None)
+        assert isinstance(dataset, Dataset)
+        assert dataset.classes == ("cat", "dog")
+        assert dataset.shapes == {"x": (1, 8, 8), "label": ()}
+        names = [path.relative_to(tmp_path).as_posix() for path in dataset.files]
+        assert names == ["cat/a.png", "dog/b.png", "dog/puppies/c.png"]
+        assert dataset.labels.tolist() == [0, 1, 1]
+        items = [dataset[i] for i in range(3)]
+        assert [item["label"].dtype for item in items] == [torch.int64] * 3
+        assert [item["label"].shape for item in items] == [()] * 3
+        assert [int(item["label"]) for item in items] == [0, 1, 1]
+        # each image is one flat gray value: 10 for the cat, 200 and 220 for the dogs
+        expected = torch.tensor([10.0, 200.0, 220.0]) / 127.5 - 1.0
+        assert torch.equal(torch.stack([item["x"][0, 0, 0] for item in items]), expected)
+
+    def test_subfolders_not_searched(self, tmp_path: Path) -> None:
+        """recursive = false reads only the images directly inside each class folder."""
+        _write_classes(tmp_path)
+        options = ImageFolderOptions(
+            path=str(tmp_path), resolution=8, labels="subfolders", recursive=False
+        )
+        dataset = build_image_folder(options, None)
+        assert [path.name for path in dataset.files] == ["a.png", "b.png"]
+        assert dataset.labels.tolist() == [0, 1]
+
+    def test_xflip_keeps_labels(self, tmp_path: Path) -> None:
+        """Mirrored items keep the label of their image."""
+        _write_classes(tmp_path)
+        options = ImageFolderOptions(
+            path=str(tmp_path), resolution=8, labels="subfolders", xflip=True
+        )
+        dataset = build_image_folder(options, None)
+        assert dataset.labels.tolist() == [0, 1, 1, 0, 1, 1]
+        assert int(dataset[3]["label"]) == 0
+
+    def test_without_labels(self, tmp_path: Path) -> None:
+        """The default, labels 'none', reads the same folder as unlabelled images."""
+        _write_classes(tmp_path)
+        dataset = build_image_folder(ImageFolderOptions(path=str(tmp_path), resolution=8), None)
+        assert (dataset.classes, dataset.labels) == (None, None)
+        assert dataset.shapes == {"x": (3, 8, 8)}
+        assert set(dataset[0]) == {"x"}
+
+    def test_folder_without_subfolders(self, tmp_path: Path) -> None:
+        """A folder with no class folders is rejected in one line."""
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "a.png")
+        options = ImageFolderOptions(path=str(tmp_path), labels="subfolders")
+        with pytest.raises(ValueError, match="no subfolders") as exc:
+            build_image_folder(options, None)
+        assert str(exc.value) == (
+            f"image-folder: labels = 'subfolders' but '{tmp_path}' has no subfolders "
+            "(expected one folder of images per class)"
+        )
+
+    def test_empty_class_folder(self, tmp_path: Path) -> None:
+        """A class folder without images is rejected, naming it."""
+        _write_classes(tmp_path)
+        (tmp_path / "eel").mkdir()
+        (tmp_path / "eel" / "notes.txt").write_text("no images")
+        options = ImageFolderOptions(path=str(tmp_path), labels="subfolders")
+        with pytest.raises(ValueError, match="'eel'") as exc:
+            build_image_folder(options, None)
+        assert str(exc.value) == (
+            f"image-folder: class folder 'eel' in '{tmp_path}' has no images (looked for .png, "
+            ".jpg, .jpeg, .bmp, .webp, .gif, .tif, .tiff)"
+        )
+
+    def test_images_beside_class_folders(self, tmp_path: Path) -> None:
+        """Images directly in the folder, beside the class folders, are rejected, naming one."""
+        _write_classes(tmp_path)
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "stray.png")
+        options = ImageFolderOptions(path=str(tmp_path), labels="subfolders")
+        with pytest.raises(ValueError, match="outside the class folders") as exc:
+            build_image_folder(options, None)
+        assert str(exc.value) == (
+            f"image-folder: labels = 'subfolders' but '{tmp_path}' also holds 1 image(s) "
+            "outside the class folders (first: 'stray.png'); move them into a class folder"
+        )
+
+    def test_invalid_option(self) -> None:
+        """labels accepts only 'none' and 'subfolders'."""
+        with pytest.raises(ValueError, match="'labels' must be in"):
+            ImageFolderOptions(path="x", labels="folders")
+
+
 class TestNpz:
     def test_uint8_images(self, tmp_path: Path) -> None:
         """uint8 images map 0 -> -1 and 255 -> 1; [N, H, W] gains a channel axis."""
@@ -448,3 +552,14 @@ class TestGetBatch:
         assert batch.keys() == ds[0].keys()
         for key in batch:
             assert torch.equal(batch[key], torch.stack([ds[i][key] for i in indices]))
+
+
+def _write_classes(folder: Path) -> None:
+    """Class folders 'dog' (one image and one in a nested folder) and 'cat' (one image), plus a
+    text file beside them and a hidden folder, which are ignored."""
+    for relative, value in (("dog/b.png", 200), ("dog/puppies/c.png", 220), ("cat/a.png", 10)):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8), value, dtype=np.uint8)).save(folder / relative)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".cache").mkdir()
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(folder / ".cache" / "x.png")

@@ -1,4 +1,5 @@
-"""A well-behaved test plugin: a loss and an augmenter, registered through the public API."""
+"""A well-behaved test plugin: a loss and a class-conditional task, registered through the public
+API."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import attrs
 import torch
 
 import gancore
+from gancore_test_good.conditional import ConditionalTask
 
 
 @attrs.frozen(kw_only=True)
@@ -30,3 +32,12 @@ class ScaledHinge:
 @gancore.hookimpl
 def gancore_register_losses(register: gancore.RegisterCallback) -> None:
     register("scaled-hinge", ScaledHinge, description="Hinge loss on scaled scores (test plugin).")
+
+
+@gancore.hookimpl
+def gancore_register_tasks(register: gancore.RegisterCallback) -> None:
+    register(
+        "test-conditional",
+        ConditionalTask,
+        description="Class-conditional MLP GAN with a projection critic (test plugin).",
+    )
