@@ -126,3 +126,27 @@ class TestTransferRecipe:
         records = [json.loads(line) for line in (tuned / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in records if r["event"] == "train"] == [1, 2]
         assert all("augment/p" in r for r in records if r["event"] == "train")
+
+
+class TestFreezeDOnResume:
+    def test_adding_freeze_d_on_resume_fails_before_the_run_changes(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Tried as a new user would: `--resume --set` adding freeze-d cannot load the critic's
+        optimizer state; one line, exit 2, every file as it was, and the run still resumes."""
+        from gancore._cli import main
+
+        run = tmp_path / "run"
+        example = str(ROOT / "examples" / "digits-dcgan.toml")
+        short = [arg for key in [*SHORT, BASE_ONLY[0]] for arg in ("--set", key)]
+        assert main(["train", example, "--run-dir", str(run), *short]) == 0
+        files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        capsys.readouterr()
+        freeze = "regularizers=[{name = 'freeze-d', blocks = 1}]"
+        assert main(["train", "--resume", str(run), "--set", freeze, "--set", "run.steps=4"]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+        assert line.startswith("error: checkpoint ") and "does not fit the run's config" in line
+        assert "the run directory is unchanged" in line
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+        assert main(["train", "--resume", str(run), "--set", "run.steps=3"]) == 0
+        assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
