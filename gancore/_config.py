@@ -434,7 +434,6 @@ class TrainingSection:
     )
 
 
-SCHEDULES = ("constant", "linear", "cosine")
 _SKIPPED_OPTIMIZER_ARGS = {
     "params",
     "lr",

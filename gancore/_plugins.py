@@ -20,7 +20,7 @@ import importlib.metadata
 import os
 import types
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -31,6 +31,7 @@ from gancore import hookspecs
 from gancore._errors import PluginError
 from gancore._names import did_you_mean
 from gancore._registry import COMMAND_HOOK, Registry, hook_name
+from gancore.hookspecs import hookimpl
 from gancore.protocols import KINDS
 
 __all__ = [
@@ -47,8 +48,6 @@ __all__ = [
 ENTRY_POINT_GROUP = "gancore"
 BUILTIN_NAME = "gancore"
 API_ATTRIBUTE = "GANCORE_API"  # a plugin module's declared range of supported API versions
-
-hookimpl = pluggy.HookimplMarker("gancore")
 
 
 class PluginWarning(UserWarning):
@@ -308,7 +307,3 @@ def reset_registry(cache: tuple[Registry, list[PluginInfo]] | None = None) -> No
     """Drop (or replace) the process-wide registry; the next lookup reloads plugins."""
     global _CACHE
     _CACHE = cache
-
-
-def iter_failed(infos: Iterable[PluginInfo]) -> list[PluginInfo]:
-    return [info for info in infos if info.status == "failed"]

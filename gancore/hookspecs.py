@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from gancore._registry import RegisterCallback, RegisterCommandCallback
 
 hookspec = pluggy.HookspecMarker("gancore")
+# Plugins mark their implementations with this (re-exported as ``gancore.hookimpl``). It lives
+# beside the specs, as in llm, so that nothing here imports the loader.
+hookimpl = pluggy.HookimplMarker("gancore")
 
 # -------------------------------------------------------------------------------------------------
 # Networks

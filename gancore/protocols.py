@@ -293,18 +293,6 @@ class Task(Protocol):
         ...
 
 
-# Names exported for type annotations of registration callbacks.
-Kind = Literal[
-    "generator",
-    "critic",
-    "loss",
-    "regularizer",
-    "augmenter",
-    "dataset",
-    "metric",
-    "extractor",
-    "task",
-]
 KINDS: Sequence[str] = (
     "generator",
     "critic",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from gancore._plugins import hookimpl
 from gancore._registry import RegisterCallback
 from gancore._task import Unconditional
 from gancore.builtin import augmenters, datasets, losses, networks, regularizers
 from gancore.builtin.mode_coverage import ModeCoverageMetric
+from gancore.hookspecs import hookimpl
 from gancore.metrics import components as metrics
 from gancore.metrics import extractors
 
