@@ -370,13 +370,17 @@ def _eval_metrics(config: Any, names: Sequence[str]) -> list[Any]:
     for name in names:
         spec = registry.get("metric", name)
         same = [m for m in configured if m.spec.qualified_name == spec.qualified_name]
-        metrics.append(same[0] if same else Component(spec=spec, options=spec.options()))
+        metrics.append(
+            same[0]
+            if same
+            else Component(spec=spec, options=spec.options(), registry=registry, path=name)
+        )
     return metrics
 
 
 def _metric_overrides(metrics: list[Any], overrides: Sequence[str], num: int | None) -> list[Any]:
     """``--set`` options and ``--num`` applied to every metric that has them."""
-    from gancore._config import Component, apply_overrides, structure_options
+    from gancore._config import apply_overrides, structure_options
     from gancore._names import did_you_mean
 
     table = apply_overrides({}, overrides)
@@ -406,11 +410,11 @@ def _metric_overrides(metrics: list[Any], overrides: Sequence[str], num: int | N
         current = {
             k: v
             for k, v in attrs.asdict(m.options, recurse=False).items()
-            if not (v is None and defaults.get(k) is None)
+            if k in defaults and not (v is None and defaults.get(k) is None)
         }
         options = structure_options(type(m.options), current | relevant, m.spec.name, problems)
         if options is not None:
-            changed.append(Component(spec=m.spec, options=options))
+            changed.append(attrs.evolve(m, options=options))
     if problems:
         raise ConfigError(problems)
     return changed
@@ -420,7 +424,7 @@ def _reference_dataset(text: str) -> Any:
     """The dataset ``--ref`` names: an inline TOML table, or a TOML file with a [data] table."""
     import tomllib
 
-    from gancore._config import _structure_component, read_toml
+    from gancore._config import read_toml, structure_component
     from gancore._plugins import get_registry
 
     if text.lstrip().startswith("{"):
@@ -432,7 +436,7 @@ def _reference_dataset(text: str) -> Any:
         document = read_toml(text)
         table = document.get("data", document)
     problems: list[str] = []
-    component = _structure_component(get_registry(), "dataset", table, "--ref", problems)
+    component = structure_component(get_registry(), "dataset", table, "--ref", problems)
     if component is None:
         raise ConfigError(problems)
     dataset = component.build(None)

@@ -281,8 +281,9 @@ class Ramp:
         return {"x": torch.full((self.dim,), index / self.size)}
 
 
-def build_ramp(options: RampOptions, context: None) -> Ramp:
-    assert context is None  # datasets are built before anything knows a shape
+def build_ramp(options: RampOptions, context: gancore.BuildContext) -> Ramp:
+    # Datasets are built before anything knows a shape; the context carries only the registry.
+    assert context.data_shape == () and context.registry is not None and context.path == "data"
     return Ramp(options.size, options.dim)
 
 
