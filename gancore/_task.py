@@ -18,10 +18,10 @@ from torch import nn
 
 from gancore._config import structure_component
 from gancore._errors import ConfigError
+from gancore._registry import Registry
 
 if TYPE_CHECKING:
     from gancore._config import RunConfig
-    from gancore._registry import Registry
     from gancore.protocols import Augmenter, CriticRegularizer, Dataset, Loss
 
 __all__ = ["BuildContext", "SampleGrid", "StepContext", "TaskBuildContext", "Unconditional"]

@@ -30,6 +30,7 @@ import attrs
 import torch
 from torch import nn
 
+from gancore._registry import Registry  # at run time: option types are read with get_type_hints
 from gancore.metrics.cache import Reference, cached_reference
 from gancore.metrics.extractors import build_extractor
 from gancore.metrics.math import (
@@ -43,7 +44,6 @@ from gancore.metrics.math import (
 from gancore.protocols import MetricContext
 
 if TYPE_CHECKING:
-    from gancore._registry import Registry
     from gancore._task import BuildContext
 
 __all__ = [
