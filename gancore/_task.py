@@ -28,18 +28,25 @@ __all__ = ["BuildContext", "SampleGrid", "StepContext", "TaskBuildContext", "Unc
 
 
 def _resolve(
-    registry: Registry | None, kind: str, table: Mapping[str, Any], path: str, context: Any
+    registry: Registry | None,
+    kind: str,
+    table: Mapping[str, Any],
+    path: str,
+    context: Any,
+    source: str | None = None,
 ) -> Any:
-    """Structure ``table`` as a ``kind`` against ``registry`` and build it with ``context``."""
+    """Structure ``table`` as a ``kind`` against ``registry`` and build it with ``context``;
+    problems are a :class:`ConfigError` of ``source`` (the run file)."""
     if registry is None:
         raise ValueError(
             f"{path or kind}: cannot resolve a {kind} table: this build context has no registry "
             "(build the component through its config, e.g. config.data.build(None))"
         )
     problems: list[str] = []
-    component = structure_component(registry, kind, dict(table), path, problems)
+    given = dict(table) if isinstance(table, Mapping) else table  # not a table: a problem below
+    component = structure_component(registry, kind, given, path, problems)
     if component is None:
-        raise ConfigError(problems)
+        raise ConfigError(problems, source)
     return component.build(context)
 
 
@@ -99,7 +106,7 @@ class TaskBuildContext:
         path = _join("task", key)
         shape = tuple(self.dataset.shapes.get("x", ()))
         context = BuildContext(data_shape=shape, registry=self.registry, path=path)
-        return _resolve(self.registry, kind, table, path, context)
+        return _resolve(self.registry, kind, table, path, context, self.config.source)
 
     def build_generator(
         self, data_shape: tuple[int, ...] | None = None, input_shape: tuple[int, ...] | None = None

@@ -541,3 +541,6 @@ class TestResolve:
         assert task_context.registry is registry
         built = task_context.resolve("loss", {"name": "hinge"}, key="extra")
         assert type(built).__name__ == "Hinge"
+        with pytest.raises(gancore.ConfigError) as exc:
+            task_context.resolve("loss", {"name": "hinj"}, key="extra")
+        assert exc.value.problems[0].startswith("task.extra.name: unknown loss 'hinj'")
