@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 from _machine import machine
-from gan_cyclegan.datasets import DigitsTranslation, DigitsTranslationOptions, held_out_error
+from gan_cyclegan.datasets import DigitsTranslation, held_out_error
 
 import gancore
 
@@ -45,6 +45,15 @@ EXAMPLES = ROOT / "examples"
 RUNS = {"cyclegan": "cyclegan-digits.toml", "pix2pix": "pix2pix-digits.toml"}
 SPEED_SIZES = {32: 2, 64: 3}  # resolution -> PatchGAN stride-2 layers
 TRANSLATIONS: dict[tuple[str, int], torch.Tensor] = {}  # for the picture
+
+
+def _digits_translation(**options: Any) -> DigitsTranslation:
+    """A ``digits-translation`` dataset, built as a run builds it (from the run's registry)."""
+    document = {"data": {"name": "digits-translation", **options}}
+    data: DigitsTranslation = gancore.parse_config(document, gancore.get_registry()).data.build(
+        None
+    )
+    return data
 
 
 def baselines(held: DigitsTranslation, train_b: torch.Tensor) -> dict[str, float]:
@@ -77,7 +86,7 @@ def quality(model: str, seed: int, steps: int | None, work: Path) -> dict[str, A
     cpu_started = time.process_time()
     gancore.train(config, run_dir, progress=False)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    held = DigitsTranslation(DigitsTranslationOptions(resolution=16, split="held-out"))
+    held = _digits_translation(resolution=16, split="held-out")
     curve = []
     for checkpoint in sorted((run_dir / "checkpoints").glob("step-*")):
         loaded = gancore.load_run(run_dir, checkpoint.name)
@@ -180,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = 30 if args.quick else None
     speed_steps = 6 if args.quick else args.speed_steps
     started = time.perf_counter()
-    held = DigitsTranslation(DigitsTranslationOptions(resolution=16, split="held-out"))
-    train = DigitsTranslation(DigitsTranslationOptions(resolution=16, paired=True))
+    held = _digits_translation(resolution=16, split="held-out")
+    train = _digits_translation(resolution=16, paired=True)
     report: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/cyclegan.py", *(argv or sys.argv[1:])]),
         "machine": machine(threads, "gan-cyclegan"),

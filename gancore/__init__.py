@@ -29,7 +29,9 @@ from gancore._registry import (
     ComponentSpec,
     RegisterCallback,
     RegisterCommandCallback,
+    RegisterSampleOptionCallback,
     Registry,
+    SampleOptionSpec,
 )
 from gancore._task import BuildContext, SampleGrid, StepContext, TaskBuildContext, Unconditional
 from gancore._train import TrainResult, train
@@ -52,9 +54,11 @@ __all__ = [
     "PluginWarning",
     "RegisterCallback",
     "RegisterCommandCallback",
+    "RegisterSampleOptionCallback",
     "Registry",
     "RunConfig",
     "SampleGrid",
+    "SampleOptionSpec",
     "StepContext",
     "TaskBuildContext",
     "TrainResult",

@@ -25,15 +25,19 @@ from gancore._errors import (
     UnknownComponentError,
 )
 from gancore._plugins import PluginWarning
-from gancore._registry import CommandSpec
+from gancore._registry import CommandSpec, SampleOptionSpec
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def _parser(commands: Mapping[str, CommandSpec] | None = None) -> argparse.ArgumentParser:
-    """The ``gan`` parser: the built-in commands, then ``commands`` contributed by plugins."""
+def _parser(
+    commands: Mapping[str, CommandSpec] | None = None,
+    sample_options: Mapping[str, SampleOptionSpec] | None = None,
+) -> argparse.ArgumentParser:
+    """The ``gan`` parser: the built-in commands, then ``commands`` contributed by plugins;
+    ``gan sample`` has the ``sample_options`` plugins contributed besides its own."""
     parser = argparse.ArgumentParser(
         prog="gan", description="Train and use generative adversarial networks, built from plugins."
     )
@@ -83,32 +87,7 @@ def _parser(commands: Mapping[str, CommandSpec] | None = None) -> argparse.Argum
         help="conditional tasks: --num samples of one class, by name or index (names from the "
         "run's classes.json); without it a conditional task draws one row per class",
     )
-    p.add_argument(
-        "--truncation",
-        type=float,
-        metavar="PSI",
-        help="truncation trick for style-based generators: w = w_avg + PSI * (w - w_avg) "
-        "(1 = off, 0 = the average image)",
-    )
-    p.add_argument(
-        "--truncation-cutoff",
-        type=int,
-        metavar="K",
-        help="with --truncation: truncate only the style layers < K (default: all)",
-    )
-    p.add_argument(
-        "--style-mixing",
-        action="store_true",
-        help="write a style-mixing grid instead: sqrt(--num) row and column sources and, at (i, j), "
-        "row i's styles before --crossover and column j's from it on",
-    )
-    p.add_argument(
-        "--crossover",
-        type=int,
-        metavar="K",
-        help="with --style-mixing: the first style layer taken from the column source "
-        "(default: half the generator's style layers)",
-    )
+    _add_sample_options(p, sample_options or {})
 
     p = sub.add_parser(
         "eval",
@@ -224,6 +203,30 @@ def _parser(commands: Mapping[str, CommandSpec] | None = None) -> argparse.Argum
     return parser
 
 
+def _add_sample_options(
+    parser: argparse.ArgumentParser, options: Mapping[str, SampleOptionSpec]
+) -> None:
+    """Add the plugins' options to ``gan sample``; the ones added are ``args._sample_options``."""
+    added = []
+    for option in options.values():
+        try:
+            parser.add_argument(
+                option.flag, help=f"{option.help} [{option.provider}]", **option.argument
+            )
+        except argparse.ArgumentError as exc:  # a flag gan sample gained after the plugin
+            import warnings
+
+            warnings.warn(
+                f"plugin {option.provider!r}: sample option {option.flag!r} could not be "
+                f"added: {exc}",
+                PluginWarning,
+                stacklevel=2,
+            )
+            continue
+        added.append(option)
+    parser.set_defaults(_sample_options=tuple(added))
+
+
 def _one_line_warnings() -> None:
     """Warnings meant for users (a plugin that failed to load) as one plain line each."""
     import warnings
@@ -239,11 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gancore._plugins import get_registry
 
     try:
-        commands = get_registry().commands
+        registry = get_registry()
     except PluginError as exc:  # the built-ins, or any plugin in strict mode
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    parser = _parser(commands)
+    parser = _parser(registry.commands, registry.sample_options)
     args = parser.parse_args(argv)
     if args.version:
         from gancore import __version__
@@ -326,17 +329,16 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         load_classes,
         require_conditional,
     )
-    from gancore._inference import load_run, set_truncation, style_generator, style_mixing_grid
-    from gancore._pictures import save_grid, save_samples
+    from gancore._inference import load_run
+    from gancore._pictures import save_samples
 
     if args.num < 1:
         raise ConfigError([f"--num: must be >= 1 (got {args.num})"])
-    if args.truncation_cutoff is not None and args.truncation is None:
-        raise ConfigError(["--truncation-cutoff: needs --truncation PSI"])
-    if args.crossover is not None and not args.style_mixing:
-        raise ConfigError(["--crossover: needs --style-mixing"])
-    if args.class_ is not None and args.style_mixing:
-        raise ConfigError(["--class: cannot be combined with --style-mixing"])
+    given = _given_sample_options(args)  # plugins' options (gan-stylegan's --truncation, ...)
+    picture = next((o.picture for o in given if o.picture is not None), None)
+    if args.class_ is not None and picture is not None:
+        flag = next(o.flag for o in given if o.picture is not None)
+        raise ConfigError([f"--class: cannot be combined with {flag}"])
     run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
     label = None
     # A run trained before classes.json existed still has its data's names.
@@ -344,32 +346,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.class_ is not None:
         require_conditional(run.built.task, run.config.task.spec.name, "--class")
         label = class_index(classes, args.class_)
-    if args.truncation is not None:
-        set_truncation(run.generators, args.truncation, args.truncation_cutoff)
+    notes = [note for o in given if o.adjust is not None and (note := o.adjust(run, args))]
     title = f"{run.config.run.name} ({run.checkpoint.name}, seed {args.seed}"
-    if args.truncation is not None:
-        title += f", truncation {args.truncation:g}"
-    if args.style_mixing:
-        side = max(1, math.isqrt(args.num))
-        name, generator = style_generator(run.generators)
-        crossover = generator.num_ws // 2 if args.crossover is None else args.crossover
-        if not 0 <= crossover <= generator.num_ws:
-            raise ConfigError(
-                [
-                    f"--crossover: must be between 0 and {generator.num_ws} (the style layers of "
-                    f"generator {name!r}; got {crossover})"
-                ]
-            )
-        latent_dim = int(generator.latent_dim)  # type: ignore[attr-defined]
-        grid = style_mixing_grid(
-            generator,
-            _seeded_normal(side, latent_dim, args.seed),
-            _seeded_normal(side, latent_dim, args.seed + 1),
-            crossover,
-        )
-        out = args.out or args.run_dir / "samples" / f"style-mixing-{args.seed}.png"
-        save_grid(grid.flatten(0, 1), out, columns=side + 1)
-        print(f"wrote {out} (rows: layers < {crossover}; columns: layers >= {crossover})")
+    title += "".join(f", {note}" for note in notes)
+    if picture is not None:  # the option draws the whole picture
+        print(picture(run, args))
         return 0
     if not is_conditional(run.built.task):
         images = run.generate(args.num, args.seed)
@@ -398,10 +379,20 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seeded_normal(num: int, dim: int, seed: int) -> Any:
-    import torch
-
-    return torch.randn(num, dim, generator=torch.Generator().manual_seed(seed))
+def _given_sample_options(args: argparse.Namespace) -> list[SampleOptionSpec]:
+    """The plugin options of ``gan sample`` on the command line, each with the flag it needs."""
+    options = {o.flag: o for o in getattr(args, "_sample_options", ())}
+    given = [o for o in options.values() if o.given(args)]
+    for option in given:
+        needed = options.get(option.requires) if option.requires else None
+        if option.requires and (needed is None or not needed.given(args)):
+            metavar = needed.argument.get("metavar") if needed is not None else None
+            wanted = f"{option.requires} {metavar}" if metavar else option.requires
+            raise ConfigError([f"{option.flag}: needs {wanted}"])
+    pictures = [o.flag for o in given if o.picture is not None]
+    if len(pictures) > 1:
+        raise ConfigError([f"{' and '.join(pictures)}: each draws the whole picture; give one"])
+    return given
 
 
 def _eval_metrics(config: Any, names: Sequence[str]) -> list[Any]:
@@ -418,13 +409,17 @@ def _eval_metrics(config: Any, names: Sequence[str]) -> list[Any]:
     for name in names:
         spec = registry.get("metric", name)
         same = [m for m in configured if m.spec.qualified_name == spec.qualified_name]
-        metrics.append(same[0] if same else Component(spec=spec, options=spec.options()))
+        metrics.append(
+            same[0]
+            if same
+            else Component(spec=spec, options=spec.options(), registry=registry, path=name)
+        )
     return metrics
 
 
 def _metric_overrides(metrics: list[Any], overrides: Sequence[str], num: int | None) -> list[Any]:
     """``--set`` options and ``--num`` applied to every metric that has them."""
-    from gancore._config import Component, apply_overrides, structure_options
+    from gancore._config import apply_overrides, structure_options
     from gancore._names import did_you_mean
 
     table = apply_overrides({}, overrides)
@@ -454,11 +449,11 @@ def _metric_overrides(metrics: list[Any], overrides: Sequence[str], num: int | N
         current = {
             k: v
             for k, v in attrs.asdict(m.options, recurse=False).items()
-            if not (v is None and defaults.get(k) is None)
+            if k in defaults and not (v is None and defaults.get(k) is None)
         }
         options = structure_options(type(m.options), current | relevant, m.spec.name, problems)
         if options is not None:
-            changed.append(Component(spec=m.spec, options=options))
+            changed.append(attrs.evolve(m, options=options))
     if problems:
         raise ConfigError(problems)
     return changed
@@ -468,7 +463,7 @@ def _reference_dataset(text: str) -> Any:
     """The dataset ``--ref`` names: an inline TOML table, or a TOML file with a [data] table."""
     import tomllib
 
-    from gancore._config import _structure_component, read_toml
+    from gancore._config import read_toml, structure_component
     from gancore._plugins import get_registry
 
     if text.lstrip().startswith("{"):
@@ -480,7 +475,7 @@ def _reference_dataset(text: str) -> Any:
         document = read_toml(text)
         table = document.get("data", document)
     problems: list[str] = []
-    component = _structure_component(get_registry(), "dataset", table, "--ref", problems)
+    component = structure_component(get_registry(), "dataset", table, "--ref", problems)
     if component is None:
         raise ConfigError(problems)
     dataset = component.build(None)

@@ -42,6 +42,7 @@ __all__ = [
     "converter",
     "load_config",
     "parse_config",
+    "structure_component",
     "structure_options",
     "toml_key",
 ]
@@ -290,17 +291,41 @@ TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvc
 
 @attrs.frozen(kw_only=True)
 class Component:
-    """A registered component chosen in config: its spec and its structured options."""
+    """A registered component chosen in config: its spec and its structured options.
+
+    It also remembers where it was parsed (none of which takes part in equality or the resolved
+    TOML): the registry, so that its factory can resolve the components it needs through its build
+    context; its key path (``data``, ``metrics[0]``) and the config file, for error messages.
+    """
 
     spec: ComponentSpec
     options: Any
+    registry: Registry | None = attrs.field(default=None, eq=False, repr=False)
+    path: str = attrs.field(default="", eq=False, repr=False)
+    source: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.spec.qualified_name
 
     def build(self, context: Any = None) -> Any:
-        return self.spec.build(self.options, context)
+        """The built component. Its factory gets ``context`` with this component's registry and
+        key path filled in; ``None`` (a dataset or a task, built before anything knows a shape)
+        becomes a :class:`~gancore.BuildContext` with ``data_shape = ()``. A
+        :class:`ConfigError` the factory raises (from ``context.resolve``) names the config file."""
+        from gancore._task import BuildContext  # _task resolves tables through this module
+
+        if context is None:
+            context = BuildContext(data_shape=(), registry=self.registry, path=self.path)
+        elif isinstance(context, BuildContext):
+            registry = context.registry if context.registry is not None else self.registry
+            context = attrs.evolve(context, registry=registry, path=self.path or context.path)
+        try:
+            return self.spec.build(self.options, context)
+        except ConfigError as exc:
+            if exc.source is not None or self.source is None:
+                raise
+            raise ConfigError(exc.problems, self.source) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -495,7 +520,6 @@ class InitSection:
     )
 
 
-SCHEDULES = ("constant", "linear", "cosine")
 _SKIPPED_OPTIMIZER_ARGS = {
     "params",
     "lr",
@@ -770,6 +794,8 @@ class RunConfig:
     stages: tuple[StageSection, ...] = ()
     init: InitSection | None = None
     source: str | None = None
+    # The registry the config was parsed with: its components resolve what they need from it.
+    registry: Registry | None = attrs.field(default=None, eq=False, repr=False)
 
 
 # Component sections: (section, kind, default name or None when required/optional, is_list)
@@ -796,9 +822,16 @@ ALL_SECTIONS = [s for s, *_ in COMPONENT_SECTIONS] + [
 REQUIRED_SECTIONS = {"data"}
 
 
-def _structure_component(
-    registry: Registry, kind: str, table: Any, path: str, problems: list[str]
+def structure_component(
+    registry: Registry,
+    kind: str,
+    table: Any,
+    path: str,
+    problems: list[str],
+    source: str | None = None,
 ) -> Component | None:
+    """The component of ``kind`` that ``table`` (``{name = ..., options...}``) names, structured
+    against ``registry``; problems are appended under the key path ``path``, ``None`` on failure."""
     if not isinstance(table, dict):
         problems.append(f"{path}: expected a table with a 'name' key, got {_given(table)}")
         return None
@@ -820,7 +853,7 @@ def _structure_component(
     options = structure_options(spec.options, rest, path, problems, what=f"{kind} {spec.name!r}")
     if options is None:
         return None
-    return Component(spec=spec, options=options)
+    return Component(spec=spec, options=options, registry=registry, path=path, source=source)
 
 
 def parse_config(
@@ -852,8 +885,8 @@ def parse_config(
                     f"name of a {kind}; see `gan components {kind}`)"
                 )
             elif default is not None:
-                values[section] = _structure_component(
-                    registry, kind, {"name": default}, section, problems
+                values[section] = structure_component(
+                    registry, kind, {"name": default}, section, problems, source
                 )
             continue
         if is_list:
@@ -865,17 +898,17 @@ def parse_config(
                 )
                 continue
             items = [
-                _structure_component(registry, kind, item, f"{section}[{i}]", problems)
+                structure_component(registry, kind, item, f"{section}[{i}]", problems, source)
                 for i, item in enumerate(raw)
             ]
             values[section] = tuple(i for i in items if i is not None)
         else:
-            values[section] = _structure_component(registry, kind, raw, section, problems)
+            values[section] = structure_component(registry, kind, raw, section, problems, source)
     _structure_optimizers(document.get("optimizers", {}), values.get("task"), values, problems)
     _structure_stages(document.get("stages", []), values, problems)
     if problems:
         raise ConfigError(problems, source)
-    return RunConfig(**values)
+    return RunConfig(**values, registry=registry)
 
 
 def _task_groups(task: Component | None) -> tuple[str, dict[str, str]]:

@@ -17,15 +17,9 @@ from gancore._config import RunConfig, load_config
 from gancore._errors import ConfigError
 from gancore._stages import enter_stage, stage_schedule
 from gancore.metrics.loop import LoopMetricContext, evaluate_metrics
-from gancore.protocols import Dataset, StyleGenerator
+from gancore.protocols import Dataset
 
-__all__ = [
-    "LoadedRun",
-    "load_run",
-    "set_truncation",
-    "style_generator",
-    "style_mixing_grid",
-]
+__all__ = ["LoadedRun", "load_run"]
 
 
 @attrs.define
@@ -135,61 +129,3 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         checkpoint=path,
         device=device,
     )
-
-
-def set_truncation(
-    generators: dict[str, nn.Module], psi: float, cutoff: int | None = None
-) -> list[str]:
-    """Set the truncation trick on every generator that supports it (``truncation_psi``); the
-    names of those generators. A run with none is a :class:`ConfigError`."""
-    if not 0.0 <= psi <= 1.0:  # psi > 1 extrapolates; allowed by the formula but never wanted
-        raise ConfigError([f"--truncation: must be between 0 and 1 (got {psi:g})"])
-    if cutoff is not None and cutoff < 1:
-        raise ConfigError([f"--truncation-cutoff: must be >= 1 (got {cutoff})"])
-    names = [name for name, g in generators.items() if hasattr(g, "truncation_psi")]
-    if not names:
-        kinds = ", ".join(f"{n!r} ({type(g).__name__})" for n, g in generators.items())
-        raise ConfigError(
-            [f"--truncation: no generator of this run supports truncation (has {kinds})"]
-        )
-    for name in names:
-        setattr(generators[name], "truncation_psi", float(psi))  # noqa: B010 (nn.Module typing)
-        setattr(generators[name], "truncation_cutoff", cutoff)  # noqa: B010
-    return names
-
-
-def style_generator(generators: dict[str, nn.Module]) -> tuple[str, StyleGenerator]:
-    """The run's generator that can mix styles: the one called ``generator``, else the only one."""
-    able = {n: g for n, g in generators.items() if isinstance(g, StyleGenerator)}
-    if "generator" in able:
-        return "generator", able["generator"]
-    if len(able) == 1:
-        ((name, generator),) = able.items()
-        return name, generator
-    kinds = ", ".join(f"{n!r} ({type(g).__name__})" for n, g in generators.items())
-    raise ConfigError(
-        [
-            "--style-mixing: needs one style-based generator with num_ws and mix_styles() "
-            f"(this run has {kinds})"
-        ]
-    )
-
-
-@torch.no_grad()
-def style_mixing_grid(
-    generator: StyleGenerator, rows: torch.Tensor, columns: torch.Tensor, crossover: int
-) -> torch.Tensor:
-    """The style-mixing figure (Karras et al. 2019, Fig. 3) as ``[R + 1, C + 1, ch, H, W]``.
-
-    Row 0 holds the column sources, column 0 the row sources (the corner is blank, -1); cell
-    ``(i + 1, j + 1)`` is ``mix_styles`` of row ``i`` and column ``j`` at ``crossover``.
-    """
-    device = next(iter(generator.parameters())).device  # type: ignore[attr-defined]
-    rows, columns = rows.to(device), columns.to(device)
-    mixed = generator.mix_styles(rows, columns, crossover).cpu()
-    row_sources = generator.mix_styles(rows, columns[:1], generator.num_ws)[:, 0].cpu()
-    column_sources = generator.mix_styles(rows[:1], columns, 0)[0].cpu()
-    corner = torch.full_like(row_sources[:1], -1.0)
-    top = torch.cat([corner, column_sources])[None]
-    body = torch.cat([row_sources[:, None], mixed], dim=1)
-    return torch.cat([top, body])

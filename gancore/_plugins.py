@@ -20,7 +20,7 @@ import importlib.metadata
 import os
 import types
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -30,7 +30,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from gancore import hookspecs
 from gancore._errors import PluginError
 from gancore._names import did_you_mean
-from gancore._registry import COMMAND_HOOK, Registry, hook_name
+from gancore._registry import COMMAND_HOOK, SAMPLE_OPTION_HOOK, Registry, hook_name
+from gancore.hookspecs import hookimpl
 from gancore.protocols import KINDS
 
 __all__ = [
@@ -47,8 +48,6 @@ __all__ = [
 ENTRY_POINT_GROUP = "gancore"
 BUILTIN_NAME = "gancore"
 API_ATTRIBUTE = "GANCORE_API"  # a plugin module's declared range of supported API versions
-
-hookimpl = pluggy.HookimplMarker("gancore")
 
 
 class PluginWarning(UserWarning):
@@ -68,7 +67,7 @@ class PluginInfo:
 
 
 def _hook_names() -> set[str]:
-    return {hook_name(kind) for kind in KINDS} | {COMMAND_HOOK}
+    return {hook_name(kind) for kind in KINDS} | {COMMAND_HOOK, SAMPLE_OPTION_HOOK}
 
 
 def _flag(env: Mapping[str, str], key: str) -> bool:
@@ -190,16 +189,30 @@ class _Loader:
             self._call(
                 self.infos[provider], impl, COMMAND_HOOK, self.registry.command_callback(provider)
             )
+        for impl in self.pm.hook.gancore_register_sample_options.get_hookimpls():
+            provider = self.pm.get_name(impl.plugin)
+            if provider is None or self.infos[provider].status != "loaded":
+                continue
+            register = self.registry.sample_option_callback(provider)
+            self._call(self.infos[provider], impl, SAMPLE_OPTION_HOOK, register)
         for info in self.infos.values():
-            info.components = [
-                (spec.kind, spec.name)
-                for spec in self.registry.specs()
-                if spec.provider == info.name
-            ] + [
-                ("command", c.name)
-                for c in sorted(self.registry.commands.values(), key=lambda c: c.name)
-                if c.provider == info.name
-            ]
+            info.components = (
+                [
+                    (spec.kind, spec.name)
+                    for spec in self.registry.specs()
+                    if spec.provider == info.name
+                ]
+                + [
+                    ("command", c.name)
+                    for c in sorted(self.registry.commands.values(), key=lambda c: c.name)
+                    if c.provider == info.name
+                ]
+                + [
+                    ("sample-option", o.flag)
+                    for o in sorted(self.registry.sample_options.values(), key=lambda o: o.flag)
+                    if o.provider == info.name
+                ]
+            )
 
     def _call(self, info: PluginInfo, impl: Any, hook: str, register: Any) -> None:
         """Call one plugin's implementation of ``hook``; a failure unloads that plugin only."""
@@ -308,7 +321,3 @@ def reset_registry(cache: tuple[Registry, list[PluginInfo]] | None = None) -> No
     """Drop (or replace) the process-wide registry; the next lookup reloads plugins."""
     global _CACHE
     _CACHE = cache
-
-
-def iter_failed(infos: Iterable[PluginInfo]) -> list[PluginInfo]:
-    return [info for info in infos if info.status == "failed"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -14,17 +15,27 @@ from gancore.protocols import KINDS
 
 __all__ = [
     "COMMAND_HOOK",
+    "SAMPLE_OPTION_HOOK",
     "CommandSpec",
     "ComponentSpec",
     "RegisterCallback",
     "RegisterCommandCallback",
+    "RegisterSampleOptionCallback",
     "Registry",
+    "SampleOptionSpec",
     "hook_name",
 ]
 
 COMMAND_HOOK = "gancore_register_commands"
+SAMPLE_OPTION_HOOK = "gancore_register_sample_options"
 # Commands of the `gan` program itself; a plugin command may not take these names.
 BUILTIN_COMMANDS = ("train", "sample", "eval", "plugins", "components", "config", "plugin")
+# Options of `gan sample` itself; a plugin's sample option may not take these flags.
+BUILTIN_SAMPLE_FLAGS = ("--help", "--num", "--seed", "--out", "--checkpoint", "--raw", "--class")
+FLAG_PATTERN = re.compile(r"^--[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+# Keys of argparse's add_argument a sample option may set (the flag, dest and help are gancore's).
+# No "default": an option not on the command line is None (False for a switch), "not given".
+SAMPLE_ARGUMENT_KEYS = ("action", "type", "choices", "metavar", "nargs", "const")
 
 # First-party components, so an unknown name can say which distribution provides it.
 # (A hint table, not an import: the core never imports a plugin.)
@@ -91,6 +102,52 @@ class RegisterCommandCallback(Protocol):
     ) -> None: ...
 
 
+class RegisterSampleOptionCallback(Protocol):
+    """The ``register`` callable that ``gancore_register_sample_options`` receives."""
+
+    def __call__(
+        self,
+        flag: str,
+        *,
+        argument: Mapping[str, Any] | None = None,
+        help: str,
+        requires: str | None = None,
+        adjust: Callable[[Any, argparse.Namespace], str | None] | None = None,
+        picture: Callable[[Any, argparse.Namespace], str] | None = None,
+    ) -> None: ...
+
+
+@attrs.frozen
+class SampleOptionSpec:
+    """One option of ``gan sample`` contributed by a plugin.
+
+    ``argument``: keyword arguments of ``argparse``'s ``add_argument`` (``{"type": float,
+    "metavar": "PSI"}``; empty: a switch). ``requires``: another sample flag this one needs.
+    ``adjust(run, args)`` changes the loaded run's generators before sampling and returns a note
+    for the grid's title (or ``None``); ``picture(run, args)`` draws the whole picture instead of
+    the sample grid and returns the line ``gan sample`` prints. An option with neither is read by
+    another option's callback (``--truncation-cutoff`` by ``--truncation``).
+    """
+
+    flag: str
+    provider: str
+    argument: Mapping[str, Any]
+    help: str
+    requires: str | None
+    adjust: Callable[[Any, argparse.Namespace], str | None] | None
+    picture: Callable[[Any, argparse.Namespace], str] | None
+
+    @property
+    def dest(self) -> str:
+        """The attribute of the parsed arguments: ``--truncation-cutoff`` -> ``truncation_cutoff``."""
+        return self.flag[2:].replace("-", "_")
+
+    def given(self, args: argparse.Namespace) -> bool:
+        """Whether the command line used this option (a value, or a switch that is on)."""
+        value = getattr(args, self.dest, None)
+        return value is not None and value is not False
+
+
 @attrs.frozen
 class CommandSpec:
     """One subcommand of ``gan`` contributed by a plugin."""
@@ -145,6 +202,7 @@ class Registry:
     )
     failed: dict[str, str] = attrs.field(factory=dict)
     commands: dict[str, CommandSpec] = attrs.field(factory=dict)
+    sample_options: dict[str, SampleOptionSpec] = attrs.field(factory=dict)
 
     # -- registration -----------------------------------------------------------------------------
 
@@ -213,6 +271,71 @@ class Registry:
 
         return register
 
+    def sample_option_callback(self, provider: str) -> RegisterSampleOptionCallback:
+        """A ``register`` callable for ``provider``'s ``gancore_register_sample_options``."""
+
+        def register(
+            flag: str,
+            *,
+            argument: Mapping[str, Any] | None = None,
+            help: str,
+            requires: str | None = None,
+            adjust: Callable[[Any, argparse.Namespace], str | None] | None = None,
+            picture: Callable[[Any, argparse.Namespace], str] | None = None,
+        ) -> None:
+            where = f"plugin {provider!r}, hook {SAMPLE_OPTION_HOOK}"
+            if not isinstance(flag, str) or not FLAG_PATTERN.match(flag):
+                raise PluginError(
+                    f"{where}: a sample option is a kebab-case flag like '--truncation' "
+                    f"(got {flag!r})"
+                )
+            if flag in BUILTIN_SAMPLE_FLAGS:
+                raise PluginError(
+                    f"{where}: sample option {flag!r} is a built-in option of gan sample"
+                )
+            if flag in self.sample_options:
+                raise PluginError(
+                    f"{where}: sample option {flag!r} is already registered by plugin "
+                    f"{self.sample_options[flag].provider!r}"
+                )
+            if not isinstance(help, str) or not help.strip() or "\n" in help:
+                raise PluginError(
+                    f"{where}: sample option {flag!r}: help must be one non-empty line"
+                )
+            kwargs = dict(argument or {})
+            extra = sorted(set(kwargs) - set(SAMPLE_ARGUMENT_KEYS))
+            if extra:
+                raise PluginError(
+                    f"{where}: sample option {flag!r}: argument may set "
+                    f"{', '.join(SAMPLE_ARGUMENT_KEYS)} (got {', '.join(extra)})"
+                )
+            if not kwargs:  # no value: a switch
+                kwargs["action"] = "store_true"
+            try:  # on a scratch parser: a spec argparse refuses fails the plugin, not `gan`
+                argparse.ArgumentParser().add_argument(flag, help=help, **kwargs)
+            except (TypeError, ValueError) as exc:
+                raise PluginError(
+                    f"{where}: sample option {flag!r}: argparse refused its argument: {exc}"
+                ) from None
+            if requires is not None and (not isinstance(requires, str) or requires == flag):
+                raise PluginError(
+                    f"{where}: sample option {flag!r}: requires must name another flag "
+                    f"(got {requires!r})"
+                )
+            if adjust is not None and picture is not None:
+                raise PluginError(
+                    f"{where}: sample option {flag!r}: give adjust or picture, not both"
+                )
+            if any(c is not None and not callable(c) for c in (adjust, picture)):
+                raise PluginError(
+                    f"{where}: sample option {flag!r}: adjust and picture must be callable"
+                )
+            self.sample_options[flag] = SampleOptionSpec(
+                flag, provider, kwargs, help.strip(), requires, adjust, picture
+            )
+
+        return register
+
     def add(self, spec: ComponentSpec) -> None:
         if spec.kind not in self._specs:
             raise PluginError(f"unknown component kind {spec.kind!r}; expected one of {KINDS}")
@@ -230,6 +353,8 @@ class Registry:
                 del table[key]
         for name in [n for n, c in self.commands.items() if c.provider == provider]:
             del self.commands[name]
+        for flag in [f for f, o in self.sample_options.items() if o.provider == provider]:
+            del self.sample_options[flag]
 
     # -- lookup -----------------------------------------------------------------------------------
 

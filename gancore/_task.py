@@ -16,6 +16,10 @@ import attrs
 import torch
 from torch import nn
 
+from gancore._config import structure_component
+from gancore._errors import ConfigError
+from gancore._registry import Registry
+
 if TYPE_CHECKING:
     from gancore._config import RunConfig
     from gancore._stages import Stage
@@ -33,26 +37,86 @@ __all__ = [
 ]
 
 
+def _resolve(
+    registry: Registry | None,
+    kind: str,
+    table: Mapping[str, Any],
+    path: str,
+    context: Any,
+    source: str | None = None,
+) -> Any:
+    """Structure ``table`` as a ``kind`` against ``registry`` and build it with ``context``;
+    problems are a :class:`ConfigError` of ``source`` (the run file)."""
+    if registry is None:
+        raise ValueError(
+            f"{path or kind}: cannot resolve a {kind} table: this build context has no registry "
+            "(build the component through its config, e.g. config.data.build(None))"
+        )
+    problems: list[str] = []
+    given = dict(table) if isinstance(table, Mapping) else table  # not a table: a problem below
+    component = structure_component(registry, kind, given, path, problems)
+    if component is None:
+        raise ConfigError(problems, source)
+    return component.build(context)
+
+
+def _join(path: str, key: str | None) -> str:
+    if not key:
+        return path
+    return f"{path}.{key}" if path else key
+
+
 @attrs.frozen(kw_only=True)
 class BuildContext:
-    """What a network factory learns about its job.
+    """What a component's factory learns about its job.
 
     ``data_shape`` is the shape of one sample the network produces (generator) or scores (critic),
-    e.g. ``(3, 64, 64)`` or ``(2,)``. ``input_shape`` is what a generator consumes: ``None`` for an
-    unconditional generator (it takes latents and chooses ``latent_dim`` itself) or an image shape
-    for image-to-image generators.
+    e.g. ``(3, 64, 64)`` or ``(2,)``; ``()`` where it is not known yet (datasets and tasks are
+    built first). ``input_shape`` is what a generator consumes: ``None`` for an unconditional
+    generator (it takes latents and chooses ``latent_dim`` itself) or an image shape for
+    image-to-image generators. ``registry`` is the registry the run's config was parsed with and
+    ``path`` the key path of the component being built (``data``, ``metrics[0]``): a component
+    that needs another one gets it with :meth:`resolve`, never from a process-wide registry.
     """
 
     data_shape: tuple[int, ...]
     input_shape: tuple[int, ...] | None = None
+    registry: Registry | None = attrs.field(default=None, eq=False, repr=False)
+    path: str = ""
+
+    def resolve(self, kind: str, table: Mapping[str, Any], *, key: str | None = None) -> Any:
+        """The ``kind`` component that ``table`` (``{"name": ..., options...}``) names, built with
+        this context (same shapes) from this run's registry.
+
+        ``key`` is where ``table`` sits in this component's options (``"a"``); problems are a
+        :class:`gancore.ConfigError`, one line each under the key path ``<path>.<key>``, such as
+        ``data.a.name: unknown dataset 'digts' (did you mean 'digits'?); available: ...``.
+        """
+        path = _join(self.path, key)
+        return _resolve(self.registry, kind, table, path, attrs.evolve(self, path=path))
 
 
 @attrs.frozen(kw_only=True)
 class TaskBuildContext:
-    """Given to :meth:`Task.build`: the dataset and builders for the configured networks."""
+    """Given to :meth:`Task.build`: the dataset and builders for the configured networks, and
+    :meth:`resolve` for any other component the task needs from the run's registry."""
 
     config: RunConfig
     dataset: Dataset
+
+    @property
+    def registry(self) -> Registry | None:
+        """The registry the run's config was parsed with."""
+        return self.config.registry
+
+    def resolve(self, kind: str, table: Mapping[str, Any], *, key: str | None = None) -> Any:
+        """The ``kind`` component that ``table`` names, built from the run's registry with a
+        :class:`BuildContext` of the data's ``"x"`` shape (``()`` if none); ``key`` is where the
+        table sits in the task's options, for the key paths of errors (``task.<key>``)."""
+        path = _join("task", key)
+        shape = tuple(self.dataset.shapes.get("x", ()))
+        context = BuildContext(data_shape=shape, registry=self.registry, path=path)
+        return _resolve(self.registry, kind, table, path, context, self.config.source)
 
     def build_generator(
         self, data_shape: tuple[int, ...] | None = None, input_shape: tuple[int, ...] | None = None

@@ -29,9 +29,16 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from gancore._registry import RegisterCallback, RegisterCommandCallback
+    from gancore._registry import (
+        RegisterCallback,
+        RegisterCommandCallback,
+        RegisterSampleOptionCallback,
+    )
 
 hookspec = pluggy.HookspecMarker("gancore")
+# Plugins mark their implementations with this (re-exported as ``gancore.hookimpl``). It lives
+# beside the specs, as in llm, so that nothing here imports the loader.
+hookimpl = pluggy.HookimplMarker("gancore")
 
 # -------------------------------------------------------------------------------------------------
 # Networks
@@ -175,4 +182,28 @@ def gancore_register_commands(register: RegisterCommandCallback) -> None:
     Command names share one namespace: a name must not be a built-in command (``train``,
     ``sample``, ``eval``, ``plugins``, ``components``, ``config``, ``plugin``) nor one another
     plugin already registered; such a plugin fails to load, with a warning naming both plugins.
+    """
+
+
+@hookspec
+def gancore_register_sample_options(register: RegisterSampleOptionCallback) -> None:
+    """Register options of ``gan sample`` (gan-stylegan's ``--truncation``, ``--style-mixing``).
+
+    :param register: ``register(flag, *, argument=None, help, requires=None, adjust=None,
+        picture=None)``. ``flag`` is a kebab-case long option (``--truncation``); the parsed value
+        is ``args.<flag with _ for ->`` (``args.truncation_cutoff``), ``None`` when not given.
+        ``argument`` holds ``argparse`` ``add_argument`` keywords (``action``, ``type``,
+        ``choices``, ``metavar``, ``nargs``, ``const``; none: a switch). ``help`` is one line.
+        ``requires`` names another sample flag this one needs. At most one callback:
+        ``adjust(run, args) -> str | None`` changes the :class:`gancore.LoadedRun`'s generators
+        before sampling and returns a note for the grid's title; ``picture(run, args) -> str``
+        writes the whole picture instead of the sample grid and returns the line to print. An
+        option with neither is read by another option's callback. Callbacks report a user
+        mistake by raising :class:`gancore.ConfigError` (one ``error:`` line, exit status 2).
+
+    Called once per plugin when the registry loads. Flags share one namespace: a flag must not be a
+    built-in option of ``gan sample`` (``--num``, ``--seed``, ``--out``, ``--checkpoint``,
+    ``--raw``, ``--class``) nor one another plugin already registered; such a plugin fails to load, with a
+    warning naming both plugins. Adjustments run in the order the plugins registered them, then
+    the (one) picture option given, if any.
     """

@@ -30,7 +30,6 @@ __all__ = [
     "Loss",
     "Metric",
     "MetricContext",
-    "StyleGenerator",
     "Task",
 ]
 
@@ -50,30 +49,6 @@ class Generator(Protocol):
     def __call__(self, inputs: torch.Tensor, /) -> torch.Tensor: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
-
-
-@runtime_checkable
-class StyleGenerator(Protocol):
-    """Optional abilities of style-based generators, used by ``gan sample``.
-
-    - ``truncation_psi`` (1.0 = off) and ``truncation_cutoff`` (``None`` = every style layer, else
-      only layers ``< cutoff``): the truncation trick, ``w' = w_avg + psi * (w - w_avg)``, applied
-      by the generator's forward whenever ``psi != 1``. ``gan sample --truncation PSI
-      [--truncation-cutoff K]`` sets both on the loaded generator; metrics leave them at 1.0.
-    - ``num_ws``: how many style inputs (layers that take a ``w``) the generator has.
-    - ``mix_styles(rows, columns, crossover)``: images ``[R, C, ch, H, W]`` for latents ``rows``
-      ``[R, latent_dim]`` and ``columns`` ``[C, latent_dim]``; image ``[i, j]`` takes the ``w`` of
-      ``rows[i]`` for style layers ``< crossover`` and that of ``columns[j]`` from ``crossover`` on
-      (``gan sample --style-mixing``). Deterministic in eval mode.
-    """
-
-    truncation_psi: float
-    truncation_cutoff: int | None
-    num_ws: int
-
-    def mix_styles(
-        self, rows: torch.Tensor, columns: torch.Tensor, crossover: int
-    ) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -322,18 +297,6 @@ class Task(Protocol):
         ...
 
 
-# Names exported for type annotations of registration callbacks.
-Kind = Literal[
-    "generator",
-    "critic",
-    "loss",
-    "regularizer",
-    "augmenter",
-    "dataset",
-    "metric",
-    "extractor",
-    "task",
-]
 KINDS: Sequence[str] = (
     "generator",
     "critic",

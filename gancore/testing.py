@@ -50,7 +50,7 @@ import tomli_w
 import torch
 from torch import nn
 
-from gancore._config import _plain, parse_config, structure_options
+from gancore._config import Component, _plain, parse_config, structure_options
 from gancore._errors import PluginError
 from gancore._plugins import PluginInfo, get_registry, load_registry, reset_registry
 from gancore._registry import ComponentSpec, Registry
@@ -199,7 +199,7 @@ class _Target:
 def _target(kind: str, component: Any) -> _Target:
     if isinstance(component, str):
         return _spec_target(kind, get_registry().get(kind, component), component)
-    if isinstance(component, ComponentSpec):
+    if isinstance(component, ComponentSpec):  # built with the process-wide registry
         return _spec_target(kind, component, component.qualified_name)
     if isinstance(component, type) and attrs.has(component):
         return _Target(f"{kind} {component.__name__}", component, lambda options, context: options)
@@ -212,7 +212,13 @@ def _target(kind: str, component: Any) -> _Target:
 def _spec_target(kind: str, spec: ComponentSpec, name: str) -> _Target:
     if spec.kind != kind:
         raise TypeError(f"{spec.qualified_name!r} is a {spec.kind}, not a {kind}")
-    return _Target(f"{kind} {name!r}", spec.options, spec.build)
+
+    def build(options: Any, context: Any) -> Any:
+        # As a run builds it: the build context carries the registry, to resolve other components.
+        component = Component(spec=spec, options=options, registry=get_registry(), path=kind)
+        return component.build(context)
+
+    return _Target(f"{kind} {name!r}", spec.options, build)
 
 
 def _options(target: _Target, options: Any, kind: str) -> Any:

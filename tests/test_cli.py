@@ -180,7 +180,7 @@ class TestPlugins:
             assert info["status"] == "loaded", info
             assert info["version"] == importlib.metadata.version(name)
             assert info["error"] is None
-            kinds = [*KINDS, "command"]
+            kinds = [*KINDS, "command", "sample-option"]
             assert all(kind in kinds and isinstance(n, str) for kind, n in info["components"])
         assert plugins["gancore-test-broken"]["status"] == "disabled"
 

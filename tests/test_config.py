@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
 import pytest
 import torch
 
@@ -453,3 +454,97 @@ class TestConfigToToml:
         assert "eps" not in config.optimizers.generator.options
         again = parsed(tomllib.loads(gancore.config_to_toml(config)), registry)
         assert again == config
+
+
+# -------------------------------------------------------------------------------------------------
+# Components that resolve other components through their build context
+# -------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class _WrappedOptions:
+    inner: dict[str, Any] = attrs.field(
+        factory=lambda: {"name": "toy2d"}, metadata={"doc": "a dataset table"}
+    )
+
+
+class _Wrapped:
+    """A dataset that serves the items of the dataset its ``inner`` table names."""
+
+    def __init__(self, inner: Any, context: gancore.BuildContext) -> None:
+        self.inner, self.context = inner, context
+        self.shapes = inner.shapes
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return dict(self.inner[index])
+
+
+def _build_wrapped(options: _WrappedOptions, context: gancore.BuildContext) -> _Wrapped:
+    return _Wrapped(context.resolve("dataset", options.inner, key="inner"), context)
+
+
+class _NestingPlugin:
+    @gancore.hookimpl
+    def gancore_register_datasets(self, register: gancore.RegisterCallback) -> None:
+        register("wrapped", _build_wrapped, options=_WrappedOptions, description="Wraps a dataset.")
+
+
+class TestResolve:
+    @pytest.fixture
+    def nesting(self) -> gancore.Registry:
+        """Built-ins and a plugin whose dataset resolves another one; not the process-wide one."""
+        return gancore.load_registry(entry_points=False, plugins=[("nest", _NestingPlugin())])[0]
+
+    def test_dataset_built_with_none_gets_the_registry(self, nesting: gancore.Registry) -> None:
+        """``config.data.build(None)`` hands the factory a context with the run's registry."""
+        config = parse_config({"data": {"name": "wrapped", "inner": {"name": "toy2d"}}}, nesting)
+        assert config.registry is nesting
+        data = config.data.build(None)
+        assert (data.context.registry, data.context.path, data.context.data_shape) == (
+            nesting,
+            "data",
+            (),
+        )
+        assert data.shapes == {"x": (2,)} and len(data) == len(data.inner)
+
+    def test_problems_have_key_paths_and_the_file(self, nesting: gancore.Registry) -> None:
+        """Every problem of a nested table is one line under its full key path."""
+        document = {"data": {"name": "wrapped", "inner": {"name": "toy2", "size": "9"}}}
+        config = parse_config(document, nesting, source="run.toml")
+        with pytest.raises(gancore.ConfigError) as exc:
+            config.data.build(None)
+        assert exc.value.source == "run.toml"
+        (line,) = exc.value.problems
+        assert line.startswith("data.inner.name: unknown dataset 'toy2' (did you mean 'toy2d'?)")
+        document["data"]["inner"] = {"name": "toy2d", "sise": 9}
+        with pytest.raises(gancore.ConfigError, match=r"data\.inner\.sise: unknown key"):
+            parse_config(document, nesting).data.build(None)
+
+    def test_context_without_registry_is_an_error(self) -> None:
+        """A context made by hand has no registry to resolve in: a one-line error."""
+        context = gancore.BuildContext(data_shape=(2,))
+        with pytest.raises(ValueError, match="has no registry"):
+            context.resolve("dataset", {"name": "toy2d"})
+
+    def test_network_contexts_get_registry_and_path(self, registry: gancore.Registry) -> None:
+        """A task's networks and their contexts carry the run's registry and key path."""
+        seen: list[gancore.BuildContext] = []
+        config = parse_config(MINIMAL, registry)
+        spec = config.generator.spec  # type: ignore[union-attr]
+        factory = spec.factory
+        recorded = attrs.evolve(
+            spec, factory=lambda options, context: seen.append(context) or factory(options, context)
+        )
+        config = attrs.evolve(config, generator=attrs.evolve(config.generator, spec=recorded))
+        task_context = gancore.TaskBuildContext(config=config, dataset=config.data.build(None))
+        task_context.build_generator()
+        assert (seen[0].registry, seen[0].path, seen[0].data_shape) == (registry, "generator", (2,))
+        assert task_context.registry is registry
+        built = task_context.resolve("loss", {"name": "hinge"}, key="extra")
+        assert type(built).__name__ == "Hinge"
+        with pytest.raises(gancore.ConfigError) as exc:
+            task_context.resolve("loss", {"name": "hinj"}, key="extra")
+        assert exc.value.problems[0].startswith("task.extra.name: unknown loss 'hinj'")

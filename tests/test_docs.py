@@ -34,7 +34,7 @@ from gancore._config import (
     StageSection,
 )
 from gancore._docs import COMPONENT_SECTION_DOCS, OptionRow, _prose, option_rows, section_order
-from gancore._registry import COMMAND_HOOK, hook_name
+from gancore._registry import COMMAND_HOOK, SAMPLE_OPTION_HOOK, hook_name
 from gancore.metrics.extractors import build_extractor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,8 @@ REFERENCE_SCRIPT = ROOT / "scripts" / "config_reference.py"
 
 HOOKS = sorted(name for name, obj in vars(hookspecs).items() if hasattr(obj, "gancore_spec"))
 KIND_OF_HOOK = {hook_name(kind): kind for kind in protocols.KINDS}
-COMPONENT_HOOKS = sorted(KIND_OF_HOOK)  # every hook but gancore_register_commands
+COMPONENT_HOOKS = sorted(KIND_OF_HOOK)  # every hook but those of commands and sample options
+COMMAND_LINE_HOOKS = (COMMAND_HOOK, SAMPLE_OPTION_HOOK)  # a shell line, not TOML, shows their use
 PROTOCOLS: dict[str, tuple[type, ...]] = {
     "generator": (protocols.Generator,),
     "critic": (protocols.Critic,),
@@ -107,19 +108,19 @@ def load_script() -> types.ModuleType:
 
 class TestHookDocs:
     def test_hookspecs_are_the_registration_hooks(self) -> None:
-        """gancore.hookspecs defines one registration hook per component kind, and the commands
-        hook."""
-        assert sorted([*KIND_OF_HOOK, COMMAND_HOOK]) == HOOKS
+        """gancore.hookspecs defines one registration hook per component kind, the commands
+        hook and the sample options hook."""
+        assert sorted([*KIND_OF_HOOK, *COMMAND_LINE_HOOKS]) == HOOKS
 
     @pytest.mark.parametrize("hook", HOOKS)
     def test_every_hook_has_a_section(self, hook: str) -> None:
         """Each hook has a ``## <hook>`` section with one Python example, and a TOML snippet (a
-        shell line for the commands hook)."""
+        shell line for the commands and sample options hooks)."""
         sections = hook_sections()
         assert hook in sections, f"docs/plugin_hooks.md has no '## {hook}' section"
         assert f"```\n{hook}(register)\n```" in sections[hook]
         assert len(code_blocks(sections[hook], "python")) == 1
-        usage = "sh" if hook == COMMAND_HOOK else "toml"
+        usage = "sh" if hook in COMMAND_LINE_HOOKS else "toml"
         assert len(code_blocks(sections[hook], usage)) == 1
 
     def test_no_section_names_a_missing_hook(self) -> None:
@@ -479,3 +480,36 @@ class TestCommandExample:
         assert main(["count-parameters", str(tmp_path / "run")]) == 0
         expected = "".join(f"{name}: {count} parameters\n" for name, count in counts.items())
         assert capsys.readouterr().out == expected
+
+
+class TestSampleOptionExample:
+    def test_sample_option_example_scales_the_latents(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The sample options hook's example adds `gan sample --latent-std S`: the generator is
+        fed S times the latents, the title says so, and a bad S is one error line."""
+        from gancore._cli import main
+
+        registry, infos = load_example(SAMPLE_OPTION_HOOK)
+        assert infos[-1].components == [("sample-option", "--latent-std")]
+        gancore.reset_registry((registry, infos))
+        document = BASE_RUN | {
+            "run": {"steps": 1},
+            "training": {"batch_size": 8, "sample_every": 0, "num_samples": 4},
+        }
+        gancore.train(gancore.parse_config(document, registry), tmp_path / "run", progress=False)
+        run = gancore.load_run(tmp_path / "run")
+        plain = run.generate(8, seed=3)
+        module = example_plugin(SAMPLE_OPTION_HOOK)
+        args = types.SimpleNamespace(latent_std=0.0)
+        with pytest.raises(gancore.ConfigError, match=r"--latent-std: must be in \(0, 1\]"):
+            module.scale_latents(run, args)
+        assert module.scale_latents(run, types.SimpleNamespace(latent_std=1.0)) == "latent std 1"
+        torch.testing.assert_close(run.generate(8, seed=3), plain)
+        capsys.readouterr()
+        out = tmp_path / "half.png"
+        command = ["sample", str(tmp_path / "run"), "--latent-std", "0.5", "--out", str(out)]
+        assert main(command) == 0
+        assert out.is_file() and capsys.readouterr().out == f"wrote {out}\n"
+        assert main(["sample", str(tmp_path / "run"), "--latent-std", "2"]) == 2
+        assert capsys.readouterr().err == "error: --latent-std: must be in (0, 1] (got 2)\n"

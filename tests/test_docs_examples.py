@@ -162,12 +162,16 @@ class TestReadme:
         commands = [[placeholders.get(word, word) for word in c] for c in commands]
         assert len(commands) >= 8
         plugin_commands = {"translate": "gan-cyclegan", "inpaint": "gan-inpaint"}
-        registered = gancore.get_registry().commands
-        parser = _parser(registered)
+        registry = gancore.get_registry()
+        registered = registry.commands
+        parser = _parser(registered, registry.sample_options)
         for command in commands:
             arguments = gan_arguments(command)
             if arguments[0] in plugin_commands and arguments[0] not in registered:
                 continue  # a first-party plugin's command, and that plugin is not installed here
+            stylegan_flags = set(arguments) & {"--truncation", "--style-mixing", "--crossover"}
+            if stylegan_flags and "--truncation" not in registry.sample_options:
+                continue  # gan-stylegan's options of gan sample, and it is not installed here
             parser.parse_args(arguments)
 
     def test_named_examples_exist(self) -> None:

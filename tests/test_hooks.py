@@ -281,8 +281,9 @@ class Ramp:
         return {"x": torch.full((self.dim,), index / self.size)}
 
 
-def build_ramp(options: RampOptions, context: None) -> Ramp:
-    assert context is None  # datasets are built before anything knows a shape
+def build_ramp(options: RampOptions, context: gancore.BuildContext) -> Ramp:
+    # Datasets are built before anything knows a shape; the context carries only the registry.
+    assert context.data_shape == () and context.registry is not None and context.path == "data"
     return Ramp(options.size, options.dim)
 
 
@@ -911,17 +912,18 @@ best_metric = "mean-distance.mean-distance"
 
 class TestEveryHook:
     def test_one_plugin_implements_every_hook(self) -> None:
-        """A plugin implementing all ten hooks registers one component per kind (two
-        regularizers) and one command."""
-        hooks = (*EVERY_HOOK, gancore_register_commands)
+        """A plugin implementing all eleven hooks registers one component per kind (two
+        regularizers), one command and four sample options."""
+        hooks = (*EVERY_HOOK, gancore_register_commands, gancore_register_sample_options)
         registry, info = load_demo(*hooks)
         assert {hook.__name__ for hook in hooks} == {
             name for name in dir(gancore.hookspecs) if name.startswith("gancore_register_")
         }
         assert sorted(kind for kind, _ in info.components) == sorted(
-            [*protocols.KINDS, "regularizer", "command"]
+            [*protocols.KINDS, "regularizer", "command", *["sample-option"] * 4]
         )
         assert list(registry.commands) == ["greet"]
+        assert list(registry.sample_options) == ["--offset", "--offset-twice", "--mean", "--max"]
         assert {s.provider for s in registry.specs()} == {"gancore", PLUGIN}
 
     def test_a_run_made_only_of_plugin_components_trains(self, tmp_path: Path) -> None:
@@ -1073,3 +1075,171 @@ class TestRegisterCommands:
             with pytest.raises(SystemExit) as exc:
                 main(["shaky"])
         assert exc.value.code == 2
+
+
+# -------------------------------------------------------------------------------------------------
+# gancore_register_sample_options
+# -------------------------------------------------------------------------------------------------
+
+
+class _Offset(nn.Module):
+    """A generator whose samples are moved by ``offset``."""
+
+    def __init__(self, generator: nn.Module, offset: float) -> None:
+        super().__init__()
+        self.generator, self.offset = generator, offset
+        self.latent_dim = generator.latent_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z) + self.offset
+
+
+def _offset(run: gancore.LoadedRun, args: argparse.Namespace) -> str:
+    offset = args.offset * (2 if args.offset_twice else 1)
+    run.generators["generator"] = _Offset(run.generators["generator"], offset)
+    return f"offset {offset:g}"
+
+
+def _statistic(which: str) -> Callable[[gancore.LoadedRun, argparse.Namespace], str]:
+    def picture(run: gancore.LoadedRun, args: argparse.Namespace) -> str:
+        samples = run.generate(args.num, args.seed)
+        value = samples.mean() if which == "mean" else samples.max()
+        return f"{which} of {args.num} samples: {float(value):.6f}"
+
+    return picture
+
+
+@gancore.hookimpl
+def gancore_register_sample_options(register: gancore.RegisterSampleOptionCallback) -> None:
+    register(
+        "--offset",
+        argument={"type": float, "metavar": "X"},
+        help="move every sample by X",
+        adjust=_offset,
+    )
+    register("--offset-twice", help="with --offset: move by 2 X", requires="--offset")
+    register("--mean", help="print the mean of the samples instead", picture=_statistic("mean"))
+    register("--max", help="print the largest coordinate instead", picture=_statistic("max"))
+
+
+def _one_sample_option(flag: str, **kwargs: Any) -> types.ModuleType:
+    """A plugin module whose sample options hook registers ``flag`` with ``kwargs``."""
+
+    @gancore.hookimpl
+    def gancore_register_sample_options(register: gancore.RegisterSampleOptionCallback) -> None:
+        register(flag, **({"help": "an option"} | kwargs))
+
+    module = types.ModuleType("sample_option")
+    module.gancore_register_sample_options = gancore_register_sample_options  # type: ignore[attr-defined]
+    return module
+
+
+class TestRegisterSampleOptions:
+    @pytest.fixture
+    def run_dir(self, tmp_path: Path) -> Path:
+        """A one-step run of BASE_RUN, with the demo's sample options as the process registry."""
+        registry, info = load_demo(gancore_register_sample_options)
+        gancore.reset_registry((registry, [info]))
+        config = run_config(registry, "[run]\nsteps = 1\n[training]\nsample_every = 0")
+        gancore.train(config, tmp_path / "run", progress=False)
+        return tmp_path / "run"
+
+    def test_gancore_register_sample_options_adjust_then_picture(
+        self, run_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`gan sample` gets the options: adjustments apply (in order) before the picture."""
+        registry = gancore.get_registry()
+        option = registry.sample_options["--offset"]
+        assert (option.provider, option.help, option.dest) == (
+            PLUGIN,
+            "move every sample by X",
+            "offset",
+        )
+        run = gancore.load_run(run_dir)
+        mean = float(run.generate(16, 0).mean())
+        capsys.readouterr()
+        assert main(["sample", str(run_dir), "--num", "16", "--mean"]) == 0
+        assert capsys.readouterr().out == f"mean of 16 samples: {mean:.6f}\n"
+        command = ["sample", str(run_dir), "--num", "16", "--offset", "1.5", "--offset-twice"]
+        assert main([*command, "--mean"]) == 0
+        assert capsys.readouterr().out == f"mean of 16 samples: {mean + 3:.6f}\n"
+        out = run_dir / "offset.png"
+        assert main([*command, "--out", str(out)]) == 0  # no picture option: the usual grid
+        assert capsys.readouterr().out == f"wrote {out}\n" and out.is_file()
+        with pytest.raises(SystemExit):
+            main(["sample", "--help"])
+        assert "move every sample by X [demo]" in capsys.readouterr().out
+
+    def test_gancore_register_sample_options_user_mistakes_are_one_line(
+        self, run_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A missing required flag and two pictures are one `error:` line, exit 2."""
+        capsys.readouterr()
+        assert main(["sample", str(run_dir), "--offset-twice"]) == 2
+        assert capsys.readouterr().err == "error: --offset-twice: needs --offset X\n"
+        assert main(["sample", str(run_dir), "--mean", "--max"]) == 2
+        assert capsys.readouterr().err == (
+            "error: --mean and --max: each draws the whole picture; give one\n"
+        )
+
+    def test_gancore_register_sample_options_absent_flag_is_unknown(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        """Without the plugin that registers it, a flag is argparse's unknown argument, exit 2."""
+        registry, infos = gancore.load_registry(entry_points=False, env={})
+        gancore.reset_registry((registry, infos))
+        with pytest.raises(SystemExit) as exc:
+            main(["sample", str(tmp_path), "--truncation", "0.7"])
+        assert exc.value.code == 2
+        assert "unrecognized arguments: --truncation 0.7" in capsys.readouterr().err
+
+    @pytest.mark.parametrize(
+        ("flag", "kwargs", "error"),
+        [
+            ("--num", {}, "sample option '--num' is a built-in option of gan sample"),
+            (
+                "truncation",
+                {},
+                "a sample option is a kebab-case flag like '--truncation' (got 'truncation')",
+            ),
+            ("--x", {"help": "two\nlines"}, "sample option '--x': help must be one non-empty line"),
+            (
+                "--x",
+                {"argument": {"dest": "y", "type": int}},
+                "sample option '--x': argument may set action, type, choices, metavar, nargs, "
+                "const (got dest)",
+            ),
+            (
+                "--x",
+                {"argument": {"nargs": 0}},
+                "sample option '--x': argparse refused its argument: nargs for store actions "
+                "must be != 0",
+            ),
+            (
+                "--x",
+                {"adjust": _offset, "picture": _statistic("mean")},
+                "sample option '--x': give adjust or picture, not both",
+            ),
+        ],
+    )
+    def test_gancore_register_sample_options_refuses_bad_options(
+        self, flag: str, kwargs: dict[str, Any], error: str
+    ) -> None:
+        """A built-in flag, a bad flag or help, an argparse spec it refuses fail the plugin."""
+        plugins = [("a", _one_sample_option(flag, **kwargs))]
+        with pytest.warns(gancore.PluginWarning):
+            registry, infos = gancore.load_registry(entry_points=False, plugins=plugins, env={})
+        prefix = "gancore_register_sample_options raised PluginError: plugin 'a', hook "
+        assert infos[-1].error is not None  # argparse's own text may go on
+        assert infos[-1].error.startswith(f"{prefix}gancore_register_sample_options: {error}")
+        assert registry.sample_options == {}
+
+    def test_gancore_register_sample_options_refuses_taken_flags(self) -> None:
+        """A flag another plugin registered first fails the second plugin, naming the first."""
+        plugins = [("a", _one_sample_option("--x")), ("b", _one_sample_option("--x"))]
+        with pytest.warns(gancore.PluginWarning):
+            registry, infos = gancore.load_registry(entry_points=False, plugins=plugins, env={})
+        assert (infos[-1].name, infos[-1].status) == ("b", "failed")
+        assert infos[-1].error is not None
+        assert infos[-1].error.endswith("sample option '--x' is already registered by plugin 'a'")
+        assert [o.provider for o in registry.sample_options.values()] == ["a"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from gancore._plugins import hookimpl
 from gancore._registry import RegisterCallback
 from gancore._task import Unconditional
 from gancore.builtin import augmenters, datasets, losses, networks, regularizers
 from gancore.builtin.mode_coverage import ModeCoverageMetric
+from gancore.hookspecs import hookimpl
 from gancore.metrics import components as metrics
 from gancore.metrics import extractors
 
@@ -127,27 +127,32 @@ def gancore_register_metrics(register: RegisterCallback) -> None:
     )
     register(
         "fid",
-        metrics.FIDMetric,
+        metrics.build_feature_metric,
+        options=metrics.FIDMetric,
         description="Fréchet distance of real and generated features (FID; Heusel et al. 2017).",
     )
     register(
         "kid",
-        metrics.KIDMetric,
+        metrics.build_feature_metric,
+        options=metrics.KIDMetric,
         description="Unbiased polynomial-kernel MMD² over subsets (KID; Bińkowski et al. 2018).",
     )
     register(
         "is",
-        metrics.ISMetric,
+        metrics.build_feature_metric,
+        options=metrics.ISMetric,
         description="Inception score of generated samples over splits (Salimans et al. 2016).",
     )
     register(
         "precision-recall",
-        metrics.PrecisionRecallMetric,
+        metrics.build_feature_metric,
+        options=metrics.PrecisionRecallMetric,
         description="k-NN manifold precision and recall, k = 3 (Kynkäänniemi et al. 2019).",
     )
     register(
         "density-coverage",
-        metrics.DensityCoverageMetric,
+        metrics.build_feature_metric,
+        options=metrics.DensityCoverageMetric,
         description="k-NN density and coverage of real balls, k = 5 (Naeem et al. 2020).",
     )
 

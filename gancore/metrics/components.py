@@ -24,12 +24,13 @@ precision/recall and density/coverage need every feature vector (``4 N d`` bytes
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import attrs
 import torch
 from torch import nn
 
+from gancore._registry import Registry  # at run time: option types are read with get_type_hints
 from gancore.metrics.cache import Reference, cached_reference
 from gancore.metrics.extractors import build_extractor
 from gancore.metrics.math import (
@@ -42,6 +43,9 @@ from gancore.metrics.math import (
 )
 from gancore.protocols import MetricContext
 
+if TYPE_CHECKING:
+    from gancore._task import BuildContext
+
 __all__ = [
     "PROTOCOL_FIELDS",
     "DensityCoverageMetric",
@@ -49,6 +53,7 @@ __all__ = [
     "ISMetric",
     "KIDMetric",
     "PrecisionRecallMetric",
+    "build_feature_metric",
     "extract_features",
     "quantize_8bit",
     "value_name",
@@ -247,10 +252,30 @@ class _FeatureMetric:
         },
     )
 
+    # Not an option: the registry the run was parsed with, in which ``extractor`` is resolved.
+    # A run's build sets it (:func:`build_feature_metric`); None, for a metric made in code, is
+    # the process-wide registry.
+    _registry: Registry | None = attrs.field(
+        default=None,
+        init=False,
+        eq=False,
+        repr=False,
+        metadata={"doc": "the run's registry, from the build context (not a TOML key)"},
+    )
+
+    def bound(self, registry: Registry | None) -> Self:
+        """This metric, resolving its extractor in ``registry`` (a copy; options unchanged)."""
+        copy = attrs.evolve(self)
+        object.__setattr__(copy, "_registry", registry)  # frozen: set once, on a fresh copy
+        return copy
+
     def load_extractor(self) -> nn.Module:
         """The configured extractor with verified weights (built once per process)."""
         return build_extractor(
-            self.extractor, weights_path=self.weights_path, weights_sha256=self.weights_sha256
+            self.extractor,
+            weights_path=self.weights_path,
+            weights_sha256=self.weights_sha256,
+            registry=self._registry,
         )
 
     def value_keys(self) -> list[str]:
@@ -348,6 +373,15 @@ class _FeatureMetric:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The values, and the metric-specific protocol fields."""
         raise NotImplementedError
+
+
+FeatureMetric = TypeVar("FeatureMetric", bound=_FeatureMetric)
+
+
+def build_feature_metric(options: FeatureMetric, context: BuildContext) -> FeatureMetric:
+    """The factory of the extractor-based metrics: the options (the metric itself), resolving
+    their ``extractor`` in the registry of ``context`` (the run's), not a process-wide one."""
+    return options.bound(context.registry)
 
 
 @attrs.frozen(kw_only=True)

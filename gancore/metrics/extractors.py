@@ -24,13 +24,16 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 import torch
 import torch.nn.functional as F
 from einops import repeat
 from torch import nn
+
+if TYPE_CHECKING:
+    from gancore._registry import Registry
 
 __all__ = [
     "DIGITS_CLASSIFIER_ACCURACY",
@@ -602,20 +605,30 @@ _BUILT_LIMIT = 4  # extractors kept built (an Inception-v3 is about 95 MB)
 
 
 def build_extractor(
-    name: str, *, weights_path: str | None = None, weights_sha256: str | None = None
+    name: str,
+    *,
+    weights_path: str | None = None,
+    weights_sha256: str | None = None,
+    registry: Registry | None = None,
 ) -> nn.Module:
-    """The extractor registered as ``name`` (kind ``extractor``), with verified weights.
+    """The extractor registered as ``name`` (kind ``extractor``) in ``registry``, with verified
+    weights.
 
-    ``weights_path`` and ``weights_sha256`` override the extractor's ``weights_path`` and
-    ``sha256`` options; ``None`` keeps its defaults. The built module is frozen (eval mode, no
-    gradients) and cached per extractor and options, so a metric evaluated every few thousand
-    steps loads and hashes its weights once. Raises :class:`gancore.UnknownComponentError` for an
-    unknown name, FileNotFoundError for a missing weights file, ValueError for a wrong hash or an
-    extractor that lacks ``input_size``, ``resize_filter`` or ``weights_sha256``.
+    ``registry`` is the one the run was parsed with (a metric built by a run passes its build
+    context's); ``None``, for scripts and notebooks, is the process-wide registry
+    (:func:`gancore.get_registry`). ``weights_path`` and ``weights_sha256`` override the
+    extractor's ``weights_path`` and ``sha256`` options; ``None`` keeps its defaults. The built
+    module is frozen (eval mode, no gradients) and cached per extractor and options, so a metric
+    evaluated every few thousand steps loads and hashes its weights once. Raises
+    :class:`gancore.UnknownComponentError` for an unknown name, FileNotFoundError for a missing
+    weights file, ValueError for a wrong hash or an extractor that lacks ``input_size``,
+    ``resize_filter`` or ``weights_sha256``.
     """
-    from gancore._plugins import get_registry
+    if registry is None:
+        from gancore._plugins import get_registry
 
-    spec = get_registry().get("extractor", name)
+        registry = get_registry()
+    spec = registry.get("extractor", name)
     fields = {f.name for f in attrs.fields(spec.options)}
     changes: dict[str, Any] = {}
     for option, value in (("weights_path", weights_path), ("sha256", weights_sha256)):

@@ -24,6 +24,7 @@ from gancore.metrics import (
     PrecisionRecallMetric,
     ProtocolMismatchError,
     build_extractor,
+    build_feature_metric,
     clear_memory_cache,
     compare_results,
     content_sha256,
@@ -255,12 +256,17 @@ METRICS = {
 
 class TestRegistration:
     def test_builtin_plugin_registers_the_metrics(self) -> None:
-        """Each metric is a registry component of the built-in plugin that is its own options,
-        satisfies the Metric protocol and documents every option."""
+        """Each metric is a registry component of the built-in plugin whose options are the
+        metric (bound to the run's registry by its factory), satisfies the Metric protocol and
+        documents every option."""
         registry = gancore.get_registry()
         for name, cls in METRICS.items():
             spec = registry.get("metric", name)
-            assert (spec.provider, spec.factory, spec.self_options) == ("gancore", cls, True)
+            assert (spec.provider, spec.factory, spec.options) == (
+                "gancore",
+                build_feature_metric,
+                cls,
+            )
             assert isinstance(cls(), Metric), name
             for field in attrs.fields(cls):
                 assert field.metadata.get("doc"), f"{name}.{field.name}"

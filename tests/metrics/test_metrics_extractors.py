@@ -273,6 +273,21 @@ class TestBuildExtractor:
         with pytest.raises(ValueError, match="has no 'weights_path' option"):
             build_extractor("channel-mean", weights_path="x.pth")
 
+    def test_metric_resolves_in_the_run_registry(self) -> None:
+        """A metric a run builds finds its extractor in the registry the run was parsed with,
+        not in the process-wide one (which lacks the plugin here)."""
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("user", _UserPlugin())])
+        document = {
+            "data": {"name": "digits", "resolution": 8},
+            "metrics": [{"name": "fid", "extractor": "channel-mean", "num_generated": 2}],
+        }
+        config = gancore.parse_config(document, registry)
+        metric = config.metrics[0].build(gancore.BuildContext(data_shape=(1, 8, 8)))
+        assert metric == config.metrics[0].options  # the options are the metric
+        assert isinstance(metric.load_extractor(), _Mean)
+        with pytest.raises(gancore.UnknownComponentError, match="unknown extractor"):
+            config.metrics[0].options.load_extractor()  # unbound: the process-wide registry
+
     def test_plugin_extractor_without_protocol_attributes(self, user_plugin: None) -> None:
         """A module without input_size, resize_filter and weights_sha256 is refused."""
         with pytest.raises(ValueError, match="lacks") as exc:

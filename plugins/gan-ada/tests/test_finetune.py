@@ -145,7 +145,8 @@ class TestFreezeDOnResume:
         freeze = "regularizers=[{name = 'freeze-d', blocks = 1}]"
         assert main(["train", "--resume", str(run), "--set", freeze, "--set", "run.steps=4"]) == 2
         (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
-        assert line.startswith("error: checkpoint ") and "does not fit the run's config" in line
+        assert line.startswith("error: checkpoint ")
+        assert "does not fit the run's config" in line
         assert "the run directory is unchanged" in line
         assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
         assert main(["train", "--resume", str(run), "--set", "run.steps=3"]) == 0

@@ -176,26 +176,16 @@ def _check_sizes(options: Any) -> None:
 # -------------------------------------------------------------------------------------------------
 
 
-def _dataset_config(table: Mapping[str, Any]) -> gancore.Component:
-    """A ``{name = ..., ...}`` table structured as a registered dataset, or a ``ValueError`` with
-    every problem."""
-    if "name" in table and table["name"] in ("unpaired", "paired"):
-        raise ValueError(f"a domain cannot itself be a {table['name']!r} dataset")
-    try:
-        config = gancore.parse_config({"data": dict(table)}, gancore.get_registry())
-    except gancore.ConfigError as error:
-        problems = [p.removeprefix("data.") for p in error.problems]
-        raise ValueError("; ".join(problems)) from None
-    return config.data
-
-
 def _validate_domain(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A folder or a dataset table; the table is structured when the dataset is built, against
+    the registry the run was parsed with (see :meth:`gancore.BuildContext.resolve`)."""
     if isinstance(value, str):
         if not value:
             raise ValueError(f"'{attribute.name}' must be a folder or a dataset table (got '')")
         return
     if isinstance(value, dict):
-        _dataset_config(value)
+        if value.get("name") in ("unpaired", "paired"):
+            raise ValueError(f"a domain cannot itself be a {value['name']!r} dataset")
         return
     raise ValueError(
         f"'{attribute.name}' must be a folder or a dataset table such as "
@@ -204,10 +194,18 @@ def _validate_domain(instance: Any, attribute: attrs.Attribute[Any], value: Any)
 
 
 class _Domain:
-    """One domain's images as float ``[C, L, L]`` at ``load_size``, from a folder or a dataset."""
+    """One domain's images as float ``[C, L, L]`` at ``load_size``, from a folder or a dataset
+    (a table resolved through ``context`` under the option ``key``)."""
 
     def __init__(
-        self, what: str, source: str | Mapping[str, Any], channels: int, size: int, cache: bool
+        self,
+        what: str,
+        source: str | Mapping[str, Any],
+        channels: int,
+        size: int,
+        cache: bool,
+        context: gancore.BuildContext | None,
+        key: str,
     ) -> None:
         self.size, self.cache = size, cache
         self._cache: dict[int, torch.Tensor] = {}
@@ -217,7 +215,12 @@ class _Domain:
             self.files = list_images(source, what)
             self.channels = channels
         else:
-            self.dataset = _dataset_config(source).build(None)
+            if context is None:
+                raise ValueError(
+                    f"{what}: a dataset table needs the run's registry; build 'unpaired' from a "
+                    "run config (config.data.build(None)), not directly"
+                )
+            self.dataset = context.resolve("dataset", source, key=key)
             shape = tuple(self.dataset.shapes.get("x", ()))
             if len(shape) != 3:
                 raise ValueError(f"{what}: the dataset must give images 'x' of shape (C, H, W)")
@@ -295,11 +298,17 @@ class UnpairedOptions:
 class UnpairedImages:
     """``{"a": [C_a, R, R], "x": [C_b, R, R]}``; ``len`` = the larger domain times ``repeats``."""
 
-    def __init__(self, options: UnpairedOptions) -> None:
+    def __init__(
+        self, options: UnpairedOptions, context: gancore.BuildContext | None = None
+    ) -> None:
         self.options = options
-        size = options.load_size or options.resolution
-        self.domain_a = _Domain("unpaired: a", options.a, options.channels, size, options.cache)
-        self.domain_b = _Domain("unpaired: b", options.b, options.channels, size, options.cache)
+        size, channels, cache = (
+            options.load_size or options.resolution,
+            options.channels,
+            options.cache,
+        )
+        self.domain_a = _Domain("unpaired: a", options.a, channels, size, cache, context, "a")
+        self.domain_b = _Domain("unpaired: b", options.b, channels, size, cache, context, "b")
         gen = torch.Generator().manual_seed(options.seed)
         self.order_b = torch.randperm(len(self.domain_b), generator=gen)
         self.epoch = max(len(self.domain_a), len(self.domain_b))
@@ -323,10 +332,9 @@ class UnpairedImages:
         return {"a": a, "x": b}
 
 
-def build_unpaired(options: UnpairedOptions, context: object) -> UnpairedImages:
-    """Build ``unpaired``; ``context`` is unused."""
-    del context
-    return UnpairedImages(options)
+def build_unpaired(options: UnpairedOptions, context: gancore.BuildContext) -> UnpairedImages:
+    """Build ``unpaired``; domains given as dataset tables are resolved through ``context``."""
+    return UnpairedImages(options, context)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -538,11 +546,11 @@ class DigitsTranslation:
     """``{"a": [1, R, R], "x": [C_b, R, R]}`` with ``x = T(a')``: ``a' = a`` when paired (and in the
     held-out split), another digit otherwise. ``target(a)`` is the ground truth ``T(a)``."""
 
-    def __init__(self, options: DigitsTranslationOptions) -> None:
+    def __init__(
+        self, options: DigitsTranslationOptions, digits: gancore.protocols.Dataset
+    ) -> None:
+        """``digits``: gancore's ``digits`` dataset at ``options.resolution``, every class."""
         self.options = options
-        registry = gancore.get_registry()
-        spec = registry.get("dataset", "digits")
-        digits = spec.build(spec.options(resolution=options.resolution), None)
         images = torch.stack([digits[i]["x"] for i in range(len(digits))])  # [1797, 1, R, R]
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(options.seed))
         held, train = order[: options.held_out], order[options.held_out :]
@@ -585,11 +593,11 @@ class DigitsTranslation:
 
 
 def build_digits_translation(
-    options: DigitsTranslationOptions, context: object
+    options: DigitsTranslationOptions, context: gancore.BuildContext
 ) -> DigitsTranslation:
-    """Build ``digits-translation``; ``context`` is unused."""
-    del context
-    return DigitsTranslation(options)
+    """Build ``digits-translation`` from gancore's ``digits``, resolved through ``context``."""
+    table = {"name": "gancore:digits", "resolution": options.resolution}
+    return DigitsTranslation(options, context.resolve("dataset", table))
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,6 @@ from gan_cyclegan.datasets import (
     BACKGROUND,
     INK,
     DigitsTranslation,
-    DigitsTranslationOptions,
     PairedImages,
     PairedOptions,
     UnpairedImages,
@@ -23,6 +23,15 @@ from gan_cyclegan.datasets import (
 from PIL import Image
 
 import gancore
+
+
+def _digits_translation(**options: Any) -> DigitsTranslation:
+    """A ``digits-translation`` dataset, built as a run builds it (from the run's registry)."""
+    document = {"data": {"name": "digits-translation", **options}}
+    data: DigitsTranslation = gancore.parse_config(document, gancore.get_registry()).data.build(
+        None
+    )
+    return data
 
 
 def _write(folder: Path, name: str, value: int, size: tuple[int, int] = (8, 8)) -> None:
@@ -95,14 +104,34 @@ class TestUnpaired:
         assert len(data) == max(178, 182 + 179)  # 178 zeros; 182 ones and 179 sevens
 
     def test_bad_domain_table_is_one_line_error(self) -> None:
-        """A misspelled dataset inside a domain names the key path and the suggestion."""
+        """A misspelled dataset inside a domain, found when the dataset is built from the run's
+        registry, names the key path, the suggestion and the config file."""
         registry, _ = gancore.load_registry()
         document = {"data": {"name": "unpaired", "a": {"name": "digts"}, "b": "folder"}}
+        config = gancore.parse_config(document, registry, source="run.toml")
         with pytest.raises(gancore.ConfigError) as exc:
-            gancore.parse_config(document, registry)
+            config.data.build(None)
         (line,) = exc.value.problems
-        assert line.startswith("data.a: name: unknown dataset 'digts'")
+        assert line.startswith("data.a.name: unknown dataset 'digts'")
         assert "did you mean 'digits'" in line
+        assert exc.value.source == "run.toml"
+        bad_option = {"name": "unpaired", "a": {"name": "digits", "resolutio": 8}, "b": "f"}
+        with pytest.raises(gancore.ConfigError, match=r"data\.a\.resolutio: unknown key"):
+            gancore.parse_config({"data": bad_option}, registry).data.build(None)
+
+    def test_domain_cannot_be_a_translation_dataset(self) -> None:
+        """A domain that is itself 'unpaired' is refused when the config is parsed."""
+        registry, _ = gancore.load_registry()
+        document = {"data": {"name": "unpaired", "a": {"name": "unpaired"}, "b": "folder"}}
+        with pytest.raises(gancore.ConfigError, match=r"data\.a: a domain cannot itself be"):
+            gancore.parse_config(document, registry)
+
+    def test_domain_table_needs_the_run_registry(self) -> None:
+        """Built directly (no build context), a dataset table is a one-line error, not a
+        look-up in a process-wide registry."""
+        options = UnpairedOptions(a={"name": "digits"}, b={"name": "digits"}, resolution=8)
+        with pytest.raises(ValueError, match="unpaired: a: a dataset table needs the run's"):
+            UnpairedImages(options)
 
     def test_missing_folder(self, tmp_path: Path) -> None:
         """A folder that does not exist is a FileNotFoundError naming it."""
@@ -181,17 +210,15 @@ class TestDigitsTranslation:
 
     def test_splits(self) -> None:
         """Held-out digits are paired and disjoint from training; unpaired B is another half."""
-        held = DigitsTranslation(
-            DigitsTranslationOptions(resolution=8, split="held-out", held_out=50)
-        )
+        held = _digits_translation(resolution=8, split="held-out", held_out=50)
         assert len(held) == 50
         assert torch.equal(held.images_b, transform_digits(held.images_a, "recolor"))
-        unpaired = DigitsTranslation(DigitsTranslationOptions(resolution=8, held_out=50, limit=40))
+        unpaired = _digits_translation(resolution=8, held_out=50, limit=40)
         assert len(unpaired) == 20
         assert unpaired.shapes == {"a": (1, 8, 8), "x": (3, 8, 8)}
         targets = transform_digits(unpaired.images_a, "recolor")
         assert not any(torch.equal(t, b) for t in targets for b in unpaired.images_b)
-        train = DigitsTranslation(DigitsTranslationOptions(resolution=8, held_out=50, paired=True))
+        train = _digits_translation(resolution=8, held_out=50, paired=True)
         flat_held = {tuple(x.flatten().tolist()) for x in held.images_a}
         overlap = sum(tuple(x.flatten().tolist()) in flat_held for x in train.images_a)
         assert len(train) == 1747
@@ -199,11 +226,7 @@ class TestDigitsTranslation:
 
     def test_held_out_error_of_the_ground_truth_is_zero(self) -> None:
         """The exact transform as a generator has zero error; the identity on 'invert' 2 mean|a|."""
-        held = DigitsTranslation(
-            DigitsTranslationOptions(
-                resolution=8, split="held-out", transform="invert", held_out=30
-            )
-        )
+        held = _digits_translation(resolution=8, split="held-out", transform="invert", held_out=30)
         negate = torch.nn.Conv2d(1, 1, 1, bias=False)
         torch.nn.init.constant_(negate.weight, -1.0)
         assert held_out_error(negate, held) == 0.0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from gan_cyclegan.datasets import DigitsTranslation, DigitsTranslationOptions, held_out_error
+from gan_cyclegan.datasets import DigitsTranslation, held_out_error
 from gan_cyclegan.schedule import epoch_schedule, lr_factor_at_epoch
 from gan_cyclegan.translate import add_translate_arguments, run_translate
 from PIL import Image
@@ -16,6 +17,16 @@ from safetensors.torch import load_file
 
 import gancore
 import gancore.testing
+
+
+def _digits_translation(**options: Any) -> DigitsTranslation:
+    """A ``digits-translation`` dataset, built as a run builds it (from the run's registry)."""
+    document = {"data": {"name": "digits-translation", **options}}
+    data: DigitsTranslation = gancore.parse_config(document, gancore.get_registry()).data.build(
+        None
+    )
+    return data
+
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 MINE = sorted(p.name for p in [*EXAMPLES.glob("cyclegan*.toml"), *EXAMPLES.glob("pix2pix*.toml")])
@@ -177,7 +188,7 @@ class TestLearns:
             "optimizers.generator.schedule='constant'",
             "optimizers.critic.schedule='constant'",
         )
-        held = DigitsTranslation(DigitsTranslationOptions(resolution=16, split="held-out"))
+        held = _digits_translation(resolution=16, split="held-out")
         torch.manual_seed(0)
         untrained = config.task.build(None).build(
             gancore.TaskBuildContext(config=config, dataset=config.data.build(None))
@@ -185,7 +196,7 @@ class TestLearns:
         before = held_out_error(untrained, held)
         result = gancore.train(config, tmp_path / "run", progress=False)
         after = held_out_error(result.generators["a_to_b"].eval(), held)
-        train = DigitsTranslation(DigitsTranslationOptions(resolution=16))
+        train = _digits_translation(resolution=16)
         mean_image = float((train.images_b.mean(0) - held.images_b).abs().mean())
         assert after < 0.5 * before
         assert after < 0.8 * mean_image

@@ -1,10 +1,10 @@
 """Hook implementations of gan-stylegan: the components live in ``generators``, ``critics`` and
-``regularizers``."""
+``regularizers``, the options of ``gan sample`` in ``sampling``."""
 
 from __future__ import annotations
 
-from gan_stylegan import critics, generators, regularizers
-from gancore import RegisterCallback, hookimpl
+from gan_stylegan import critics, generators, regularizers, sampling
+from gancore import RegisterCallback, RegisterSampleOptionCallback, hookimpl
 
 GANCORE_API = ">=1.0,<2"  # the gancore API versions this plugin is written for
 
@@ -42,4 +42,34 @@ def gancore_register_regularizers(register: RegisterCallback) -> None:
         regularizers.build_path_length,
         options=regularizers.PathLengthOptions,
         description="StyleGAN2 path length regularization of the generator, lazy (Karras 2020).",
+    )
+
+
+@hookimpl
+def gancore_register_sample_options(register: RegisterSampleOptionCallback) -> None:
+    register(
+        "--truncation",
+        argument={"type": float, "metavar": "PSI"},
+        help="truncation trick for style-based generators: w = w_avg + PSI * (w - w_avg) "
+        "(1 = off, 0 = the average image)",
+        adjust=sampling.truncation,
+    )
+    register(
+        "--truncation-cutoff",
+        argument={"type": int, "metavar": "K"},
+        help="with --truncation: truncate only the style layers < K (default: all)",
+        requires="--truncation",
+    )
+    register(
+        "--style-mixing",
+        help="write a style-mixing grid instead: sqrt(--num) row and column sources and, at "
+        "(i, j), row i's styles before --crossover and column j's from it on",
+        picture=sampling.style_mixing,
+    )
+    register(
+        "--crossover",
+        argument={"type": int, "metavar": "K"},
+        help="with --style-mixing: the first style layer taken from the column source "
+        "(default: half the generator's style layers)",
+        requires="--style-mixing",
     )

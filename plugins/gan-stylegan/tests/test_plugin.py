@@ -5,9 +5,10 @@ from pathlib import Path
 
 import attrs
 import pytest
+from gan_stylegan.sampling import StyleControls
 
 import gancore
-from gancore.protocols import Critic, Generator, GeneratorRegularizer, StyleGenerator
+from gancore.protocols import Critic, Generator, GeneratorRegularizer
 
 
 class TestInstalled:
@@ -53,6 +54,15 @@ class TestRegistered:
             assert len(spec.description) <= 100
             assert registry.get(kind, f"gan-stylegan:{name}").name == name
 
+    def test_registers_the_sample_options(self) -> None:
+        """--truncation, --truncation-cutoff, --style-mixing and --crossover of `gan sample`."""
+        registry, infos = gancore.load_registry()
+        flags = ["--truncation", "--truncation-cutoff", "--style-mixing", "--crossover"]
+        assert list(registry.sample_options) == flags
+        assert {o.provider for o in registry.sample_options.values()} == {"gan-stylegan"}
+        (info,) = [i for i in infos if i.name == "gan-stylegan"]
+        assert sorted(n for k, n in info.components if k == "sample-option") == sorted(flags)
+
     def test_every_option_is_documented(self) -> None:
         """Every option field carries its documentation."""
         registry, _ = gancore.load_registry()
@@ -68,7 +78,7 @@ class TestRegistered:
             spec = registry.get("generator", name)
             generator = spec.build(spec.defaults(), context)
             assert isinstance(generator, Generator)
-            assert isinstance(generator, StyleGenerator)
+            assert isinstance(generator, StyleControls)
             assert generator.latent_dim == 512
             assert (generator.truncation_psi, generator.truncation_cutoff) == (1.0, None)
         spec = registry.get("critic", "stylegan2")

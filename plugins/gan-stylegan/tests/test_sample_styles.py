@@ -1,4 +1,5 @@
-"""`gan sample --truncation` and `--style-mixing` against a tiny style generator with closed forms.
+"""gan-stylegan's `gan sample --truncation` and `--style-mixing` against a tiny style generator
+with closed forms.
 
 The toy generator maps ``z`` to ``w = z`` (its tracked average ``w_avg`` is a fixed vector) and
 draws image pixels as ``tanh(sum_i A_i w_i)`` over ``num_ws = 3`` style inputs, so every mixed or
@@ -11,15 +12,15 @@ import types
 from pathlib import Path
 
 import attrs
+import gan_stylegan.plugin
 import pytest
 import torch
+from gan_stylegan.sampling import StyleControls, set_truncation, style_mixing_grid
 from PIL import Image
 from torch import nn
 
 import gancore
-from gancore import protocols
 from gancore._cli import main
-from gancore._inference import load_run, set_truncation, style_mixing_grid
 
 LATENT = 4
 NUM_WS = 3
@@ -100,7 +101,8 @@ num_samples = 4
 def registry() -> gancore.Registry:
     module = types.ModuleType("toy_style_plugin")
     module.gancore_register_generators = gancore_register_generators  # type: ignore[attr-defined]
-    registry, infos = gancore.load_registry(entry_points=False, plugins=[("toy", module)], env={})
+    plugins = [("toy", module), ("gan-stylegan", gan_stylegan.plugin)]
+    registry, infos = gancore.load_registry(entry_points=False, plugins=plugins, env={})
     gancore.reset_registry((registry, infos))
     return registry
 
@@ -113,7 +115,7 @@ def train_run(tmp_path: Path, text: str = RUN) -> Path:
 
 
 def test_toy_generator_satisfies_the_protocol() -> None:
-    assert isinstance(ToyStyle((1, 8, 8)), protocols.StyleGenerator)
+    assert isinstance(ToyStyle((1, 8, 8)), StyleControls)
 
 
 class TestStyleMixingGrid:
@@ -154,7 +156,7 @@ class TestSampleCommand:
         self, registry: gancore.Registry, tmp_path: Path
     ) -> None:
         """psi = 0 maps every latent to w_avg's image; psi = 1 changes nothing."""
-        run = load_run(train_run(tmp_path))
+        run = gancore.load_run(train_run(tmp_path))
         plain = run.generate(6, seed=1)
         assert set_truncation(run.generators, 1.0) == ["generator"]
         assert torch.equal(run.generate(6, seed=1), plain)
