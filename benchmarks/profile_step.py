@@ -9,7 +9,8 @@ iterations with samples, metrics and checkpoints only at the end. cProfile is sw
 profile covers whole training iterations and nothing of the set-up or the end of the run. Time is
 grouped by where the code lives:
 
-- ``gancore loop``: gancore/_train.py, _task.py, _data.py (the framework);
+- ``gancore loop``: gancore/_train.py and the modules it runs each step (_task.py, _data.py,
+  _phases.py, _players.py, _state.py, _stages.py, _logbuffer.py, _fast.py, _rundir.py);
 - ``accelerate``: the accelerate package (the framework's device and process layer);
 - ``components``: networks, losses, regularizers, augmenters (gancore/builtin, plugins);
 - ``torch (python)``: torch's Python code (nn.Module.__call__, optimizers, autograd wrappers);
@@ -45,13 +46,28 @@ DEFAULT_OUT = Path("benchmarks/results/profile_step.json")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+# The framework's own modules on a step's path (the loop, its state, phases, players, logs).
+LOOP_MODULES = (
+    "_train",
+    "_task",
+    "_data",
+    "_phases",
+    "_players",
+    "_state",
+    "_stages",
+    "_logbuffer",
+    "_fast",
+    "_rundir",
+)
+
+
 def _group(filename: str, function: str) -> str:
     path = filename.replace(os.sep, "/")
     if path == "~":  # built-ins: C functions
         if "torch" in function or "Tensor" in function or "_C." in function:
             return "torch (C++)"
         return "other"
-    if "/gancore/_train.py" in path or "/gancore/_task.py" in path or "/gancore/_data.py" in path:
+    if any(f"/gancore/{name}.py" in path for name in LOOP_MODULES):
         return "gancore loop"
     if "/accelerate/" in path:
         return "accelerate"

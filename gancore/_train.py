@@ -303,48 +303,17 @@ def run_training(
     critic_regs = [r for _, r in built.regularizers if r.player == "critic"]
     logs = LogBuffer(device)
 
-    def finite(loss: torch.Tensor) -> bool:
-        if world == 1:
-            return math.isfinite(loss.item())  # one read of the host value, no extra kernels
-        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
-        return bool(accelerator.reduce(bad, reduction="sum").item() == 0)
-
-    def skip_nonfinite(what: str) -> None:
-        state.nonfinite_total += 1
-        state.nonfinite_run += 1
-        if state.nonfinite_run >= training.max_nonfinite_steps:
-            last = (
-                f"the last good checkpoint is {last_checkpoint}"
-                if last_checkpoint
-                else "no checkpoint had been written yet"
-            )
-            raise TrainingError(
-                f"stopping at step {state.iteration}: {state.nonfinite_run} non-finite losses in "
-                f"a row (last: {what}); {last}. Lower the learning rate, check the data, or try "
-                "training.precision = 'no'"
-            )
-
-    def all_reduce_grads(params: Sequence[nn.Parameter]) -> None:
-        """Average gradients of an update that ran on unwrapped modules (lazy penalties)."""
-        grads = [p.grad for p in params if p.grad is not None]
-        if world > 1 and grads:
-            flat = accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
-            offset = 0
-            for g in grads:
-                g.copy_(flat[offset : offset + g.numel()].view_as(g))
-                offset += g.numel()
-
     def apply(phase: Phase, loss: torch.Tensor, what: str, lazy: bool = False) -> None:
         """backward, then each of the phase's optimizers steps; a non-finite loss is skipped."""
-        if not finite(loss):
-            skip_nonfinite(what)
+        if not _finite(accelerator, loss):
+            _skip_nonfinite(state, training.max_nonfinite_steps, what, last_checkpoint)
             return
         if not lazy:
             state.nonfinite_run = 0
         backward(loss)
         for group in phase.groups:
             if lazy:  # the penalty ran on the bare modules, outside DDP's all-reduce
-                all_reduce_grads(players.trainable(group))
+                _all_reduce_grads(accelerator, players.trainable(group))
             players.steppers[group].step()
         if phase.name == "critic":  # constraints follow every critic update (weight clipping)
             for reg in critic_regs:
@@ -557,6 +526,40 @@ def _scorer(
         return critic(augment(x), *extra)
 
     return score
+
+
+def _finite(accelerator: Any, loss: torch.Tensor) -> bool:
+    """The loss is finite on every process (a skipped update must be skipped everywhere)."""
+    if accelerator.num_processes == 1:
+        return math.isfinite(loss.item())  # one read of the host value, no extra kernels
+    bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+    return bool(accelerator.reduce(bad, reduction="sum").item() == 0)
+
+
+def _skip_nonfinite(state: LoopState, limit: int, what: str, last: Path | None) -> None:
+    """Count a skipped update; too many in a row stop the run with a one-line error."""
+    state.nonfinite_total += 1
+    state.nonfinite_run += 1
+    if state.nonfinite_run >= limit:
+        where = (
+            f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
+        )
+        raise TrainingError(
+            f"stopping at step {state.iteration}: {state.nonfinite_run} non-finite losses in "
+            f"a row (last: {what}); {where}. Lower the learning rate, check the data, or try "
+            "training.precision = 'no'"
+        )
+
+
+def _all_reduce_grads(accelerator: Any, params: Sequence[nn.Parameter]) -> None:
+    """Average gradients of an update that ran on unwrapped modules (lazy penalties)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if accelerator.num_processes > 1 and grads:
+        flat = accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
 
 
 def _reduce_sum(accelerator: Any, tensor: torch.Tensor) -> torch.Tensor:
