@@ -3,7 +3,8 @@
 ``python -m gancore._distributed_worker CONFIG OUT [KEY=VALUE ...]``, one per process (under
 ``torch.distributed.run`` for several): trains ``CONFIG`` with the overrides into ``OUT/run`` and
 writes this process's final state to ``OUT/rank<r>.safetensors``: ``generators.NAME.KEY``,
-``critics.NAME.KEY``, ``ema.NAME.KEY`` (state dicts, buffers included) and ``regularizers.I.KEY``
+``critics.NAME.KEY``, ``<group>.NAME.KEY`` for a task's other player groups, ``ema.NAME.KEY``
+(state dicts, buffers included) and ``regularizers.I.KEY``
 (the state of the ``I``-th ``[[regularizers]]`` entry that is a module).
 """
 
@@ -17,6 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 import gancore
+from gancore._build import weights_group
 
 
 def main(argv: list[str]) -> None:
@@ -24,11 +26,8 @@ def main(argv: list[str]) -> None:
     config = gancore.load_config(config_path, overrides)
     result = gancore.train(config, out / "run", progress=False)
     state: dict[str, torch.Tensor] = {}
-    for group, modules in (
-        ("generators", result.generators),
-        ("critics", result.critics),
-        ("ema", result.ema),
-    ):
+    groups = {weights_group(g): m for g, m in result.players.items()}
+    for group, modules in {**groups, "ema": result.ema}.items():
         for name, module in modules.items():
             for key, tensor in module.state_dict().items():
                 state[f"{group}.{name}.{key}"] = tensor

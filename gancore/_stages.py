@@ -23,7 +23,15 @@ from gancore._errors import ConfigError
 if TYPE_CHECKING:
     from gancore._config import RunConfig, StageSection
 
-__all__ = ["Stage", "blend", "freeze_modules", "resize_batch", "stage_schedule"]
+__all__ = [
+    "Stage",
+    "blend",
+    "check_stage_names",
+    "enter_stage",
+    "freeze_modules",
+    "resize_batch",
+    "stage_schedule",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -111,21 +119,26 @@ def stage_schedule(config: RunConfig) -> list[Stage]:
 
 
 def check_stage_names(
-    stages: Sequence[Stage],
-    groups: Mapping[str, Any],
-    modules: Mapping[str, nn.Module],
-    source: str | None,
+    stages: Sequence[Stage], players: Mapping[str, Mapping[str, nn.Module]], source: str | None
 ) -> None:
-    """Every group a stage trains or sets an lr for exists, and every frozen module resolves."""
+    """Before the first step: every group a stage trains or sets an lr for exists, and every
+    frozen module names a player (modules below it may appear only when a stage grows them)."""
+    names = sorted(n for group in players.values() for n in group)
     problems = []
     for stage in stages:
-        for key, names in (("train", stage.train), ("lr", list(stage.lr))):
-            for group in names:
-                if group not in groups:
+        for key, groups in (("train", stage.train), ("lr", list(stage.lr))):
+            for group in groups:
+                if group not in players:
                     problems.append(
                         f"stages[{stage.index}].{key}: no player group {group!r}; groups: "
-                        f"{', '.join(sorted(groups))}"
+                        f"{', '.join(sorted(players))}"
                     )
+        for name in stage.freeze:
+            if name.partition(".")[0] not in names:
+                problems.append(
+                    f"stages[{stage.index}].freeze: {name!r} names no player; players: "
+                    f"{', '.join(names)}"
+                )
     if problems:
         raise ConfigError(problems, source)
 

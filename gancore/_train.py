@@ -51,7 +51,13 @@ from gancore._logbuffer import LogBuffer
 from gancore._phases import Phase, lazy_correction, plan_phases
 from gancore._players import Players
 from gancore._rundir import RunFiles, check_trackers, flat_config, report, truncate_log
-from gancore._stages import Stage, enter_stage, resize_batch, stage_schedule
+from gancore._stages import (
+    Stage,
+    check_stage_names,
+    enter_stage,
+    resize_batch,
+    stage_schedule,
+)
 from gancore._state import AugmentFeedback, LoopState, seed_process, set_rng_state
 from gancore._task import StepContext, critic_tag, mix_seed
 from gancore.metrics.loop import (
@@ -203,6 +209,7 @@ def run_training(
             obj.to(device)
     check_metrics(config, built.metrics)  # fail now, not after the last step
     stages = stage_schedule(config)
+    check_stage_names(stages, built.players, config.source)
     # StyleGAN2's lazy correction c of each group's optimizer (lr * c, betas ** c).
     corrections = {
         group: lazy_correction([r.interval for _, r in built.regularizers if r.player == group])

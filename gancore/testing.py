@@ -934,7 +934,7 @@ def train_processes(
     gloo; one process: plain ``python``) and return each rank's final state, rank 0 first.
 
     The run is written to ``out/run``. Each state maps ``generators.NAME.KEY``,
-    ``critics.NAME.KEY``, ``ema.NAME.KEY`` and ``regularizers.I.KEY`` (the ``I``-th
+    ``critics.NAME.KEY``, ``<group>.NAME.KEY`` (a task's other player groups), ``ema.NAME.KEY`` and ``regularizers.I.KEY`` (the ``I``-th
     ``[[regularizers]]`` entry, for those that are modules: running means and the like) to tensors.
     ``overrides`` are ``key=value`` settings as for ``gan train --set``; ``env`` is added to the
     environment (e.g. ``{"GANCORE_LOAD_PLUGINS": "gan-mine"}``). Each process uses one thread.

@@ -1,6 +1,7 @@
 """Plugin loading through entry points, with the real test distributions under tests/plugins/.
 
-gancore-test-good registers loss 'scaled-hinge' and task 'test-conditional'; gancore-test-broken
+gancore-test-good registers loss 'scaled-hinge' and tasks 'test-conditional', 'test-growing',
+'test-q' and 'test-vae'; gancore-test-broken
 fails on import with a missing dependency; gancore-test-collide registers a second loss 'hinge'.
 conftest.py disables the two misbehaving ones unless a test clears or changes
 ``GANCORE_DISABLE_PLUGINS``.
@@ -57,7 +58,13 @@ class TestEntryPoints:
             "gancore_test_good",
             None,
         )
-        assert info.components == [("loss", "scaled-hinge"), ("task", "test-conditional")]
+        assert info.components == [
+            ("loss", "scaled-hinge"),
+            ("task", "test-conditional"),
+            ("task", "test-growing"),
+            ("task", "test-q"),
+            ("task", "test-vae"),
+        ]
         spec = gancore.get_registry().get("loss", "scaled-hinge")
         assert (spec.qualified_name, spec.description) == (
             "gancore-test-good:scaled-hinge",
@@ -335,7 +342,17 @@ class TestPluginInfo:
         loaded = [(n, i.version, i.components) for n, i in by_name.items() if i.status == "loaded"]
         assert loaded[1:] == [
             (COLLIDE, "0.0.1", [("loss", "hinge")]),
-            (GOOD, "0.0.1", [("loss", "scaled-hinge"), ("task", "test-conditional")]),
+            (
+                GOOD,
+                "0.0.1",
+                [
+                    ("loss", "scaled-hinge"),
+                    ("task", "test-conditional"),
+                    ("task", "test-growing"),
+                    ("task", "test-q"),
+                    ("task", "test-vae"),
+                ],
+            ),
         ]
         assert by_name["gancore"].components == [
             ("generator", "dcgan"),

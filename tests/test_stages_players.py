@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import attrs
 import pytest
 import torch
 from torch import nn
@@ -19,145 +17,17 @@ import gancore.testing
 from gancore._config import StageSection
 from gancore._errors import CheckpointError, ConfigError
 from gancore._stages import Stage, freeze_modules, resize_batch, stage_schedule
-from tests.conftest import TOY_CONFIG, load, write_toml
-
-# -------------------------------------------------------------------------------------------------
-# Test tasks: a growing generator, an InfoGAN-style Q head, a VAE without a critic
-# -------------------------------------------------------------------------------------------------
+from tests.conftest import TOY_CONFIG, load, require_test_plugins, write_toml
 
 
-class GrowingGenerator(nn.Module):
-    """z [N, 4] -> points [N, 2]; each stage may append a hidden block. While a new block fades
-    in, the output is lerp(out(h before the block), out(h after it), alpha) (PGGAN, Sec. 3)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.latent_dim = 4
-        self.stem = nn.Sequential(nn.Linear(4, 16), nn.ReLU())
-        self.blocks = nn.ModuleList()
-        self.out = nn.Linear(16, 2)
-        self.alpha = 1.0
-
-    def grow(self) -> None:
-        self.blocks.append(nn.Sequential(nn.Linear(16, 16), nn.ReLU()))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.stem(z)
-        for block in self.blocks[:-1]:
-            h = block(h)
-        if not self.blocks:
-            return self.out(h)
-        new = self.out(self.blocks[-1](h))
-        return torch.lerp(self.out(h), new, self.alpha) if self.alpha < 1 else new
+@pytest.fixture
+def test_plugin() -> None:
+    """The test tasks (test-growing, test-q, test-vae) live in gancore-test-good."""
+    require_test_plugins("gancore-test-good")
 
 
 def _critic() -> nn.Module:
     return nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
-
-
-def _latents(step: gancore.StepContext, num: int) -> torch.Tensor:
-    return step.latents(num, 4)
-
-
-@attrs.frozen(kw_only=True)
-class Growing:
-    """Unconditional 2-D GAN whose generator grows a block at every stage with options.grow."""
-
-    def build(self, context: gancore.TaskBuildContext) -> dict[str, dict[str, nn.Module]]:
-        return {"generator": {"generator": GrowingGenerator()}, "critic": {"critic": _critic()}}
-
-    def begin_stage(self, stage: Stage, players: dict[str, dict[str, nn.Module]]) -> None:
-        if stage.options.get("grow"):
-            players["generator"]["generator"].grow()  # type: ignore[operator]
-
-    def critic_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
-        step.unwrap("generator").alpha = step.alpha
-        with torch.no_grad():
-            fake = step.generators["generator"](_latents(step, batch["x"].shape[0]))
-        return step.critic_loss("critic", batch["x"], fake)
-
-    def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
-        step.unwrap("generator").alpha = step.alpha
-        fake = step.generators["generator"](_latents(step, batch["x"].shape[0]))
-        return step.generator_loss("critic", fake)
-
-    def sample_inputs(self, generators: Any, dataset: Any, num: int, seed: int) -> dict:
-        return {"z": torch.randn(num, 4, generator=torch.Generator().manual_seed(seed))}
-
-    def sample(self, generators: Any, inputs: Mapping[str, torch.Tensor]) -> Any:
-        return gancore.SampleGrid(images=generators["generator"](inputs["z"]))
-
-
-@attrs.frozen(kw_only=True)
-class WithQ(Growing):
-    """InfoGAN-style: the first latent is a code c; a Q head, trained with the generator (its own
-    player group and optimizer), predicts c from G(z); both minimise weight * MSE(Q(G(z)), c)."""
-
-    weight: float = attrs.field(default=1.0, metadata={"doc": "weight of the code loss"})
-    players: ClassVar = {"critic": "critic", "generator": "generator", "q": "generator"}
-
-    def build(self, context: gancore.TaskBuildContext) -> dict[str, dict[str, nn.Module]]:
-        q = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
-        return {**super().build(context), "q": {"q": q}}
-
-    def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
-        z = _latents(step, batch["x"].shape[0])
-        fake = step.generators["generator"](z)
-        code = (step.players["q"]["q"](fake)[:, 0] - z[:, 0]).square().mean()
-        step.log("loss/code", code)
-        return step.generator_loss("critic", fake) + self.weight * code
-
-
-class Encoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 8))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # mean and log-variance of q(z|x), 4 each
-
-
-@attrs.frozen(kw_only=True)
-class TinyVAE:
-    """A VAE on the same loop (Kingma & Welling 2014): no critic; the encoder is its own player
-    group trained with the decoder ("generator") by the generator phase; loss = -ELBO."""
-
-    players: ClassVar = {"generator": "generator", "encoder": "generator"}
-
-    def build(self, context: gancore.TaskBuildContext) -> dict[str, dict[str, nn.Module]]:
-        decoder = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
-        decoder.latent_dim = 4  # type: ignore[assignment]
-        return {"generator": {"generator": decoder}, "encoder": {"encoder": Encoder()}}
-
-    def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
-        x = batch["x"]
-        mean, log_var = step.players["encoder"]["encoder"](x).chunk(2, dim=1)
-        z = mean + (0.5 * log_var).exp() * step.latents(x.shape[0], 4)  # reparametrization
-        reconstruction = (step.generators["generator"](z) - x).square().sum(1).mean()
-        kl = 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(1).mean()
-        step.log("loss/reconstruction", reconstruction)
-        step.log("loss/kl", kl)
-        return reconstruction + kl
-
-    def sample_inputs(self, generators: Any, dataset: Any, num: int, seed: int) -> dict:
-        return {"z": torch.randn(num, 4, generator=torch.Generator().manual_seed(seed))}
-
-    def sample(self, generators: Any, inputs: Mapping[str, torch.Tensor]) -> Any:
-        return gancore.SampleGrid(images=generators["generator"](inputs["z"]))
-
-
-class _Plugin:
-    @gancore.hookimpl
-    def gancore_register_tasks(self, register: gancore.RegisterCallback) -> None:
-        register("test-growing", Growing, description="A generator that grows per stage.")
-        register("test-q", WithQ, description="InfoGAN-style Q head.")
-        register("test-vae", TinyVAE, description="A VAE: no critic.")
-
-
-@pytest.fixture(autouse=True)
-def plugin() -> Iterator[gancore.Registry]:
-    with gancore.testing.registered_plugin("test-v2", _Plugin()) as registry:
-        yield registry
 
 
 GROWING = (
@@ -289,6 +159,19 @@ class TestStageEffects:
         assert len(frozen) == 2 and not critic[0].weight.requires_grad
         assert critic[2].weight.requires_grad
 
+    def test_unknown_groups_and_players_fail_before_the_run(self, tmp_path: Path) -> None:
+        """Stage names are checked before anything is written: one line each."""
+        path = write_toml(tmp_path / "run.toml", TOY_CONFIG)
+        stages = "stages=[{steps = 2, train = ['critc']}, {lr = {gen = 1e-4}, freeze = ['dis.0']}]"
+        with pytest.raises(ConfigError) as info:
+            gancore.train(load(path, stages), tmp_path / "run", progress=False)
+        assert info.value.problems == [
+            "stages[0].train: no player group 'critc'; groups: critic, generator",
+            "stages[1].lr: no player group 'gen'; groups: critic, generator",
+            "stages[1].freeze: 'dis.0' names no player; players: critic, generator",
+        ]
+        assert not (tmp_path / "run").exists()
+
     def test_freezing_an_unknown_module_is_one_line(self) -> None:
         stage = Stage(index=2, name="s", start=0, end=1, freeze=("critic.9",))
         with pytest.raises(ConfigError) as info:
@@ -296,6 +179,7 @@ class TestStageEffects:
         assert info.value.problems == ["stages[2].freeze: player 'critic' has no module '9'"]
 
 
+@pytest.mark.usefixtures("test_plugin")
 class TestStagedTraining:
     def test_growing_network_resumes_exactly_across_the_boundary(self, tmp_path: Path) -> None:
         """Stopped before, at and after the stage boundary: the same weights and EMA as straight."""
@@ -394,6 +278,7 @@ sample_every = 4
 """
 
 
+@pytest.mark.usefixtures("test_plugin")
 class TestPlayers:
     def test_extra_player_trains_checkpoints_and_resumes_exactly(self, tmp_path: Path) -> None:
         """The Q head has its own optimizer, moves, is saved under its group, resumes exactly."""
@@ -445,6 +330,7 @@ class TestPlayers:
         assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.usefixtures("test_plugin")
 class TestResumeWithChangedConfig:
     def test_changed_networks_fail_before_the_run_changes(self, tmp_path: Path) -> None:
         """--resume --set that changes the model: one-line error, files untouched, resumable."""
@@ -472,3 +358,28 @@ class TestResumeWithChangedConfig:
         )
         assert again.stages == config.stages
         assert again.stages[1] == StageSection(steps=4, fade_in=0.5, options={"grow": True})
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.usefixtures("test_plugin")
+class TestTwoProcesses:
+    @pytest.mark.parametrize("run", ["growing", "q"])
+    def test_two_gloo_processes_match_one(
+        self, run: str, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """Across a stage boundary that grows the generator (networks re-prepared for DDP), and
+        with a third player group: both ranks end identical, and equal to one process."""
+        text = {"growing": GROWING, "q": Q_RUN}[run]
+        config = write_toml(tmp_path / "run.toml", text)
+        rank0, rank1 = gancore.testing.train_processes(
+            config, tmp_path / "two", env=subprocess_env, timeout=300
+        )
+        (single,) = gancore.testing.train_processes(
+            config, tmp_path / "one", processes=1, env=subprocess_env
+        )
+        expected = {"growing": "generators.generator.blocks.0.0.weight", "q": "q.q.0.weight"}[run]
+        assert expected in rank0 and rank0.keys() == rank1.keys() == single.keys()
+        for key in rank0:
+            assert torch.equal(rank0[key], rank1[key]), key
+            torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-5)

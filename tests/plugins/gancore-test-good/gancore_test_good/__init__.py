@@ -1,5 +1,5 @@
-"""A well-behaved test plugin: a loss and a class-conditional task, registered through the public
-API."""
+"""A well-behaved test plugin: a loss, a class-conditional task and the tasks of the Core v2
+seams (stages, players), registered through the public API."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 
 import gancore
 from gancore_test_good.conditional import ConditionalTask
+from gancore_test_good.players import Growing, TinyVAE, WithQ
 
 
 @attrs.frozen(kw_only=True)
@@ -41,3 +42,6 @@ def gancore_register_tasks(register: gancore.RegisterCallback) -> None:
         ConditionalTask,
         description="Class-conditional MLP GAN with a projection critic (test plugin).",
     )
+    register("test-growing", Growing, description="A 2-D GAN whose generator grows per stage.")
+    register("test-q", WithQ, description="A 2-D GAN with an InfoGAN-style Q head player.")
+    register("test-vae", TinyVAE, description="A 2-D VAE: no critic, an encoder player.")
