@@ -19,13 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancore._errors import ConfigError
+from gancore._task import mix_seed
 
 if TYPE_CHECKING:
     from gancore._config import RunConfig, StageSection
 
 __all__ = [
     "Stage",
-    "blend",
     "check_stage_names",
     "enter_stage",
     "freeze_modules",
@@ -179,11 +179,6 @@ def resize_batch(batch: dict[str, torch.Tensor], resolution: int | None) -> dict
     return {**batch, "x": F.interpolate(x, size=(resolution, resolution), mode=mode)}
 
 
-def blend(old: torch.Tensor, new: torch.Tensor, alpha: float) -> torch.Tensor:
-    """``(1 - alpha) * old + alpha * new``: the fade-in of a new layer (PGGAN, Sec. 3)."""
-    return torch.lerp(old, new, alpha)
-
-
 def enter_stage(
     stage: Stage, task: Any, players: dict[str, dict[str, nn.Module]], seed: int
 ) -> bool:
@@ -197,8 +192,6 @@ def enter_stage(
     """
     begin = getattr(task, "begin_stage", None)
     if callable(begin):
-        from gancore._task import mix_seed
-
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(mix_seed(seed, 0x57A6E, stage.index) % (2**63))
             begin(stage, players)

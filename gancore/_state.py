@@ -15,6 +15,8 @@ import attrs
 import numpy as np
 import torch
 
+from gancore._task import mix_seed
+
 __all__ = ["AugmentFeedback", "LoopState", "rng_state", "seed_process", "set_rng_state"]
 
 
@@ -121,8 +123,6 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 def seed_process(seed: int, rank: int) -> None:
     """Per-process random streams (augmentations, dropout); latents and data do not use them."""
-    from gancore._task import mix_seed
-
     process_seed = mix_seed(seed, rank, 7) % (2**31)
     torch.manual_seed(process_seed)
     np.random.seed(process_seed)

@@ -330,9 +330,6 @@ def mix_seed(*parts: int) -> int:
     return x & 0x7FFFFFFFFFFFFFFF
 
 
-_mix = mix_seed  # the name other modules imported before gancore 0.2
-
-
 # -------------------------------------------------------------------------------------------------
 # The core task: noise -> sample
 # -------------------------------------------------------------------------------------------------
