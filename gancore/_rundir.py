@@ -357,8 +357,10 @@ def report(bar: Any, record: Mapping[str, Any], total: int, started: float, done
     """Progress: the bar's postfix on a terminal, else a plain line with rate and ETA."""
     losses = {k: v for k, v in record.items() if k.startswith(("loss/", "reg/", "augment/"))}
     if bar is not None:
+        staged = {"stage": record["stage"]} if "stage" in record else {}
         bar.set_postfix(
-            {k.split("/", 1)[1]: f"{v:.3g}" for k, v in losses.items()}
+            staged
+            | {k.split("/", 1)[1]: f"{v:.3g}" for k, v in losses.items()}
             | {"img/s": f"{record['images_per_s']:.0f}"},
             refresh=False,
         )
@@ -366,8 +368,11 @@ def report(bar: Any, record: Mapping[str, Any], total: int, started: float, done
     elapsed = time.perf_counter() - started
     remaining = (total - record["step"]) * elapsed / max(1, done)
     parts = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+    stage = ""
+    if "stage" in record:  # staged runs: where the run is, and the fade-in
+        stage = f"stage {record['stage']} alpha {record['stage/alpha']:.2f} | "
     print(
-        f"step {record['step']}/{total} | {1 / record['sec_per_step']:.2f} it/s | "
+        f"step {record['step']}/{total} | {stage}{1 / record['sec_per_step']:.2f} it/s | "
         f"{record['images_per_s']:.0f} img/s | {parts} | eta {format_duration(remaining)}",
         file=sys.stderr,
         flush=True,
