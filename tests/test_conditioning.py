@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import gancore
+import gancore.testing
 from gancore._cli import main
 from gancore._inference import load_run
 from gancore._pictures import save_grid
@@ -180,10 +181,20 @@ class TestSampleClass:
         assert (code, stdout, err) == (2, "", message + "\n")
         assert not (trained / "samples" / "sample-0-class-3.png").exists()
 
-    def test_class_with_style_mixing(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """--class and --style-mixing together are refused before any run is loaded."""
-        code, _, err = gan(capsys, "sample", "nowhere", "--class", "1", "--style-mixing")
-        assert (code, err) == (2, "error: --class: cannot be combined with --style-mixing\n")
+    def test_class_with_a_picture_option(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--class and a plugin option that draws its own picture (gan-stylegan's
+        --style-mixing, say) are refused together before any run is loaded."""
+
+        class Mixing:
+            @gancore.hookimpl
+            def gancore_register_sample_options(
+                self, register: gancore.RegisterSampleOptionCallback
+            ) -> None:
+                register("--mix", help="a picture of its own", picture=lambda run, args: "")
+
+        with gancore.testing.registered_plugin("mixing", Mixing()):
+            code, _, err = gan(capsys, "sample", "nowhere", "--class", "1", "--mix")
+        assert (code, err) == (2, "error: --class: cannot be combined with --mix\n")
 
     def test_unconditional_run(
         self, toy_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
