@@ -394,9 +394,13 @@ class TrainingSection:
             "(StyleGAN2-ADA uses 0.05). Unset = no ramp-up."
         ),
     )
-    precision: Literal["no", "bf16"] = attrs.field(
+    precision: Literal["no", "bf16", "fp16"] = attrs.field(
         default="no",
-        metadata=doc("Mixed precision through Accelerate: 'no' (float32) or 'bf16' (autocast)."),
+        metadata=doc(
+            "Mixed precision through Accelerate: 'no' (float32), 'bf16' (autocast), or 'fp16' "
+            "(autocast with a gradient scaler, for GPUs without bf16; needs a GPU). An fp16 "
+            "step the scaler skips for overflowing gradients is not a non-finite loss."
+        ),
     )
     compile: Literal[False, True, "default", "reduce-overhead", "max-autotune"] = attrs.field(
         default=False,
@@ -467,6 +471,14 @@ class TrainingSection:
         default=0,
         validator=v.ge(0),
         metadata=doc("Data-loader worker processes per training process (0 = load in-process)."),
+    )
+    sync_batchnorm: bool | None = attrs.field(
+        default=None,
+        metadata=doc(
+            "Batch norm statistics over the global batch (all processes) rather than each "
+            "process's share: true, false, or unset = on whenever more than one process trains "
+            "a network with batch norm, so that one process and several train the same model."
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from gancore._build import flat_state, load_flat_state, weights_group
 from gancore._fast import compiled, direct_calls
+from gancore._syncbn import convert_sync_batchnorm, has_batchnorm
 
 if TYPE_CHECKING:
     from gancore._config import RunConfig
@@ -39,7 +40,7 @@ class Players:
         self,
         accelerator: Any,
         config: RunConfig,
-        modules: Mapping[str, Mapping[str, nn.Module]],
+        modules: dict[str, dict[str, nn.Module]],
         lr_scales: Mapping[str, float],
     ) -> None:
         self.accelerator = accelerator
@@ -54,11 +55,19 @@ class Players:
         self.ema: dict[str, nn.Module] = {}
         self.backward: Any = None
         self._trainable: dict[str, list[nn.Parameter]] = {}
+        # Batch norm over the global batch: asked for, or (unset) whenever several processes
+        # train a network with batch norm (gancore/_syncbn.py).
+        wanted = config.training.sync_batchnorm
+        self.sync_batchnorm = accelerator.num_processes > 1 and (
+            wanted
+            if wanted is not None
+            else any(has_batchnorm(m) for group in modules.values() for m in group.values())
+        )
         self.regroup(modules, reset=True)
 
     # -- building ---------------------------------------------------------------------------------
 
-    def regroup(self, modules: Mapping[str, Mapping[str, nn.Module]], reset: bool) -> None:
+    def regroup(self, modules: dict[str, dict[str, nn.Module]], reset: bool) -> None:
         """(Re)build wrappers, optimizers and EMA for ``modules``.
 
         Optimizers are built over each group's trainable parameters (frozen ones are left out);
@@ -66,6 +75,11 @@ class Players:
         a generator that was there before keeps its values for tensors of unchanged shape.
         """
         acc, config = self.accelerator, self.config
+        if self.sync_batchnorm:  # before optimizers and DDP see the modules (new layers too)
+            cuda = acc.device.type == "cuda"
+            for members in modules.values():
+                for name, module in list(members.items()):
+                    members[name] = convert_sync_batchnorm(module, cuda)
         old_optimizers = {g: _raw(o) for g, o in self.optimizers.items()}
         groups = list(modules)
         new_optimizers = []
