@@ -197,6 +197,14 @@ def run_training(
     )
     main = accelerator.is_main_process
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    if training.precision == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            [
+                f"training.precision: 'fp16' needs a GPU (its gradient scaler is CUDA's; this "
+                f"process runs on {device.type}); use 'bf16' or 'no'"
+            ],
+            config.source,
+        )
     checkpoints = run_dir / "checkpoints"
     if training.keep_freed_memory:
         keep_freed_memory()  # before the first step allocates (gancore/_allocator.py)

@@ -143,3 +143,16 @@ class TestDirectCalls:
         g, d = object(), object()
         steppers, backward = _fast.direct_calls(accelerator, {"generator": g, "critic": d})
         assert steppers == {"generator": g, "critic": d} and backward == accelerator.backward
+
+
+class TestPrecision:
+    def test_fp16_on_a_cpu_is_one_line(self, tmp_path: Path) -> None:
+        """fp16 needs CUDA's gradient scaler: on a CPU the run stops before anything is written."""
+        toy = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
+        with pytest.raises(ConfigError) as info:
+            gancore.train(load(toy, "training.precision='fp16'"), tmp_path / "run", progress=False)
+        assert info.value.problems == [
+            "training.precision: 'fp16' needs a GPU (its gradient scaler is CUDA's; this process "
+            "runs on cpu); use 'bf16' or 'no'"
+        ]
+        assert not (tmp_path / "run").exists()
