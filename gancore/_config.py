@@ -472,6 +472,16 @@ class TrainingSection:
         validator=v.ge(0),
         metadata=doc("Data-loader worker processes per training process (0 = load in-process)."),
     )
+    accumulate: int = attrs.field(
+        default=1,
+        validator=v.ge(1),
+        metadata=doc(
+            "Gradient accumulation: every update splits its batch into this many micro-batches "
+            "and sums their gradients (each loss divided by the count) before the optimizer "
+            "steps: the same update as the whole batch at once, in the memory of one part. "
+            "batch_size must divide evenly by accumulate times the number of processes (>= 1)."
+        ),
+    )
     sync_batchnorm: bool | None = attrs.field(
         default=None,
         metadata=doc(

@@ -198,6 +198,9 @@ class StepContext:
             tuple[str, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]
         ] = []
         self.generator_inputs: dict[str, torch.Tensor] = {}
+        # Micro-batches per update (training.accumulate) and the current one; set by the loop.
+        self.accumulate = 1
+        self._micro = 0
         # The stage the run is in and its blend factor (1.0 outside a fade-in); set by the loop.
         self.stage: Stage | None = None
         self.alpha = 1.0
@@ -217,9 +220,11 @@ class StepContext:
         self._modules = modules
         self._scorers: dict[str, Callable[..., torch.Tensor]] = {}
 
-    def begin(self, phase: int, iteration: int, substep: int) -> None:
-        """Start a step: fixes the random stream of :meth:`latents` for this step."""
+    def begin(self, phase: int, iteration: int, substep: int, micro: int = 0) -> None:
+        """Start a step (micro-batch ``micro`` of an update): fixes the random stream of
+        :meth:`latents` for this step."""
         self._key = (phase, iteration, substep)
+        self._micro = micro
         self._draws = 0
         self.critic_calls = []
         self.generator_inputs = {}
@@ -233,15 +238,18 @@ class StepContext:
     def latents(self, num: int, dim: int) -> torch.Tensor:
         """Standard-normal latents ``[num, dim]`` for this process.
 
-        They are this process's slice of ``num * world_size`` latents drawn from a stream keyed by
-        the run seed and the step, so the same global batch is drawn whatever the number of
-        processes, and resuming redraws exactly what an uninterrupted run draws.
+        They are this process's slice of ``num * world_size * accumulate`` latents drawn from a
+        stream keyed by the run seed and the step, so the same global batch is drawn whatever the
+        number of processes and micro-batches, and resuming redraws exactly what an
+        uninterrupted run draws.
         """
         gen = torch.Generator().manual_seed(mix_seed(self._seed, *self._key, self._draws))
         self._draws += 1
-        full = torch.randn(num * self._world, dim, generator=gen)
-        if self._world > 1:
-            full = full[self._rank * num : (self._rank + 1) * num]
+        parts = self._world * self.accumulate
+        full = torch.randn(num * parts, dim, generator=gen)
+        if parts > 1:  # rows of this process's micro-batch in the whole global batch
+            start = (self._rank * self.accumulate + self._micro) * num
+            full = full[start : start + num]
         return full.to(self.device)
 
     def critic_loss(

@@ -217,6 +217,15 @@ def run_training(
             obj.to(device)
     check_metrics(config, built.metrics)  # fail now, not after the last step
     stages = stage_schedule(config)
+    micro = training.accumulate  # micro-batches per update (gradient accumulation)
+    if training.batch_size % (world * micro):
+        raise ConfigError(
+            [
+                f"training.batch_size ({training.batch_size}) must split evenly into "
+                f"training.accumulate ({micro}) micro-batches on each of {world} process(es)"
+            ],
+            config.source,
+        )
     check_stage_names(stages, built.players, config.source)
     # StyleGAN2's lazy correction c of each group's optimizer (lr * c, betas ** c).
     corrections = {
@@ -236,6 +245,7 @@ def run_training(
         rank=rank,
         world_size=world,
     )
+    step.accumulate = micro
     # Autocast only where it does something: entering an autocast context is not free.
     autocast = accelerator.autocast if training.precision != "no" else contextlib.nullcontext
     state = LoopState()
@@ -318,29 +328,33 @@ def run_training(
     critic_regs = [r for _, r in built.regularizers if r.player == "critic"]
     logs = LogBuffer(device)
 
-    def apply(phase: Phase, loss: torch.Tensor, what: str, lazy: bool = False) -> None:
-        """backward, then each of the phase's optimizers steps; a non-finite loss is skipped."""
+    def backward_finite(loss: torch.Tensor, what: str) -> bool:
+        """backward of a finite loss; a non-finite one is counted, and its update skipped."""
         if not _finite(accelerator, loss):
             _skip_nonfinite(state, training.max_nonfinite_steps, what, last_checkpoint)
-            return
-        if not lazy:
-            state.nonfinite_run = 0
+            return False
         backward(loss)
+        return True
+
+    def step_optimizers(phase: Phase, lazy: bool) -> None:
+        """Each of the phase's optimizers steps; constraints follow every critic update."""
         for group in phase.groups:
             if lazy:  # the penalty ran on the bare modules, outside DDP's all-reduce
                 _all_reduce_grads(accelerator, players.trainable(group))
             players.steppers[group].step()
-        if phase.name == "critic":  # constraints follow every critic update (weight clipping)
+        if phase.name == "critic":  # weight clipping and other constraints
             for reg in critic_regs:
                 for module in players.modules["critic"].values():
                     reg.after_step(module)
 
-    def penalties(phase: Phase, name: str, reg: Any, lazy: bool) -> list[torch.Tensor]:
-        """A regularizer's penalties on what the last update of ``phase`` recorded: per critic
-        call (through the step's critics, or the bare ones in a lazy update), or per generator."""
+    def penalties(phase: Phase, name: str, reg: Any, recorded: Any, lazy: bool) -> list[Any]:
+        """A regularizer's penalties on what one step of ``phase`` recorded (``recorded``: its
+        critic calls and generator inputs): per critic call (through the step's critics, or the
+        bare ones in a lazy update), or per generator."""
+        critic_calls, generator_inputs = recorded
         out = []
         if phase.name == "critic":
-            for critic, real, fake, extra in step.critic_calls:
+            for critic, real, fake, extra in critic_calls:
                 score = (
                     _scorer(players.modules["critic"][critic], augmenter)
                     if lazy
@@ -352,7 +366,7 @@ def run_training(
                     if not lazy:
                         step.log(f"reg/{name}{critic_tag(critic)}", value)
         else:
-            for generator, inputs in step.generator_inputs.items():
+            for generator, inputs in generator_inputs.items():
                 value = reg.penalty(players.modules["generator"][generator], inputs)
                 out.append(value)
                 if not lazy:
@@ -366,6 +380,7 @@ def run_training(
     last_metrics: dict[str, Any] = {}
     interrupted, saved_at = False, -1
     batch: dict[str, torch.Tensor] = {}
+    parts: list[dict[str, torch.Tensor]] = []
 
     with _Stop() as stop:
         while state.iteration < config.run.steps:
@@ -381,18 +396,44 @@ def run_training(
                     if phase.fresh_batches:
                         batch = resize_batch(next(data), stage.resolution)
                         state.batches_drawn += 1
-                    step.begin(phase.key, state.iteration, k)
+                        parts = _micro_batches(batch, micro)
                     for group in phase.groups:
                         players.steppers[group].zero_grad(set_to_none=True)
-                    # The other players frozen: no gradients into them, no all-reduce of theirs.
-                    with frozen(accelerator, others_wrapped, others_params), autocast():
-                        loss = phase.step(step, batch)
-                        for name, reg in phase.every_step:
-                            for value in penalties(phase, name, reg, lazy=False):
-                                loss = loss + value
-                    apply(phase, loss, f"{phase.name} loss")
-                    logs.add(step.logs)
+                    # One update: the gradients of every micro-batch of the batch, each loss
+                    # divided by their number (training.accumulate), then the optimizers step.
+                    recorded, good = [], True
+                    for j, part in enumerate(parts):
+                        step.begin(phase.key, state.iteration, k, j)
+                        # The other players frozen: no gradients into them, no all-reduce of
+                        # theirs; while accumulating, no all-reduce of this phase's own either.
+                        with (
+                            frozen(accelerator, others_wrapped, others_params),
+                            autocast(),
+                            _no_sync(accelerator, players.prepared, phase, j < micro - 1),
+                        ):
+                            loss = phase.step(step, part)
+                            for name, reg in phase.every_step:
+                                for value in penalties(
+                                    phase,
+                                    name,
+                                    reg,
+                                    (step.critic_calls, step.generator_inputs),
+                                    False,
+                                ):
+                                    loss = loss + value
+                        good = backward_finite(
+                            loss if micro == 1 else loss / micro, f"{phase.name} loss"
+                        )
+                        recorded.append((step.critic_calls, step.generator_inputs))
+                        if not good:
+                            break
+                    # Logged values sum over the micro-batches: the update's mean is logged.
+                    n = len(recorded)
+                    logs.add(step.logs if n == 1 else {k: v / n for k, v in step.logs.items()})
                     step.logs = {}
+                    if good:
+                        state.nonfinite_run = 0
+                        step_optimizers(phase, lazy=False)
                     done_updates = state.updates.get(phase.name, 0) + 1
                     state.updates[phase.name] = done_updates
 
@@ -402,12 +443,20 @@ def run_training(
                             continue
                         for group in phase.groups:
                             players.steppers[group].zero_grad(set_to_none=True)
-                        with autocast():
-                            values = penalties(phase, name, reg, lazy=True)
-                        if not values:
+                        totals, good = [], True
+                        for part_recorded in recorded:
+                            with autocast():
+                                values = penalties(phase, name, reg, part_recorded, True)
+                            if not values:
+                                continue
+                            totals.append(torch.stack(values).sum())
+                            scale = reg.interval if micro == 1 else reg.interval / micro
+                            good = good and backward_finite(totals[-1] * scale, f"{name} penalty")
+                        if not totals:
                             continue
-                        total = torch.stack(values).sum()
-                        apply(phase, total * reg.interval, f"{name} penalty", lazy=True)
+                        if good:
+                            step_optimizers(phase, lazy=True)
+                        total = totals[0] if micro == 1 else torch.stack(totals).mean()
                         step.log(f"reg/{name}", total)
                         logs.add(step.logs)
                         step.logs = {}
@@ -541,6 +590,28 @@ def _scorer(
         return critic(augment(x), *extra)
 
     return score
+
+
+def _micro_batches(batch: dict[str, torch.Tensor], micro: int) -> list[dict[str, torch.Tensor]]:
+    """``batch`` as ``micro`` consecutive equal parts (itself when ``micro`` is 1)."""
+    if micro == 1:
+        return [batch]
+    size = next(iter(batch.values())).shape[0] // micro
+    return [{k: t[j * size : (j + 1) * size] for k, t in batch.items()} for j in range(micro)]
+
+
+def _no_sync(
+    accelerator: Any, prepared: Mapping[str, Mapping[str, nn.Module]], phase: Phase, hold: bool
+) -> contextlib.AbstractContextManager[Any]:
+    """While ``hold``: no gradient all-reduce for the phase's own players (a micro-batch that is
+    not the last of its update; DDP reads the flag in the forward)."""
+    if not hold or accelerator.num_processes == 1:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    for group in phase.groups:
+        for module in prepared[group].values():
+            stack.enter_context(accelerator.no_sync(module))
+    return stack
 
 
 def _finite(accelerator: Any, loss: torch.Tensor) -> bool:

@@ -678,3 +678,71 @@ class TestSyncBatchNorm:
             plain0["generators.generator.net.1.running_mean"],
             plain1["generators.generator.net.1.running_mean"],
         )
+
+
+class TestGradientAccumulation:
+    def _run(self, toy_config: Path, tmp_path: Path, name: str, *overrides: str) -> Any:
+        class Plugin:
+            @gancore.hookimpl
+            def gancore_register_augmenters(self, register: gancore.RegisterCallback) -> None:
+                register(
+                    "recording",
+                    lambda options, context: _RecordingAugmenter(),
+                    options=_NoOptions,
+                    description="Test: records feedback.",
+                )
+
+        _RecordingAugmenter.calls.clear()
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("rec", Plugin())])
+        config = load(
+            toy_config,
+            "augmenter={name='recording'}",
+            # every-step R1 inside the critic loss, and a lazy one as its own update
+            "regularizers=[{name='r1', gamma=0.5}, {name='r1', gamma=0.5, interval=2}]",
+            "training.critic_steps=2",
+            "run.steps=6",
+            "training.log_every=3",
+            *overrides,
+            registry=registry,
+        )
+        result = train(config, tmp_path / name, progress=False)
+        return result, list(_RecordingAugmenter.calls), _records(tmp_path / name)
+
+    def test_four_micro_batches_update_as_the_whole_batch(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """accumulate = 4 at batch 32 gives the weights, lazy penalties, augmenter statistics and
+        logged means of batch 32 at once, to float round-off (micro-batches of 8)."""
+        whole, whole_calls, whole_log = self._run(toy_config, tmp_path, "whole")
+        parts, parts_calls, parts_log = self._run(
+            toy_config, tmp_path, "parts", "training.accumulate=4"
+        )
+        for name in ("generator", "critic"):
+            ours = (parts.generators | parts.critics)[name].state_dict()
+            theirs = (whole.generators | whole.critics)[name].state_dict()
+            for key in theirs:
+                torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+        assert len(parts_calls) == len(whole_calls) == 6  # every 2 of 12 critic updates
+        for (mean_a, images_a), (mean_b, images_b) in zip(parts_calls, whole_calls, strict=True):
+            assert images_a == images_b == 2 * 32 and mean_a == pytest.approx(mean_b, abs=1e-6)
+        for a, b in zip(parts_log, whole_log, strict=True):
+            assert a["images_seen"] == b["images_seen"]
+            for key in ("loss/critic", "loss/generator", "reg/r1"):
+                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6)
+
+    def test_the_comparison_can_fail(self, toy_config: Path, tmp_path: Path) -> None:
+        """One micro-batch of 8 alone is a different update: weights differ by far more."""
+        whole, _, _ = self._run(toy_config, tmp_path, "whole")
+        small, _, _ = self._run(toy_config, tmp_path, "small", "training.batch_size=8")
+        theirs = whole.critics["critic"].state_dict()
+        ours = small.critics["critic"].state_dict()
+        assert max((ours[k] - theirs[k]).abs().max().item() for k in theirs) > 1e-3
+
+    def test_batch_that_does_not_split_is_one_line(self, toy_config: Path, tmp_path: Path) -> None:
+        with pytest.raises(gancore.ConfigError) as info:
+            train(load(toy_config, "training.accumulate=5"), tmp_path / "run", progress=False)
+        assert info.value.problems == [
+            "training.batch_size (32) must split evenly into training.accumulate (5) "
+            "micro-batches on each of 1 process(es)"
+        ]
+        assert not (tmp_path / "run").exists()
