@@ -600,6 +600,34 @@ class TestTwoProcesses:
             torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
+class TestTwoProcessesAccumulating:
+    def test_micro_batches_on_two_processes_match_one_whole_batch(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """2 processes x 2 micro-batches (all-reduce only after the last) end with the weights of
+        one process taking the whole batch at once, to float round-off; both ranks identical."""
+        config = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
+        common = [
+            "regularizers=[{name='r1', gamma=0.5}, {name='r1', gamma=0.5, interval=2}]",
+            "run.steps=6",
+        ]
+        rank0, rank1 = gt.train_processes(
+            config,
+            tmp_path / "two",
+            overrides=[*common, "training.accumulate=2"],
+            env=subprocess_env,
+            timeout=300,
+        )
+        (single,) = gt.train_processes(
+            config, tmp_path / "one", processes=1, overrides=common, env=subprocess_env
+        )
+        for key in rank0:
+            assert torch.equal(rank0[key], rank1[key]), key
+            torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-5)
+
+
 BATCHNORM_DCGAN = """
 [run]
 name = "bn"
