@@ -1,0 +1,220 @@
+"""The GPU check: every example trains on CUDA in each precision, then samples and scores there.
+
+    python benchmarks/gpu_check.py [--steps 200] [--examples digits-dcgan ...]
+        [--out benchmarks/results/gpu.json]
+    python benchmarks/gpu_check.py --dry-run [--out PATH]   # on the CPU: 2 steps, float32 only
+
+One prepared command for a lent GPU machine (device time is short): for each file of
+``examples/`` whose data is available offline, and for each mode (``fp32``, ``bf16``, ``fp16``,
+``compile``: fp32 with ``training.compile = true``), it trains ``--steps`` iterations from scratch
+into a temporary run directory with the example's own networks and batch, records the training
+rate (images per second over the second half of the run, after warm-up and compilation) and the
+peak GPU memory, then loads the run as ``gan sample`` does and draws 64 samples on the GPU, and
+runs every metric the example configures, as ``gan eval`` does, with its time. A mode or example
+that fails is recorded with its one-line error and the others still run; examples whose data is
+not on the machine (image folders of a user's photos) are recorded as skipped. The default run
+aims at under 10 minutes on one modern GPU.
+
+``--dry-run`` runs the same code on the CPU with 2 iterations of float32 only: it checks the
+script and every offline example end to end where no GPU is (CI runs it,
+``tests/test_benchmark_reports.py``); its figures are not GPU figures and it does not write the
+published file unless ``--out`` says so. Without CUDA and without ``--dry-run`` it measures
+nothing and says so.
+
+Channels-last memory format is not a separate mode: gancore has no option for it yet (the
+networks are used as built), so it is not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import tomllib
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+DEFAULT_OUT = Path("benchmarks/results/gpu.json")
+MODES: dict[str, list[str]] = {
+    "fp32": ["training.precision='no'"],
+    "bf16": ["training.precision='bf16'"],
+    "fp16": ["training.precision='fp16'"],
+    "compile": ["training.precision='no'", "training.compile=true"],
+}
+
+
+def _document(example: Path, steps: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The example's run file without its metrics (they run after training, timed on their
+    own) and with short intervals; and its metric tables."""
+    document = tomllib.loads(example.read_text())
+    metrics = document.pop("metrics", [])
+    metrics = [metrics] if isinstance(metrics, dict) else list(metrics)
+    training = dict(document.get("training", {}))
+    training.pop("best_metric", None)
+    training.pop("best_mode", None)
+    training.update({"log_every": max(1, steps // 2), "sample_every": 0, "checkpoint_every": 0})
+    document["training"] = training
+    document.setdefault("run", {})["steps"] = steps
+    return document, metrics
+
+
+def _one(example: Path, mode: str, steps: int, device: str, tmp: Path) -> dict[str, Any]:
+    """Train, sample and score ``example`` in ``mode``; the figures, or the error."""
+    import gancore
+    from gancore._config import apply_overrides
+
+    document, metric_tables = _document(example, steps)
+    document = apply_overrides(document, MODES[mode])
+    init = document.get("init")
+    if isinstance(init, dict) and not Path(str(init.get("from", ""))).exists():
+        # A fine-tuning example starts from the run of the example it names, trained above.
+        base = tmp / f"{Path(str(init['from'])).name}-{mode}"
+        document["init"] = {**init, "from": str(base)}
+    registry = gancore.get_registry()
+    config = gancore.parse_config(document, registry, source=str(example))
+    run_dir = tmp / f"{example.stem}-{mode}"
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    result = gancore.train(config, run_dir, progress=False)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    records = [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if '"event": "train"' in line
+    ]
+    figures: dict[str, Any] = {
+        "steps": result.step,
+        "batch_size": config.training.batch_size,
+        "train_seconds": round(seconds, 2),
+        # The last log interval: the second half of the run, after warm-up and compilation.
+        "images_per_s": round(records[-1]["images_per_s"], 1),
+    }
+    if device == "cuda":
+        figures["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    run = gancore.load_run(run_dir)
+    figures["data_shape"] = list(run.built.dataset.shapes.get("x", ()))
+    started = time.perf_counter()
+    samples = run.generate(64, seed=0)
+    figures["sample_seconds"] = round(time.perf_counter() - started, 3)
+    figures["sample_shape"] = list(samples.shape)
+    figures["sample_device"] = str(run.device)
+    figures["metrics"] = {}
+    for table in metric_tables:
+        metric_config = gancore.parse_config(
+            {**document, "metrics": [table]}, registry, source=str(example)
+        )
+        component = metric_config.metrics[0]
+        started = time.perf_counter()
+        try:
+            values = run.evaluate([(component.spec.name, component.build(None))])
+            numbers = {k: v for k, v in values.items() if isinstance(v, int | float)}
+            figures["metrics"][component.spec.name] = {
+                "seconds": round(time.perf_counter() - started, 2),
+                **numbers,
+            }
+        except Exception as exc:  # a metric whose extractor weights are absent, say
+            figures["metrics"][component.spec.name] = {"error": _line(exc)}
+    return figures
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _available(example: Path) -> str | None:
+    """Why ``example`` cannot run here (its data or a plugin is missing), or ``None``."""
+    import gancore
+
+    try:
+        config = gancore.load_config(example)
+        config.data.build(None)
+    except Exception as exc:
+        return _line(exc)
+    return None
+
+
+def _order(examples: list[Path]) -> list[Path]:
+    """Examples that start from another example's run ([init]) after it."""
+    starts = {}
+    for example in examples:
+        init = tomllib.loads(example.read_text()).get("init", {})
+        starts[example] = Path(str(init.get("from", ""))).name if isinstance(init, dict) else ""
+    return sorted(examples, key=lambda e: (bool(starts[e]), e.name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=200, help="iterations per run (default 200)")
+    parser.add_argument("--examples", nargs="*", help="example names (default: all)")
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--dry-run", action="store_true", help="CPU, 2 steps, fp32: a check")
+    parser.add_argument("--out", type=Path, help=f"JSON to write (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.dry_run:
+        print("no CUDA device: nothing measured (--dry-run checks the script on the CPU)")
+        return 0
+    device = "cpu" if args.dry_run else "cuda"
+    steps = 2 if args.dry_run else args.steps
+    modes = ["fp32"] if args.dry_run else args.modes
+    out = args.out or (None if args.dry_run else DEFAULT_OUT)
+    examples = sorted(EXAMPLES.glob("*.toml"))
+    if args.examples:
+        examples = [e for e in examples if e.stem in set(args.examples)]
+    examples = _order(examples)
+    report: dict[str, Any] = {
+        "command": "python benchmarks/gpu_check.py " + " ".join(argv or sys.argv[1:]),
+        "machine": machine(None, "gan-stylegan", "gan-ada", "gan-cyclegan", "gan-inpaint"),
+        "device": torch.cuda.get_device_name(0) if cuda and not args.dry_run else "cpu",
+        "dry_run": args.dry_run,
+        "steps": steps,
+        "results": [],
+    }
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for example in examples:
+            missing = _available(example)
+            if missing is not None:
+                report["results"].append({"example": example.stem, "skipped": missing})
+                print(f"{example.stem}: skipped ({missing})", flush=True)
+                continue
+            for mode in modes:
+                row: dict[str, Any] = {"example": example.stem, "mode": mode}
+                try:
+                    row.update(_one(example, mode, steps, device, Path(tmp)))
+                    print(
+                        f"{example.stem} {mode}: {row['images_per_s']} img/s, "
+                        f"peak {row.get('peak_memory_mb', '-')} MB, "
+                        f"metrics {sorted(row['metrics'])}",
+                        flush=True,
+                    )
+                except Exception as exc:
+                    failures += 1
+                    row["error"] = _line(exc)
+                    row["traceback"] = traceback.format_exc(limit=3)
+                    print(f"{example.stem} {mode}: FAILED {row['error']}", flush=True)
+                report["results"].append(row)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""benchmarks/gpu_check.py's CPU dry mode: the GPU check's code, run end to end where no GPU is.
+
+Every example whose data and plugins are here trains 2 iterations, is loaded as `gan sample`
+loads it and sampled, and runs its metrics; examples without their data are recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load() -> ModuleType:
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.append(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestDryRun:
+    def test_every_available_example_trains_samples_and_scores(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Exit 0; each example is either skipped for its data or has a rate, samples of its
+        data's shape and a result per configured metric, none failed."""
+        monkeypatch.chdir(ROOT)  # examples name their data relative to the repository
+        out = tmp_path / "gpu.json"
+        assert _load().main(["--dry-run", "--out", str(out)]) == 0
+        report = json.loads(out.read_text())
+        assert report["dry_run"] is True and report["steps"] == 2 and report["device"] == "cpu"
+        names = {p.stem for p in (ROOT / "examples").glob("*.toml")}
+        assert {r["example"] for r in report["results"]} == names
+        ran = [r for r in report["results"] if "skipped" not in r]
+        assert any(r["example"] == "digits-dcgan" for r in ran)  # the core's own always runs
+        for row in ran:
+            assert "error" not in row, row
+            assert row["mode"] == "fp32" and row["steps"] == 2 and row["images_per_s"] > 0
+            # 64 samples, or more for tasks whose grid shows inputs beside outputs (CycleGAN)
+            assert row["sample_shape"][0] >= 64 and row["sample_shape"][1:] == row["data_shape"]
+            for metric, values in row["metrics"].items():
+                assert "error" not in values, (row["example"], metric, values)
+        skipped = [r for r in report["results"] if "skipped" in r]
+        assert all(r["skipped"] for r in skipped)
+
+    def test_without_a_gpu_it_measures_nothing(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """No CUDA and no --dry-run: a line saying so, no file, exit 0."""
+        out = tmp_path / "gpu.json"
+        assert _load().main(["--out", str(out)]) == 0
+        assert "no CUDA device" in capsys.readouterr().out and not out.exists()
