@@ -261,7 +261,9 @@ class RunFiles:
                 saved,
                 meta={"run": self.config.run.name, "images_seen": images_seen},
             )
-            prune_checkpoints(self.checkpoints, self.config.training.keep_checkpoints)
+            keep = self.config.training.keep_checkpoints
+            protected = [state.best["checkpoint"]] if state.best else []
+            prune_checkpoints(self.checkpoints, keep, protected)
         self.accelerator.wait_for_everyone()
         return path
 

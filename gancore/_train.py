@@ -40,6 +40,7 @@ from gancore._build import Built, build_run, weights_group
 from gancore._checkpoint import (
     find_checkpoint,
     load_checkpoint,
+    remove_leftovers,
 )
 from gancore._classes import dataset_classes, save_classes
 from gancore._config import RunConfig, config_to_toml
@@ -262,6 +263,9 @@ def run_training(
         groups = {weights_group(g): m for g, m in players.modules.items()}
         init_report = apply_init(config.init, {**groups, "ema": players.ema})
     if resume:  # everything is loaded before anything in the run directory changes
+        if main:  # a killed writer's folders: finish or undo its swap, never load from them
+            remove_leftovers(checkpoints)
+        accelerator.wait_for_everyone()
         last_checkpoint = find_checkpoint(checkpoints, fallback=fallback)
         weights, saved = load_checkpoint(last_checkpoint)
         try:
