@@ -472,16 +472,16 @@ def run_training(
                 (training.metrics_every and state.iteration % training.metrics_every == 0) or done
             ):
                 last_metrics = files.run_metrics(state.iteration, images_seen)
-                if files.improves(state, last_metrics):
-                    last_checkpoint = files.checkpoint(state, feedback)
+                if (best := files.improves(state, last_metrics)) is not None:
+                    # None: not written (non-finite values), the last finite one stays newest
+                    last_checkpoint = files.checkpoint(state, feedback, best) or last_checkpoint
                     saved_at = state.iteration
-                    files.write_best(state)
             if saved_at != state.iteration and (
                 (training.checkpoint_every and state.iteration % training.checkpoint_every == 0)
                 or done
                 or stop_now
             ):
-                last_checkpoint = files.checkpoint(state, feedback)
+                last_checkpoint = files.checkpoint(state, feedback) or last_checkpoint
                 saved_at = state.iteration
             if stop_now and not done:
                 interrupted = True

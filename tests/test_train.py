@@ -376,7 +376,35 @@ class _NanPlugin:
         register("nan-after", NanAfter, options=NanAfterOptions, description="Test: NaN later.")
 
 
+@attrs.frozen(kw_only=True)
+class PoisonAfter:
+    """A test critic regularizer: no penalty; after ``updates`` critic updates, the critic's
+    first parameter is NaN (a divergence that the losses see only at the next step)."""
+
+    player: ClassVar[str] = "critic"
+    updates: int = 10
+    interval: int = 1
+    done: list[int] = attrs.field(factory=list, eq=False)
+
+    def penalty(self, critic: Any, real: torch.Tensor, fake: torch.Tensor, extra: Any) -> None:
+        return None
+
+    def after_step(self, critic: nn.Module) -> None:
+        self.done.append(1)
+        if len(self.done) == self.updates:
+            with torch.no_grad():
+                next(critic.parameters()).fill_(float("nan"))
+
+
+class _PoisonPlugin:
+    @gancore.hookimpl
+    def gancore_register_regularizers(self, register: gancore.RegisterCallback) -> None:
+        register("poison-after", PoisonAfter, description="Test: NaN critic weights later.")
+
+
 class TestNonFinite:
+    """Non-finite losses are skipped, and stop the run when they keep coming."""
+
     def test_stops_after_consecutive_nonfinite_with_last_checkpoint_intact(
         self, toy_config: Path, tmp_path: Path
     ) -> None:
@@ -399,6 +427,74 @@ class TestNonFinite:
             .startswith(str(tmp_path / "run" / "checkpoints" / "step-0000010"))
         )
         assert verify_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000010") is None
+
+    def test_no_checkpoint_holds_nonfinite_weights(self, toy_config: Path, tmp_path: Path) -> None:
+        """Weights gone NaN at step 10 are not checkpointed (a warning says so); the stop names
+        step 5, the newest checkpoint whose values are all finite."""
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("p", _PoisonPlugin())])
+        config = load(
+            toy_config,
+            "regularizers=[{name='poison-after', updates=10}]",
+            "training.max_nonfinite_steps=3",
+            "training.checkpoint_every=5",
+            registry=registry,
+        )
+        with (
+            pytest.raises(gancore.TrainingError) as exc,
+            pytest.warns(UserWarning, match="no checkpoint written") as record,
+        ):
+            train(config, tmp_path / "run", progress=False)
+        root = tmp_path / "run" / "checkpoints"
+        assert [str(w.message) for w in record] == [
+            "step 10: no checkpoint written, critics weight 'critic.net.0.weight' has 64 "
+            "non-finite of 64 values; the newest checkpoint is still the last one with finite "
+            "values"
+        ]
+        assert f"the last good checkpoint is {root / 'step-0000005'}." in str(exc.value)
+        assert sorted(p.name for p in root.iterdir()) == ["step-0000005"]
+        weights, _ = gancore.load_checkpoint(root / "step-0000005")
+        assert all(torch.isfinite(t).all() for group in weights.values() for t in group.values())
+
+    def test_a_skipped_checkpoint_is_never_the_best(self, toy_config: Path, tmp_path: Path) -> None:
+        """A metric that improves while the critic is NaN records no best: best.json would name
+        a checkpoint that was not written."""
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("p", _PoisonPlugin())])
+        config = load(
+            toy_config,
+            "regularizers=[{name='poison-after', updates=10}]",
+            "metrics=[{name='mode-coverage', num_samples=200}]",
+            "training.metrics_every=10",
+            "training.best_metric='mode-coverage.num_modes'",
+            "training.max_nonfinite_steps=3",
+            "training.checkpoint_every=5",
+            registry=registry,
+        )
+        with (
+            pytest.raises(gancore.TrainingError),
+            pytest.warns(UserWarning, match="step 10: no checkpoint written"),
+        ):
+            train(config, tmp_path / "run", progress=False)
+        assert _records(tmp_path / "run", "metric")[0]["step"] == 10  # it ran, and improved
+        root = tmp_path / "run" / "checkpoints"
+        assert sorted(p.name for p in root.iterdir()) == ["step-0000005"]  # no best.json
+
+    def test_a_nan_metric_never_becomes_the_best(self, toy_config: Path) -> None:
+        """A NaN value of training.best_metric is no improvement (it would beat every later
+        value); a finite one after it is."""
+        from types import SimpleNamespace
+
+        from gancore._rundir import RunFiles
+        from gancore._state import LoopState
+
+        files: Any = SimpleNamespace(config=load(toy_config, "training.best_metric='m.v'"))
+        state = LoopState(iteration=5)
+        assert RunFiles.improves(files, state, {"m.v": float("nan")}) is None
+        assert RunFiles.improves(files, state, {"m.v": 2.0}) == {
+            "checkpoint": "step-0000005",
+            "step": 5,
+            "metric": "m.v",
+            "value": 2.0,
+        }
 
     def test_an_isolated_nonfinite_step_is_skipped_and_counted(
         self, toy_config: Path, tmp_path: Path
