@@ -19,7 +19,7 @@ from torch import nn
 from gancore._build import Built, reference_points
 from gancore._checkpoint import BEST, prune_checkpoints, save_checkpoint, step_dir_name
 from gancore._classes import fixed_inputs
-from gancore._errors import ConfigError
+from gancore._errors import CheckpointError, ConfigError
 from gancore._pictures import save_curves, save_samples
 from gancore._state import AugmentFeedback, LoopState, rng_state
 from gancore._task import mix_seed
@@ -361,14 +361,38 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from."""
+    """Drop log lines written after the checkpoint we resume from.
+
+    A last line without its newline was cut short by a crash: it is dropped with a warning. Any
+    other line that is not a JSON object is damage, a :class:`CheckpointError` naming the file and
+    the line; the file is then left as it was.
+    """
     if not path.exists():
         return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
+    text = path.read_text()
+    lines = text.splitlines()
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            if number == len(lines) and not text.endswith("\n"):
+                warnings.warn(
+                    f"{path}: dropped line {number}, cut short by a crash ({len(line)} characters "
+                    "without a newline)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                continue
+            raise CheckpointError(f"{path}: line {number} is not valid JSON ({exc})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
+            raise CheckpointError(
+                f"{path}: line {number} is not a log record (a JSON object with an integer 'step')"
+            )
+        if record.get("step", 0) <= step:
+            kept.append(line)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, path)

@@ -8,6 +8,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from gancore._checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
+from gancore._rundir import truncate_log
 from tests.conftest import exit_status
 
 HOST = socket.gethostname()
@@ -286,3 +288,39 @@ class TestRemoveLeftovers:
         )
         assert sorted(p.name for p in tmp_path.iterdir()) == ["step-0000010"]
         assert (tmp_path / "step-0000010" / "manifest.json").read_bytes() == manifest
+
+
+class TestTruncateLog:
+    """Resume keeps the log up to its checkpoint; a torn last line is dropped, other damage named."""
+
+    LINES: ClassVar[list[str]] = ['{"event": "train", "step": 1}', '{"event": "train", "step": 2}']
+
+    def test_a_torn_last_line_is_dropped_with_a_warning(self, tmp_path: Path) -> None:
+        """A last line cut short by a crash (no newline) is dropped; the others are kept."""
+        log = tmp_path / "metrics.jsonl"
+        log.write_text("\n".join([*self.LINES, '{"event": "train", "step": 3, "loss/c']))
+        with pytest.warns(UserWarning, match="cut short") as record:
+            truncate_log(log, 2)
+        assert str(record[0].message) == (
+            f"{log}: dropped line 3, cut short by a crash (37 characters without a newline)"
+        )
+        assert log.read_text() == "\n".join(self.LINES) + "\n"
+
+    def test_a_damaged_line_is_named_with_its_number(self, tmp_path: Path) -> None:
+        """A bad line that is not a torn last line is an error naming file and line."""
+        log = tmp_path / "metrics.jsonl"
+        text = "\n".join([self.LINES[0], '{"event": "train" "step": 2}', self.LINES[1]]) + "\n"
+        log.write_text(text)
+        with pytest.raises(gancore.CheckpointError) as exc:
+            truncate_log(log, 2)
+        assert str(exc.value) == (
+            f"{log}: line 2 is not valid JSON (Expecting ',' delimiter: line 1 column 19 (char 18))"
+        )
+        assert log.read_text() == text  # untouched
+
+    def test_lines_after_the_checkpoint_are_dropped(self, tmp_path: Path) -> None:
+        """Lines of steps after the checkpoint go; the rest stay as they were."""
+        log = tmp_path / "metrics.jsonl"
+        log.write_text("\n".join(self.LINES) + "\n")
+        truncate_log(log, 1)
+        assert log.read_text() == self.LINES[0] + "\n"
