@@ -22,8 +22,10 @@ from gancore._checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
+from gancore._cli import main
 from gancore._rundir import truncate_log
-from tests.conftest import exit_status
+from gancore._train import train
+from tests.conftest import exit_status, load
 
 HOST = socket.gethostname()
 WEIGHTS = {"generators": {"w": torch.arange(4.0)}, "critics": {"v": torch.ones(3)}}
@@ -110,6 +112,40 @@ class TestVerifyCheckpoint:
         weights, state = load_checkpoint(save(tmp_path, 5))
         assert torch.equal(weights["generators"]["w"], torch.arange(4.0))
         assert state == {"loop": {"iteration": 5}}
+
+
+class TestDamageFromTheCommandLine:
+    """gan train --resume, sample and eval print one line for a damaged file and exit 2."""
+
+    @pytest.mark.parametrize("command", ["resume", "sample", "eval"])
+    def test_a_manifest_listing_files_as_a_list(
+        self,
+        command: str,
+        toy_config: Path,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """The AttributeError traceback is now one line naming the checkpoint and the manifest."""
+        run = tmp_path / "run"
+        train(load(toy_config, "run.steps=2", "training.checkpoint_every=1"), run, progress=False)
+        newest = run / "checkpoints" / "step-0000002"
+        write_manifest(newest, ["generators.safetensors", "training_state.pt"])
+        capsys.readouterr()
+        argv = {
+            "resume": ["train", "--resume", str(run), "--set", "run.steps=3"],
+            "sample": ["sample", str(run), "--out", str(tmp_path / "s.png")],
+            "eval": ["eval", str(run)],
+        }[command]
+        assert main(argv) == 2
+        hint = (
+            "pass --fallback to use the previous intact checkpoint 'step-0000001'"
+            if command == "resume"
+            else "pass --checkpoint step-0000001 to use the previous intact checkpoint"
+        )
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: checkpoint '{newest}' is damaged: manifest.json: 'files' must map file "
+            f"names to sha256 digests (got list); {hint}"
+        ]
 
 
 class TestBestRecord:
