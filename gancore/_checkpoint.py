@@ -51,7 +51,7 @@ FORMAT_VERSION = 1
 # A checkpoint folder's name; the best record and --checkpoint name one of these, nothing else.
 STEP_NAME = re.compile(r"step-\d+")
 # A folder being written (.tmp), swapped out by a re-save of its step (.old) or being pruned (.del),
-# with its writer's pid and (since 0.3) host.
+# with its writer's pid and host (folders of earlier versions have the pid only).
 WORK_NAME = re.compile(r"\.(?P<kind>tmp|old|del)-(?P<step>step-\d+)-(?P<pid>\d+)(?:@(?P<host>.+))?")
 
 
@@ -76,7 +76,9 @@ def save_checkpoint(
 ) -> Path:
     """Write ``weights`` (group -> state dict) and ``state`` atomically as ``root/step-NNNNNNN``.
 
-    SIGINT and SIGTERM wait until the checkpoint is complete (see :func:`_signals_deferred`).
+    A SIGINT or SIGTERM that arrives meanwhile waits until the checkpoint is complete. Then a
+    Python handler (the loop's first-signal handler) runs; where the default handler would have
+    ended the process, it ends with ``SystemExit(130)``, the status of an interrupted run.
     """
     with _signals_deferred() as arrived:
         final = _write_checkpoint(root, step, weights, state, meta)
