@@ -43,7 +43,8 @@ class PluginError(RuntimeError):
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, truncated or corrupt."""
+    """A checkpoint, or another file of a run directory (``best.json``, ``metrics.jsonl``), that is
+    missing, truncated or corrupt."""
 
 
 class TrainingError(RuntimeError):

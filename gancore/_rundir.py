@@ -4,9 +4,11 @@ checkpoints and the best-checkpoint record; and what it tells the user on the te
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,9 +17,9 @@ import torch
 from torch import nn
 
 from gancore._build import Built, reference_points
-from gancore._checkpoint import prune_checkpoints, save_checkpoint, step_dir_name
+from gancore._checkpoint import BEST, prune_checkpoints, save_checkpoint, step_dir_name
 from gancore._classes import fixed_inputs
-from gancore._errors import ConfigError
+from gancore._errors import CheckpointError, ConfigError
 from gancore._pictures import save_curves, save_samples
 from gancore._state import AugmentFeedback, LoopState, rng_state
 from gancore._task import mix_seed
@@ -206,38 +208,62 @@ class RunFiles:
         )
         return results
 
-    def improves(self, state: LoopState, results: Mapping[str, Any]) -> bool:
-        """Whether ``results`` beat the best so far on ``training.best_metric`` (and if so,
-        record them as the best in ``state``)."""
+    def improves(self, state: LoopState, results: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The best-checkpoint record for this iteration if ``results`` beat the best so far on
+        ``training.best_metric``, else ``None``; :meth:`checkpoint` records it once saved."""
         training = self.config.training
         key = training.best_metric
         if key is None or not isinstance(results.get(key), int | float):
-            return False
+            return None
         value = float(results[key])
+        if not math.isfinite(value):  # a NaN would "beat" everything after it
+            return None
         best = state.best
         if best and (
             value >= best["value"] if training.best_mode == "min" else value <= best["value"]
         ):
-            return False
-        state.best = {
+            return None
+        return {
             "checkpoint": step_dir_name(state.iteration),
             "step": state.iteration,
             "metric": key,
             "value": value,
         }
-        return True
-
-    def write_best(self, state: LoopState) -> None:
-        if self.main:
-            write_json(self.checkpoints / "best.json", state.best)
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    def checkpoint(self, state: LoopState, feedback: AugmentFeedback | None) -> Path:
+    def checkpoint(
+        self,
+        state: LoopState,
+        feedback: AugmentFeedback | None,
+        best: Mapping[str, Any] | None = None,
+    ) -> Path | None:
         """Save a checkpoint of everything a resume needs (on every process: RNG states are
-        gathered); keep the newest ``training.keep_checkpoints`` and the best."""
-        rng = _gather_objects(self.accelerator, rng_state())
+        gathered); keep the newest ``training.keep_checkpoints`` and the best. ``best``, a record
+        from :meth:`improves`, makes it the best checkpoint (``best.json``).
+
+        Weights or optimizer states holding NaN or inf are not saved (a resume from them could
+        only fail again): a warning names them, and ``None`` is returned, so the newest
+        checkpoint stays the last finite one."""
         at = state.iteration
+        weights, optimizers = self.players.weights(), self.players.optimizer_states()
+        problem = _nonfinite(weights, optimizers)
+        if self.accelerator.num_processes > 1:  # every process skips, or none
+            flag = torch.tensor([float(problem is not None)], device=self.accelerator.device)
+            if self.accelerator.reduce(flag, reduction="sum").item() > 0 and problem is None:
+                problem = "another process's state is not finite"
+        if problem is not None:
+            if self.main:
+                warnings.warn(
+                    f"step {at}: no checkpoint written, {problem}; the newest checkpoint is "
+                    "still the last one with finite values",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return None
+        if best is not None:
+            state.best = dict(best)  # saved with the checkpoint it names
+        rng = _gather_objects(self.accelerator, rng_state())
         path = self.checkpoints / step_dir_name(at)
         if self.main:
             built = self.built
@@ -246,7 +272,7 @@ class RunFiles:
                 "loop": state.state_dict(),
                 "iteration": at,
                 "images_seen": images_seen,
-                "optimizers": self.players.optimizer_states(),
+                "optimizers": optimizers,
                 "augment_feedback": feedback.state_dict() if feedback is not None else {},
                 "augmenter": _module_state(built.augmenter),
                 "regularizers": [_module_state(r) for _, r in built.regularizers],
@@ -257,13 +283,46 @@ class RunFiles:
             path = save_checkpoint(
                 self.checkpoints,
                 at,
-                self.players.weights(),
+                weights,
                 saved,
                 meta={"run": self.config.run.name, "images_seen": images_seen},
             )
-            prune_checkpoints(self.checkpoints, self.config.training.keep_checkpoints)
+            keep = self.config.training.keep_checkpoints
+            protected = [state.best["checkpoint"]] if state.best else []
+            prune_checkpoints(self.checkpoints, keep, protected)
+            if best is not None:
+                write_json(self.checkpoints / BEST, state.best)
         self.accelerator.wait_for_everyone()
         return path
+
+
+def _nonfinite(
+    weights: Mapping[str, Mapping[str, torch.Tensor]], optimizers: Mapping[str, Any]
+) -> str | None:
+    """What in ``weights`` (group -> name -> tensor) or the optimizer states is NaN or inf, the
+    first such tensor and how many of its values; ``None`` if all are finite."""
+    found: list[tuple[str, torch.Tensor]] = [
+        (f"{group} weight {name!r}", t)
+        for group, tensors in weights.items()
+        for name, t in tensors.items()
+    ]
+    for group, opt_state in optimizers.items():
+        for slot, values in opt_state.get("state", {}).items():
+            for name, t in values.items():
+                if isinstance(t, torch.Tensor):
+                    found.append((f"{group} optimizer state {name!r} of parameter {slot}", t))
+    tensors = [(what, t) for what, t in found if t.is_floating_point() or t.is_complex()]
+    if not tensors:
+        return None
+    # One count per tensor, read back at once: a checkpoint is no place for a sync per tensor.
+    device = tensors[0][1].device
+    counts = torch.stack(
+        [(~torch.isfinite(t.detach())).sum().to(device) for _, t in tensors]
+    ).tolist()
+    for (what, t), count in zip(tensors, counts, strict=True):
+        if count:
+            return f"{what} has {count} non-finite of {t.numel()} values"
+    return None
 
 
 class _Evaluating:
@@ -302,14 +361,38 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from."""
+    """Drop log lines written after the checkpoint we resume from.
+
+    A last line without its newline was cut short by a crash: it is dropped with a warning. Any
+    other line that is not a JSON object is damage, a :class:`CheckpointError` naming the file and
+    the line; the file is then left as it was.
+    """
     if not path.exists():
         return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
+    text = path.read_text()
+    lines = text.splitlines()
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            if number == len(lines) and not text.endswith("\n"):
+                warnings.warn(
+                    f"{path}: dropped line {number}, cut short by a crash ({len(line)} characters "
+                    "without a newline)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                continue
+            raise CheckpointError(f"{path}: line {number} is not valid JSON ({exc})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
+            raise CheckpointError(
+                f"{path}: line {number} is not a log record (a JSON object with an integer 'step')"
+            )
+        if record.get("step", 0) <= step:
+            kept.append(line)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, path)

@@ -40,6 +40,7 @@ from gancore._build import Built, build_run, weights_group
 from gancore._checkpoint import (
     find_checkpoint,
     load_checkpoint,
+    remove_leftovers,
 )
 from gancore._classes import dataset_classes, save_classes
 from gancore._config import RunConfig, config_to_toml
@@ -280,6 +281,9 @@ def run_training(
         groups = {weights_group(g): m for g, m in players.modules.items()}
         init_report = apply_init(config.init, {**groups, "ema": players.ema})
     if resume:  # everything is loaded before anything in the run directory changes
+        if main:  # a killed writer's folders: finish or undo its swap, never load from them
+            remove_leftovers(checkpoints)
+        accelerator.wait_for_everyone()
         last_checkpoint = find_checkpoint(checkpoints, fallback=fallback)
         weights, saved = load_checkpoint(last_checkpoint)
         try:
@@ -525,16 +529,16 @@ def run_training(
                 (training.metrics_every and state.iteration % training.metrics_every == 0) or done
             ):
                 last_metrics = files.run_metrics(state.iteration, images_seen)
-                if files.improves(state, last_metrics):
-                    last_checkpoint = files.checkpoint(state, feedback)
+                if (best := files.improves(state, last_metrics)) is not None:
+                    # None: not written (non-finite values), the last finite one stays newest
+                    last_checkpoint = files.checkpoint(state, feedback, best) or last_checkpoint
                     saved_at = state.iteration
-                    files.write_best(state)
             if saved_at != state.iteration and (
                 (training.checkpoint_every and state.iteration % training.checkpoint_every == 0)
                 or done
                 or stop_now
             ):
-                last_checkpoint = files.checkpoint(state, feedback)
+                last_checkpoint = files.checkpoint(state, feedback) or last_checkpoint
                 saved_at = state.iteration
             if stop_now and not done:
                 interrupted = True

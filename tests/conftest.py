@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +111,15 @@ def toy_config(tmp_path: Path) -> Path:
 
 def load(path: Path, *overrides: str, **kwargs: Any) -> gancore.RunConfig:
     return gancore.load_config(path, list(overrides), **kwargs)
+
+
+def exit_status(call: Callable[[], object]) -> object:
+    """The status ``call()`` ends the process with (its ``SystemExit``). A ``KeyboardInterrupt``
+    escaping it fails the test instead of ending the pytest session."""
+    try:
+        call()
+    except SystemExit as exc:
+        return exc.code
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped instead of an exit")
+    pytest.fail("no exit")

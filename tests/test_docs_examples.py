@@ -297,6 +297,17 @@ def scenario(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list
     if name == "not-a-run":
         (tmp_path / "out").mkdir()
         return run_gan(["train", "--resume", "out"], monkeypatch, **builtins_only)
+    if name in ("damaged-manifest", "damaged-best"):
+        checkpoint = tmp_path / "out" / "checkpoints" / "step-0000010"
+        checkpoint.mkdir(parents=True)
+        (tmp_path / "out" / "config.toml").write_text(
+            '[data]\nname = "toy2d"\n[generator]\nname = "mlp"\n[critic]\nname = "mlp"\n'
+        )
+        (checkpoint / "manifest.json").write_text('{"files": ["generators.safetensors"]}')
+        if name == "damaged-manifest":
+            return run_gan(["train", "--resume", "out"], monkeypatch, **builtins_only)
+        (tmp_path / "out" / "checkpoints" / "best.json").write_text("")
+        return run_gan(["sample", "out", "--checkpoint", "best"], monkeypatch, **builtins_only)
     if name == "non-finite":
         (tmp_path / "nan.toml").write_text(
             '[run]\nsteps = 10\n[data]\nname = "toy2d"\nsize = 64\n[generator]\nname = "mlp"\n'

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ from gancore._data import BatchPlan
 from gancore._inference import load_run
 from gancore._task import StepContext
 from gancore._train import ema_beta, lazy_correction, lr_factor, train, update_ema
-from tests.conftest import TOY_CONFIG, load, write_toml
+from tests.conftest import TOY_CONFIG, exit_status, load, write_toml
 
 DIGITS_CONFIG = """
 [run]
@@ -211,6 +213,34 @@ class TestExactResume:
         result = train(config, tmp_path / "run", resume=True, fallback=True, progress=False)
         assert result.step == 4 and verify_checkpoint(newest) is None  # rewritten, intact
 
+    def test_resume_puts_back_a_step_whose_resave_was_killed(self, tmp_path: Path) -> None:
+        """A re-save killed between its renames left '.old-'/'.tmp-': resume starts from that
+        step again, not from the one before, and the leftovers are gone."""
+        config = load(write_toml(tmp_path / "d.toml", DIGITS_CONFIG), "run.steps=4")
+        train(config, tmp_path / "run", progress=False)
+        root = tmp_path / "run" / "checkpoints"
+        pid = 1 << 22  # Linux's PID_MAX_LIMIT: no process ever has this pid
+        host = socket.gethostname()
+        os.replace(root / "step-0000004", root / f".old-step-0000004-{pid}@{host}")
+        (root / f".tmp-step-0000004-{pid}@{host}").mkdir()  # unfinished
+        with pytest.warns(UserWarning, match="re-save did not finish|no longer running") as record:
+            resumed = gt.train_interrupted(
+                load(write_toml(tmp_path / "d.toml", DIGITS_CONFIG), "run.steps=8"),
+                tmp_path / "run",
+                after=1,
+                resume=True,
+            )
+        assert resumed.step == 5  # from step 4, not from step 2
+        assert [str(w.message).split(":")[0].split(",")[0] for w in record] == [
+            f"restored {root / 'step-0000004'} from .old-step-0000004-{pid}@{host}",
+            f"removed {root / f'.tmp-step-0000004-{pid}@{host}'}",
+        ]
+        assert sorted(p.name for p in root.iterdir()) == [
+            "step-0000002",
+            "step-0000004",
+            "step-0000005",
+        ]
+
     def test_a_finished_run_is_not_overwritten(self, tmp_path: Path) -> None:
         """Training again into a run directory without resume is refused; nothing is touched."""
         config = load(write_toml(tmp_path / "d.toml", DIGITS_CONFIG), "run.steps=2")
@@ -226,6 +256,44 @@ class TestExactResume:
 
 
 class TestSignals:
+    """Ctrl-C and SIGTERM stop a run with a whole checkpoint and the documented status."""
+
+    def test_second_ctrl_c_during_the_stop_checkpoint_finishes_it(
+        self,
+        toy_config: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Ctrl-C while step 3 is saved stops after step 4; a second one while step 4 is saved
+        lets it finish and exits 130, without a traceback or a leftover folder."""
+        from gancore import _checkpoint
+
+        real, sent = _checkpoint.save_file, []
+
+        def save_file(tensors: dict[str, torch.Tensor], filename: str) -> None:
+            step = Path(filename).parent.name.split("-")[2]  # .tmp-step-NNNNNNN-PID@HOST
+            if step not in sent:
+                sent.append(step)
+                signal.raise_signal(signal.SIGINT)
+            real(tensors, filename)
+
+        monkeypatch.setattr(_checkpoint, "save_file", save_file)
+        config = load(toy_config, "training.checkpoint_every=3")
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            assert exit_status(lambda: train(config, tmp_path / "run", progress=False)) == 130
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        root = tmp_path / "run" / "checkpoints"
+        assert sent == ["0000003", "0000004"]
+        assert sorted(p.name for p in root.iterdir()) == ["step-0000003", "step-0000004"]
+        assert verify_checkpoint(root / "step-0000004") is None
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"stopped by SIGINT while writing a checkpoint; it was finished first: "
+            f"{root / 'step-0000004'}"
+        )
+
     @pytest.mark.slow
     def test_sigterm_checkpoints_and_resume_finishes(
         self, tmp_path: Path, subprocess_env: dict[str, str]
@@ -308,7 +376,35 @@ class _NanPlugin:
         register("nan-after", NanAfter, options=NanAfterOptions, description="Test: NaN later.")
 
 
+@attrs.frozen(kw_only=True)
+class PoisonAfter:
+    """A test critic regularizer: no penalty; after ``updates`` critic updates, the critic's
+    first parameter is NaN (a divergence that the losses see only at the next step)."""
+
+    player: ClassVar[str] = "critic"
+    updates: int = 10
+    interval: int = 1
+    done: list[int] = attrs.field(factory=list, eq=False)
+
+    def penalty(self, critic: Any, real: torch.Tensor, fake: torch.Tensor, extra: Any) -> None:
+        return None
+
+    def after_step(self, critic: nn.Module) -> None:
+        self.done.append(1)
+        if len(self.done) == self.updates:
+            with torch.no_grad():
+                next(critic.parameters()).fill_(float("nan"))
+
+
+class _PoisonPlugin:
+    @gancore.hookimpl
+    def gancore_register_regularizers(self, register: gancore.RegisterCallback) -> None:
+        register("poison-after", PoisonAfter, description="Test: NaN critic weights later.")
+
+
 class TestNonFinite:
+    """Non-finite losses are skipped, and stop the run when they keep coming."""
+
     def test_stops_after_consecutive_nonfinite_with_last_checkpoint_intact(
         self, toy_config: Path, tmp_path: Path
     ) -> None:
@@ -331,6 +427,74 @@ class TestNonFinite:
             .startswith(str(tmp_path / "run" / "checkpoints" / "step-0000010"))
         )
         assert verify_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000010") is None
+
+    def test_no_checkpoint_holds_nonfinite_weights(self, toy_config: Path, tmp_path: Path) -> None:
+        """Weights gone NaN at step 10 are not checkpointed (a warning says so); the stop names
+        step 5, the newest checkpoint whose values are all finite."""
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("p", _PoisonPlugin())])
+        config = load(
+            toy_config,
+            "regularizers=[{name='poison-after', updates=10}]",
+            "training.max_nonfinite_steps=3",
+            "training.checkpoint_every=5",
+            registry=registry,
+        )
+        with (
+            pytest.raises(gancore.TrainingError) as exc,
+            pytest.warns(UserWarning, match="no checkpoint written") as record,
+        ):
+            train(config, tmp_path / "run", progress=False)
+        root = tmp_path / "run" / "checkpoints"
+        assert [str(w.message) for w in record] == [
+            "step 10: no checkpoint written, critics weight 'critic.net.0.weight' has 64 "
+            "non-finite of 64 values; the newest checkpoint is still the last one with finite "
+            "values"
+        ]
+        assert f"the last good checkpoint is {root / 'step-0000005'}." in str(exc.value)
+        assert sorted(p.name for p in root.iterdir()) == ["step-0000005"]
+        weights, _ = gancore.load_checkpoint(root / "step-0000005")
+        assert all(torch.isfinite(t).all() for group in weights.values() for t in group.values())
+
+    def test_a_skipped_checkpoint_is_never_the_best(self, toy_config: Path, tmp_path: Path) -> None:
+        """A metric that improves while the critic is NaN records no best: best.json would name
+        a checkpoint that was not written."""
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("p", _PoisonPlugin())])
+        config = load(
+            toy_config,
+            "regularizers=[{name='poison-after', updates=10}]",
+            "metrics=[{name='mode-coverage', num_samples=200}]",
+            "training.metrics_every=10",
+            "training.best_metric='mode-coverage.num_modes'",
+            "training.max_nonfinite_steps=3",
+            "training.checkpoint_every=5",
+            registry=registry,
+        )
+        with (
+            pytest.raises(gancore.TrainingError),
+            pytest.warns(UserWarning, match="step 10: no checkpoint written"),
+        ):
+            train(config, tmp_path / "run", progress=False)
+        assert _records(tmp_path / "run", "metric")[0]["step"] == 10  # it ran, and improved
+        root = tmp_path / "run" / "checkpoints"
+        assert sorted(p.name for p in root.iterdir()) == ["step-0000005"]  # no best.json
+
+    def test_a_nan_metric_never_becomes_the_best(self, toy_config: Path) -> None:
+        """A NaN value of training.best_metric is no improvement (it would beat every later
+        value); a finite one after it is."""
+        from types import SimpleNamespace
+
+        from gancore._rundir import RunFiles
+        from gancore._state import LoopState
+
+        files: Any = SimpleNamespace(config=load(toy_config, "training.best_metric='m.v'"))
+        state = LoopState(iteration=5)
+        assert RunFiles.improves(files, state, {"m.v": float("nan")}) is None
+        assert RunFiles.improves(files, state, {"m.v": 2.0}) == {
+            "checkpoint": "step-0000005",
+            "step": 5,
+            "metric": "m.v",
+            "value": 2.0,
+        }
 
     def test_an_isolated_nonfinite_step_is_skipped_and_counted(
         self, toy_config: Path, tmp_path: Path
