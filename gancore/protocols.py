@@ -198,7 +198,11 @@ class MetricContext(Protocol):
     device: torch.device
 
     def generate(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-        """Yields batches of generated samples ``[B, ...]``, ``num`` in all, from fixed ``seed``."""
+        """Yields batches of generated samples ``[B, ...]``, ``num`` in all, from fixed ``seed``.
+
+        Sample ``k`` must not depend on ``batch_size`` (a metric's batch size changes memory, not
+        its result); the loop's context draws inputs in fixed seed blocks to keep that promise.
+        """
         ...
 
     def real(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
