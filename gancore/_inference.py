@@ -49,6 +49,8 @@ class LoadedRun:
 
     @torch.no_grad()
     def generate(self, num: int, seed: int, batch_size: int = 256) -> torch.Tensor:
+        """``num`` samples ``[num, ...]`` on the CPU, drawn as metrics draw them from ``seed``
+        (the same whatever ``batch_size``)."""
         return torch.cat(list(self.context().generate(num, batch_size, seed))).cpu()
 
     @torch.no_grad()

@@ -479,6 +479,8 @@ def check_regularizer(
 ) -> Any:
     """A regularizer has ``player`` ``"critic"`` or ``"generator"`` and an integer ``interval >= 1``.
 
+    An optional ``check(players)`` accepts the network (``{"critic": {"critic": critic}}`` or
+    ``{"generator": {"generator": generator}}``); a ``ValueError`` it raises propagates.
     A critic regularizer's ``setup_critic`` (optional) accepts ``critic`` (default: a
     :class:`TinyCritic`), its ``penalty(critic, real, fake, ())`` is ``None`` or a finite,
     non-negative scalar with gradients to the critic's parameters, and ``after_step(critic)`` runs.
@@ -496,12 +498,18 @@ def check_regularizer(
             raise _fail(label, f"interval must be an integer >= 1 (got {interval!r})")
         if not callable(getattr(reg, "penalty", None)):
             raise _fail(label, "lacks penalty(...)")
+        # the optional build-time seam, called as build_run calls it (before setup_critic)
+        check = getattr(reg, "check", None)
         if player == "generator":
             net = generator if generator is not None else TinyGenerator(shape)
+            if callable(check):
+                check({"generator": {"generator": net}})
             inputs = torch.randn(batch_size, int(net.latent_dim))  # type: ignore[arg-type]
             penalty = reg.penalty(net, inputs)
         else:
             net = critic if critic is not None else TinyCritic(shape)
+            if callable(check):
+                check({"critic": {"critic": net}})
             setup = getattr(reg, "setup_critic", None)
             if setup is not None:
                 setup(net)
