@@ -152,7 +152,8 @@ class FakeMetricContext:
 
     ``generate(num, batch_size, seed)`` feeds standard-normal latents drawn from ``seed`` to
     ``generator`` (default: a :class:`TinyGenerator` for the dataset's ``"x"`` shape) without
-    gradients; ``real`` yields the dataset's ``"x"`` in an order drawn from ``seed``, cycling when
+    gradients, all ``num`` drawn at once so that sample ``k`` does not depend on ``batch_size``
+    (as the protocol asks); ``real`` yields the dataset's ``"x"`` in an order drawn from ``seed``, cycling when
     ``num`` exceeds the dataset.
     """
 
@@ -169,10 +170,10 @@ class FakeMetricContext:
     def generate(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         gen = torch.Generator().manual_seed(seed)
         dim = int(self.generator.latent_dim)  # type: ignore[arg-type]
+        latents = torch.randn(num, dim, generator=gen)
         for start in range(0, num, batch_size):
-            z = torch.randn(min(batch_size, num - start), dim, generator=gen)
             with torch.no_grad():
-                yield self.generator(z.to(self.device))
+                yield self.generator(latents[start : start + batch_size].to(self.device))
 
     def real(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         gen = torch.Generator().manual_seed(seed)

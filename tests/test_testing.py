@@ -1143,3 +1143,16 @@ class TestBuildFailures:
             "generator build: building failed: ValueError: my-net: size 3 is not a power of two"
         )
         assert isinstance(exc.value.__cause__, ValueError)
+
+
+class TestFakeMetricContext:
+    """The fake context keeps the metric-context promise: samples do not depend on batch_size."""
+
+    def test_samples_do_not_depend_on_batch_size(self) -> None:
+        """Batches of 3 and of 64 give the same 40 samples; another seed gives others."""
+        context = gt.FakeMetricContext()
+        small = torch.cat(list(context.generate(40, 3, seed=1)))
+        large = torch.cat(list(context.generate(40, 64, seed=1)))
+        assert small.shape == (40, 2)
+        assert torch.equal(small, large)
+        assert not torch.equal(small, torch.cat(list(context.generate(40, 64, seed=2))))
