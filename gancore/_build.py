@@ -152,6 +152,14 @@ def build_run(config: RunConfig) -> Built:
                 ],
                 config.source,
             )
+        # Optional seam: a regularizer says now, not at its first lazy step, that it cannot
+        # work on these networks (path length needs a generator with mapping and synthesis).
+        check = getattr(reg, "check", None)
+        if callable(check):
+            try:
+                check(players)
+            except ValueError as exc:
+                raise ConfigError([f"regularizers: {exc}"], config.source) from None
         # Optional seam: a critic regularizer may change each critic once, before optimizers,
         # Accelerate and checkpoints see it (spectral normalization reparametrizes weights).
         setup_critic = getattr(reg, "setup_critic", None)

@@ -49,6 +49,8 @@ class LoadedRun:
 
     @torch.no_grad()
     def generate(self, num: int, seed: int, batch_size: int = 256) -> torch.Tensor:
+        """``num`` samples ``[num, ...]`` on the CPU, drawn as metrics draw them from ``seed``
+        (the same whatever ``batch_size``)."""
         return torch.cat(list(self.context().generate(num, batch_size, seed))).cpu()
 
     @torch.no_grad()
@@ -100,6 +102,43 @@ class LoadedRun:
         return {"run": str(self.config.run.name), "checkpoint": self.checkpoint.name, **result}
 
 
+def _shape(tensor: torch.Tensor) -> str:
+    return str(list(tensor.shape))
+
+
+def weights_misfit(
+    modules: dict[str, nn.Module], flat: dict[str, torch.Tensor], config: RunConfig
+) -> str | None:
+    """Why the checkpoint tensors ``flat`` (keys ``<player>.<key>``) cannot load into
+    ``modules`` (built from ``config``), or ``None`` when they fit.
+
+    Names the first tensor whose shape differs, or that is missing or extra, counts the others,
+    and names the config tables of the players concerned (``generator``, ``critic``) where a
+    player has one.
+    """
+    model = {f"{name}.{k}": t for name, m in modules.items() for k, t in m.state_dict().items()}
+    prefixes = tuple(f"{name}." for name in modules)
+    saved = {k: t for k, t in flat.items() if k.startswith(prefixes)}
+    differ = [
+        f"{k} is {_shape(saved[k])} in the checkpoint and {_shape(t)} in the model"
+        for k, t in model.items()
+        if k in saved and saved[k].shape != t.shape
+    ]
+    missing = [f"{k} is in the model but not in the checkpoint" for k in model if k not in saved]
+    extra = [f"{k} is in the checkpoint but not in the model" for k in saved if k not in model]
+    problems = differ + missing + extra
+    if not problems:
+        return None
+    players = sorted({p.partition(".")[0] for p in problems})
+    tables = [p for p in players if getattr(config, p, None) is not None]
+    others = len(problems) - 1
+    more = {0: "", 1: ", and 1 more tensor disagrees"}.get(
+        others, f", and {others} more tensors disagree"
+    )
+    hint = f" (changed {' or '.join(tables)} options?)" if tables else ""
+    return problems[0] + more + hint
+
+
 def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedRun:
     config_file = run_dir / "config.toml"
     if not config_file.is_file():
@@ -118,7 +157,11 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         enter_stage(entered, built.task, built.players, config.run.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     use_ema = "ema" in weights and not raw
-    load_flat_state(built.generators, weights["ema" if use_ema else "generators"])
+    flat = weights["ema" if use_ema else "generators"]
+    problem = weights_misfit(built.generators, flat, config)
+    if problem is not None:
+        raise ConfigError([f"checkpoint {path.name} does not fit config.toml: {problem}"])
+    load_flat_state(built.generators, flat)
     for module in built.generators.values():
         module.to(device).eval()
     return LoadedRun(

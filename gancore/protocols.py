@@ -95,6 +95,12 @@ class CriticRegularizer(Protocol):
     critic module the task builds, before optimizers, Accelerate and checkpoints see it, so it may
     change the critic in place (spectral normalization reparametrizes its layers). It is called
     wherever a run is built (train, resume, sample, eval), so checkpoints always load.
+
+    Optional: ``check(players: Mapping[str, Mapping[str, nn.Module]]) -> None``, if defined, is
+    called once when the run is built, right after the regularizer, with the task's player groups
+    (group -> name -> module, e.g. ``players["critic"]``); it raises a one-line ``ValueError`` when
+    the regularizer cannot work on these networks, and the run stops before training with
+    ``regularizers: <message>``. Generator regularizers have the same seam.
     """
 
     @property
@@ -130,7 +136,12 @@ class CriticRegularizer(Protocol):
 @runtime_checkable
 class GeneratorRegularizer(Protocol):
     """A penalty on a generator (e.g. path length), run as its own lazy phase every ``interval``
-    generator steps, penalty multiplied by ``interval``."""
+    generator steps, penalty multiplied by ``interval``.
+
+    Optional: ``check(players)``, as for :class:`CriticRegularizer`: path length refuses, when the
+    run is built, a generator without ``mapping`` and ``synthesis``, which its first lazy step
+    (``interval`` steps in) could not use.
+    """
 
     @property
     def player(self) -> Player:  # always "generator"
@@ -198,7 +209,11 @@ class MetricContext(Protocol):
     device: torch.device
 
     def generate(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-        """Yields batches of generated samples ``[B, ...]``, ``num`` in all, from fixed ``seed``."""
+        """Yields batches of generated samples ``[B, ...]``, ``num`` in all, from fixed ``seed``.
+
+        Sample ``k`` must not depend on ``batch_size`` (a metric's batch size changes memory, not
+        its result); the loop's context draws inputs in fixed seed blocks to keep that promise.
+        """
         ...
 
     def real(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:

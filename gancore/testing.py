@@ -152,7 +152,8 @@ class FakeMetricContext:
 
     ``generate(num, batch_size, seed)`` feeds standard-normal latents drawn from ``seed`` to
     ``generator`` (default: a :class:`TinyGenerator` for the dataset's ``"x"`` shape) without
-    gradients; ``real`` yields the dataset's ``"x"`` in an order drawn from ``seed``, cycling when
+    gradients, all ``num`` drawn at once so that sample ``k`` does not depend on ``batch_size``
+    (as the protocol asks); ``real`` yields the dataset's ``"x"`` in an order drawn from ``seed``, cycling when
     ``num`` exceeds the dataset.
     """
 
@@ -169,10 +170,10 @@ class FakeMetricContext:
     def generate(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         gen = torch.Generator().manual_seed(seed)
         dim = int(self.generator.latent_dim)  # type: ignore[arg-type]
+        latents = torch.randn(num, dim, generator=gen)
         for start in range(0, num, batch_size):
-            z = torch.randn(min(batch_size, num - start), dim, generator=gen)
             with torch.no_grad():
-                yield self.generator(z.to(self.device))
+                yield self.generator(latents[start : start + batch_size].to(self.device))
 
     def real(self, num: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         gen = torch.Generator().manual_seed(seed)
@@ -479,6 +480,8 @@ def check_regularizer(
 ) -> Any:
     """A regularizer has ``player`` ``"critic"`` or ``"generator"`` and an integer ``interval >= 1``.
 
+    An optional ``check(players)`` accepts the network (``{"critic": {"critic": critic}}`` or
+    ``{"generator": {"generator": generator}}``); a ``ValueError`` it raises propagates.
     A critic regularizer's ``setup_critic`` (optional) accepts ``critic`` (default: a
     :class:`TinyCritic`), its ``penalty(critic, real, fake, ())`` is ``None`` or a finite,
     non-negative scalar with gradients to the critic's parameters, and ``after_step(critic)`` runs.
@@ -496,12 +499,18 @@ def check_regularizer(
             raise _fail(label, f"interval must be an integer >= 1 (got {interval!r})")
         if not callable(getattr(reg, "penalty", None)):
             raise _fail(label, "lacks penalty(...)")
+        # the optional build-time seam, called as build_run calls it (before setup_critic)
+        check = getattr(reg, "check", None)
         if player == "generator":
             net = generator if generator is not None else TinyGenerator(shape)
+            if callable(check):
+                check({"generator": {"generator": net}})
             inputs = torch.randn(batch_size, int(net.latent_dim))  # type: ignore[arg-type]
             penalty = reg.penalty(net, inputs)
         else:
             net = critic if critic is not None else TinyCritic(shape)
+            if callable(check):
+                check({"critic": {"critic": net}})
             setup = getattr(reg, "setup_critic", None)
             if setup is not None:
                 setup(net)

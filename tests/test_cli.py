@@ -349,6 +349,50 @@ class TestTrainSampleEval:
         )
 
 
+class TestEditedConfig:
+    """A config.toml edited to another architecture is one line from sample and eval."""
+
+    @pytest.mark.parametrize("command", ["sample", "eval"])
+    def test_other_generator_size(
+        self, tmp_path: Path, run_toml: Path, command: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A wider generator names the first tensor that differs, both shapes, and the table."""
+        run_dir = tmp_path / "run"
+        assert gan("train", str(run_toml), "--run-dir", str(run_dir), "--progress", "lines") == 0
+        config = run_dir / "config.toml"
+        text = config.read_text()
+        assert text.count("hidden = 8") == 2  # generator's, then critic's
+        config.write_text(text.replace("hidden = 8", "hidden = 16", 1))
+        capsys.readouterr()
+        assert gan(command, str(run_dir)) == 2
+        assert capsys.readouterr().err == (
+            "error: checkpoint step-0000003 does not fit config.toml: generator.net.0.weight is "
+            "[8, 2] in the checkpoint and [16, 2] in the model, and 6 more tensors disagree "
+            "(changed generator options?)\n"
+        )
+
+    def test_missing_and_extra_tensors(self, run_toml: Path) -> None:
+        """Tensors missing from the checkpoint or extra in it are named too."""
+        from torch import nn
+
+        from gancore._inference import weights_misfit
+
+        config = gancore.load_config(run_toml)
+        model = {"generator": nn.Linear(2, 3)}
+        weight = model["generator"].weight.detach()
+        assert weights_misfit(model, {"generator.weight": weight}, config) == (
+            "generator.bias is in the model but not in the checkpoint (changed generator options?)"
+        )
+        bias = model["generator"].bias.detach()
+        saved = {"generator.weight": weight, "generator.bias": bias, "generator.x": weight}
+        assert weights_misfit({"g": nn.Linear(2, 3)}, {"g.weight": weight}, config) == (
+            "g.bias is in the model but not in the checkpoint"
+        )
+        assert weights_misfit(model, saved, config) == (
+            "generator.x is in the checkpoint but not in the model (changed generator options?)"
+        )
+
+
 class TestMain:
     def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
         """``gan --version`` prints the version."""

@@ -308,6 +308,24 @@ def scenario(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list
             return run_gan(["train", "--resume", "out"], monkeypatch, **builtins_only)
         (tmp_path / "out" / "checkpoints" / "best.json").write_text("")
         return run_gan(["sample", "out", "--checkpoint", "best"], monkeypatch, **builtins_only)
+    if name == "regularizer-misfit":
+        pytest.importorskip("gan_stylegan")
+        (tmp_path / "run.toml").write_text(
+            '[data]\nname = "digits"\nresolution = 8\n[generator]\nname = "dcgan"\n'
+            '[critic]\nname = "dcgan"\n[[regularizers]]\nname = "path-length"\n'
+        )
+        args = ["train", "run.toml", "--run-dir", "o"]
+        return run_gan(args, monkeypatch, GANCORE_LOAD_PLUGINS="gan-stylegan")
+    if name == "edited-config":
+        (tmp_path / "toy.toml").write_text(
+            '[run]\nsteps = 2\n[data]\nname = "toy2d"\nsize = 64\n[generator]\nname = "mlp"\n'
+            'hidden = 8\n[critic]\nname = "mlp"\n[training]\nbatch_size = 8\n'
+        )
+        args = ["train", "toy.toml", "--run-dir", "o", "--progress", "lines"]
+        run_gan(args, monkeypatch, **builtins_only)
+        config = tmp_path / "o" / "config.toml"
+        config.write_text(config.read_text().replace("hidden = 8", "hidden = 16", 1))
+        return run_gan(["sample", "o"], monkeypatch, **builtins_only)
     if name == "non-finite":
         (tmp_path / "nan.toml").write_text(
             '[run]\nsteps = 10\n[data]\nname = "toy2d"\nsize = 64\n[generator]\nname = "mlp"\n'

@@ -21,6 +21,7 @@ from gancore._scaffold import new_plugin, plugin_files
 
 EXPECTED_FILES = [
     "README.md",
+    "constraints.txt",
     "examples/noise-ring.toml",
     "gan_noise/__init__.py",
     "gan_noise/losses.py",
@@ -99,6 +100,36 @@ class TestFiles:
         assert 'GANCORE_API = ">=1.0,<2"' in files["gan_noise/plugin.py"]
         assert "gancore.testing" in files["tests/test_losses.py"]
         assert "env_list = py" in files["tox.ini"]
+
+    def test_tox_pins_torch_as_the_project_does(self) -> None:
+        """tox.ini gives pip constraints.txt, which pins torch to the build gancore runs with."""
+        import configparser
+
+        import torch
+
+        files = plugin_files("gan-noise")
+        tox = configparser.ConfigParser(interpolation=None)
+        tox.read_string(files["tox.ini"])
+        set_env = [line.strip() for line in tox["testenv"]["set_env"].splitlines()]
+        assert "PIP_CONSTRAINT = {toxinidir}/constraints.txt" in set_env
+        pins = [line for line in files["constraints.txt"].splitlines() if not line.startswith("#")]
+        assert pins == [f"torch=={torch.__version__}"]
+        # the project's own tox.ini passes its constraints the same way
+        ours = configparser.ConfigParser(interpolation=None)
+        ours.read(Path(__file__).parents[1] / "tox.ini")
+        assert "PIP_CONSTRAINT = {toxinidir}/constraints.txt" in [
+            line.strip() for line in ours["testenv"]["set_env"].splitlines()
+        ]
+
+    def test_tests_register_the_plugin_as_the_docs_recommend(self) -> None:
+        """tests/conftest.py uses gancore.testing.plugin_fixture, the setup writing_plugins.md
+        shows, and the docs quote that conftest line for line."""
+        conftest = plugin_files("gan-noise")["tests/conftest.py"]
+        assert 'registry = gt.plugin_fixture("gan-noise", plugin, autouse=True)' in conftest
+        assert "GANCORE_LOAD_PLUGINS" not in conftest
+        docs = (Path(__file__).parents[1] / "docs" / "writing_plugins.md").read_text()
+        code = conftest.split('"""', 2)[2].strip()
+        assert f"```py\n{code}\n```" in docs
 
     def test_names_follow_the_distribution(self) -> None:
         """The package is the name with '_', the loss is named after the name without 'gan-'."""

@@ -730,6 +730,25 @@ class TestCheckRegularizer:
             gt.check_regularizer(component)
 
 
+class TestCheckRegularizerSeam:
+    """check_regularizer calls a regularizer's optional check(players) as build_run does."""
+
+    def test_check_sees_the_network_and_its_error_propagates(self) -> None:
+        """check gets {"critic": {"critic": net}}; a ValueError from it reaches the caller."""
+        seen: list[Any] = []
+
+        @attrs.frozen
+        class Picky(Penalty):
+            def check(self, players: Any) -> None:
+                seen.append(players)
+                raise ValueError("picky: critic 'critic' has no 'head'")
+
+        critic = gt.TinyCritic((2,))
+        with pytest.raises(ValueError, match=r"^picky: critic 'critic' has no 'head'$"):
+            gt.check_regularizer(Picky(), critic=critic)
+        assert seen == [{"critic": {"critic": critic}}]
+
+
 class TestCheckAugmenter:
     @pytest.mark.parametrize("name", ["none", "hflip"])
     def test_builtin_augmenters_pass(self, name: str) -> None:
@@ -1054,3 +1073,86 @@ class TestWholeRuns:
         (tmp_path / "bad.toml").write_text('[run]\nname = "bad"\nsteps = "many"\n')
         with pytest.raises(AssertionError, match=r"training in 1 process\(es\) failed \(exit 1\)"):
             gt.train_processes(tmp_path / "bad.toml", tmp_path / "bad", processes=1)
+
+
+def _signature_text(function: Callable[..., Any]) -> str:
+    """``name(a, b=1, *, c=(1, 2))``: a signature as the docs write it, without annotations."""
+    import inspect
+
+    parts: list[str] = []
+    star = False
+    for param in inspect.signature(function).parameters.values():
+        if param.kind is param.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        if param.kind is param.VAR_KEYWORD:
+            parts.append(f"**{param.name}")
+        elif param.default is param.empty:
+            parts.append(param.name)
+        else:
+            parts.append(f"{param.name}={param.default!r}")
+    return f"{function.__name__}({', '.join(parts)})"
+
+
+class TestDocumentedSignatures:
+    """docs/writing_plugins.md's table of checks shows each check's real signature and defaults."""
+
+    def test_every_check_is_in_the_table_as_defined(self) -> None:
+        """Each check_* of gancore.testing has a row whose signature equals inspect's."""
+        docs = (Path(__file__).parents[1] / "docs" / "writing_plugins.md").read_text()
+        rows = re.findall(r"^\| `(check_\w+\(.*?\))` \|", docs, re.M)
+        checks = sorted(n for n in gt.__all__ if n.startswith("check_"))
+        assert sorted(row.partition("(")[0] for row in rows) == checks
+        for row in rows:
+            function = getattr(gt, row.partition("(")[0])
+            assert row == _signature_text(function)
+
+    def test_vector_defaults_are_stated(self) -> None:
+        """The docs say which checks default to image shapes, as the code does."""
+        import inspect
+
+        defaults = {
+            name: inspect.signature(getattr(gt, name)).parameters["data_shape"].default
+            for name in ("check_generator", "check_critic", "check_regularizer")
+        }
+        assert defaults == {
+            "check_generator": (1, 8, 8),
+            "check_critic": (1, 8, 8),
+            "check_regularizer": (2,),
+        }
+        docs = (Path(__file__).parents[1] / "docs" / "writing_plugins.md").read_text()
+        assert "must pass `data_shape=(2,)` to `check_generator` and `check_critic`" in docs
+
+
+class TestBuildFailures:
+    """A component that fails to build is an AssertionError chained to its own exception."""
+
+    def test_factory_error_becomes_assertion_error(self) -> None:
+        """The factory's ValueError is one line in the AssertionError and its __cause__."""
+
+        @attrs.frozen(kw_only=True)
+        class Options:
+            size: int = attrs.field(default=3, metadata={"doc": "size"})
+
+        def build(options: Options, context: Any) -> nn.Module:
+            raise ValueError(f"my-net: size {options.size} is not a power of two")
+
+        with pytest.raises(AssertionError) as exc:
+            gt.check_generator(build, Options())
+        assert str(exc.value) == (
+            "generator build: building failed: ValueError: my-net: size 3 is not a power of two"
+        )
+        assert isinstance(exc.value.__cause__, ValueError)
+
+
+class TestFakeMetricContext:
+    """The fake context keeps the metric-context promise: samples do not depend on batch_size."""
+
+    def test_samples_do_not_depend_on_batch_size(self) -> None:
+        """Batches of 3 and of 64 give the same 40 samples; another seed gives others."""
+        context = gt.FakeMetricContext()
+        small = torch.cat(list(context.generate(40, 3, seed=1)))
+        large = torch.cat(list(context.generate(40, 64, seed=1)))
+        assert small.shape == (40, 2)
+        assert torch.equal(small, large)
+        assert not torch.equal(small, torch.cat(list(context.generate(40, 64, seed=2))))

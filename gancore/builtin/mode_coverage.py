@@ -9,6 +9,7 @@ to the uniform distribution.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,11 @@ def _as_float64(name: str, rows: str, value: np.ndarray | torch.Tensor) -> torch
             f"(got {list(tensor.shape)})"
         )
     return tensor
+
+
+def _modes_bytes(modes: np.ndarray | torch.Tensor) -> bytes:
+    """The modes' float64 values, row by row, as bytes (what ``modes_sha256`` hashes)."""
+    return _as_float64("modes", "M", modes).contiguous().numpy().tobytes()
 
 
 def mode_coverage(
@@ -106,7 +112,10 @@ class ModeCoverageMetric:
     other than 'swissroll', or an ``npz`` that stores them) with ``mode_coverage``. Returns
     ``modes_covered``, ``num_modes``, ``high_quality_percent``, ``kl_uniform`` (nats; NaN when no
     sample is high quality), ``num_samples``, ``seed``, ``threshold_std``, and a ``protocol`` dict
-    with those settings and the dataset's ``num_modes`` and ``mode_std``.
+    with those settings and the dataset's ``num_modes``, ``mode_std`` and ``modes_sha256`` (the
+    sha256 of the modes' float64 values, in order: which mixture, exactly). ``batch_size`` is not
+    in it: the samples do not depend on it (a metric context draws sample ``k`` the same way
+    whatever the batch size).
     """
 
     num_samples: int = attrs.field(
@@ -131,7 +140,10 @@ class ModeCoverageMetric:
     batch_size: int = attrs.field(
         default=500,
         validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)],
-        metadata={"doc": "samples generated per forward pass; >= 1 (does not change the result)"},
+        metadata={
+            "doc": "samples generated per forward pass; >= 1 (memory, not result: sample k is "
+            "the same whatever the batch size)"
+        },
     )
 
     def evaluate(self, context: MetricContext) -> dict[str, Any]:
@@ -172,5 +184,6 @@ class ModeCoverageMetric:
                 "threshold_std": self.threshold,
                 "num_modes": result.num_modes,
                 "mode_std": float(mode_std),
+                "modes_sha256": hashlib.sha256(_modes_bytes(modes)).hexdigest(),
             },
         }

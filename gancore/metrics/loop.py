@@ -25,7 +25,17 @@ from gancore.protocols import Dataset, Task
 if TYPE_CHECKING:
     from gancore._config import RunConfig
 
-__all__ = ["LoopMetricContext", "check_metrics", "evaluate_metrics", "metric_prefixes"]
+__all__ = [
+    "SEED_BLOCK",
+    "LoopMetricContext",
+    "check_metrics",
+    "evaluate_metrics",
+    "metric_prefixes",
+]
+
+# Generated samples' inputs are drawn this many at a time, each block from its own seed, so that
+# a sample does not depend on the batch size it is generated with.
+SEED_BLOCK = 100
 
 
 class LoopMetricContext:
@@ -113,14 +123,32 @@ class LoopMetricContext:
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         """``fn`` of generated batches (``num`` samples from ``seed``), each process doing its share.
 
-        Batch ``i`` comes from ``task.sample_inputs(..., seed=mix(seed, i))`` whatever the number
-        of processes (with ``labels`` of the context's class, when it has one). The shape of one
-        sample is appended to ``shapes`` once.
+        Inputs are drawn in blocks of :data:`SEED_BLOCK` samples, block ``j`` from
+        ``task.sample_inputs(..., SEED_BLOCK, seed=mix(seed, j))`` (with ``labels`` of the
+        context's class, when it has one), and batches are cut from them: sample ``k`` is the same
+        whatever ``batch_size``, ``num`` and the number of processes, so ``batch_size`` changes
+        memory, never a result. The shape of one sample is appended to ``shapes`` once.
         """
-        for index, start in enumerate(range(0, num, batch_size)):
+        blocks: dict[int, Mapping[str, torch.Tensor]] = {}
+        for start in range(0, num, batch_size):
             n = min(batch_size, num - start)
-            inputs = self._inputs(n, mix_seed(seed, index))
+            inputs = self._block_inputs(blocks, start, n, seed)
             yield self._split(n, functools.partial(self._sample, inputs), fn, shapes)
+
+    def _block_inputs(
+        self, blocks: dict[int, Mapping[str, torch.Tensor]], start: int, n: int, seed: int
+    ) -> Mapping[str, torch.Tensor]:
+        """Inputs of samples ``start:start + n``, cut from their seed blocks (drawn once each;
+        ``blocks`` keeps only those a later batch can still need)."""
+        first, last = start // SEED_BLOCK, (start + n - 1) // SEED_BLOCK
+        for block in range(first, last + 1):
+            if block not in blocks:
+                blocks[block] = self._inputs(SEED_BLOCK, mix_seed(seed, block))
+        parts = [blocks[b] for b in range(first, last + 1)]
+        for block in [b for b in blocks if b < last]:
+            del blocks[block]  # batches go forward: only the last block can be reused
+        lo = start - first * SEED_BLOCK
+        return {key: torch.cat([part[key] for part in parts])[lo : lo + n] for key in parts[0]}
 
     def _inputs(self, n: int, seed: int) -> Mapping[str, torch.Tensor]:
         if self.label is None:

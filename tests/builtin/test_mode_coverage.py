@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Mapping
 
@@ -171,6 +172,7 @@ class TestModeCoverageMetric:
                 "threshold_std": 3.0,
                 "num_modes": 8,
                 "mode_std": 0.01,
+                "modes_sha256": hashlib.sha256(RING.numpy().tobytes()).hexdigest(),
             },
         }
 

@@ -124,3 +124,39 @@ class TestR1:
         """Stores a gamma given as an integer (as TOML may) as a float."""
         assert R1(gamma=10) == R1(gamma=10.0)
         assert isinstance(R1(gamma=10).gamma, float)
+
+
+class RepeatedPatches(nn.Module):
+    """A patch critic: the score <w, x> repeated on an h x w grid, [N, 1, h, w]."""
+
+    def __init__(self, weight: torch.Tensor, side: int) -> None:
+        super().__init__()
+        self.scalar = LinearCritic(weight)
+        self.side = side
+
+    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        score = self.scalar(x)
+        return score[:, None, None, None].expand(-1, 1, self.side, self.side)
+
+
+class TestR1PatchCritic:
+    """A sample's score is the mean of its patch scores, and the gradient keeps the input dtype."""
+
+    def test_penalty_does_not_depend_on_the_number_of_patches(self) -> None:
+        """A critic repeating one score on 2x2 or 8x8 patches has the one-score penalty."""
+        torch.manual_seed(0)
+        weight = torch.randn(1, 4, 4, dtype=torch.float64)
+        real = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+        single = R1(gamma=3.0).penalty(LinearCritic(weight), real, real, ())
+        for side in (2, 8):
+            patches = R1(gamma=3.0).penalty(RepeatedPatches(weight, side), real, real, ())
+            assert patches.item() == pytest.approx(single.item(), rel=1e-12)
+        assert single.item() == pytest.approx(1.5 * weight.square().sum().item(), rel=1e-12)
+
+    def test_float64_stays_float64(self) -> None:
+        """float64 inputs give a float64 penalty, exact to float64 precision."""
+        weight = torch.full((1, 2, 2), 1.0 / 3.0, dtype=torch.float64)
+        real = torch.randn(2, 1, 2, 2, dtype=torch.float64)
+        penalty = R1(gamma=2.0).penalty(RepeatedPatches(weight, 4), real, real, ())
+        assert penalty.dtype == torch.float64
+        assert penalty.item() == pytest.approx(4 / 9, rel=1e-15)

@@ -187,8 +187,13 @@ def _as_tuple(value: Any) -> Any:
 
 
 def _mix(seed: int, index: int) -> int:
-    """A per-batch seed (the same on every process)."""
+    """A per-block seed (the same on every process)."""
     return (seed * 1_000_003 + index * 7_919 + 12_345) % (2**63)
+
+
+# Masks are drawn this many at a time, each block from its own seed, so that image k's mask does
+# not depend on the batch size (the default batch size: its results are those of per-batch seeds).
+MASK_BLOCK = 64
 
 
 @attrs.frozen(kw_only=True)
@@ -204,7 +209,10 @@ class InpaintQuality:
     batch_size: int = attrs.field(
         default=64,
         validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)],
-        metadata={"doc": "images completed per generator call; >= 1"},
+        metadata={
+            "doc": "images completed per generator call; >= 1 (memory, not result: masks are "
+            "drawn in fixed blocks of 64)"
+        },
     )
     seed: int = attrs.field(
         default=0,
@@ -251,6 +259,27 @@ class InpaintQuality:
             )
         return task, generators, masks, context.device
 
+    def _block_masks(
+        self,
+        masks: MaskOptions,
+        blocks: dict[int, torch.Tensor],
+        start: int,
+        n: int,
+        size: tuple[int, int],
+    ) -> torch.Tensor:
+        """Masks of images ``start:start + n``, cut from their blocks of :data:`MASK_BLOCK` (block
+        ``j`` from seed ``_mix(seed, j)``; ``blocks`` keeps the one a later batch may reuse)."""
+        first, last = start // MASK_BLOCK, (start + n - 1) // MASK_BLOCK
+        for block in range(first, last + 1):
+            if block not in blocks:
+                gen = torch.Generator().manual_seed(_mix(self.seed, block))
+                blocks[block] = draw_masks(masks, MASK_BLOCK, *size, gen)
+        drawn = torch.cat([blocks[b] for b in range(first, last + 1)])
+        for block in [b for b in blocks if b < last]:
+            del blocks[block]
+        lo = start - first * MASK_BLOCK
+        return drawn[lo : lo + n]
+
     @torch.no_grad()
     def evaluate(self, context: Any) -> dict[str, Any]:
         _task, generators, masks, device = self._context_parts(context)
@@ -264,7 +293,8 @@ class InpaintQuality:
         sums: dict[str, dict[str, float]] = {m: {} for m in methods}
         hole_fraction = 0.0
         size: tuple[int, ...] = ()
-        for index, start in enumerate(range(0, self.num_images, self.batch_size)):
+        blocks: dict[int, torch.Tensor] = {}
+        for start in range(0, self.num_images, self.batch_size):
             rows = order[start : start + self.batch_size].tolist()
             get_batch = getattr(dataset, "get_batch", None)
             if callable(get_batch):
@@ -273,7 +303,7 @@ class InpaintQuality:
                 image = torch.stack([dataset[i]["x"] for i in rows]).float().cpu()
             n, _, h, w = image.shape
             size = (h, w)
-            mask = draw_masks(masks, n, h, w, torch.Generator().manual_seed(_mix(self.seed, index)))
+            mask = self._block_masks(masks, blocks, start, n, (h, w))
             hole_fraction += float(mask.sum()) / (h * w)
             done = complete(generators["generator"], image.to(device), mask.to(device))
             filled = {"model": done.float().cpu()}

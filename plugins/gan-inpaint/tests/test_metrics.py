@@ -102,6 +102,26 @@ class TestMetric:
         # grey (0 in [-1, 1], 0.5 in [0, 1]) against uniform values: E|u - 0.5| = 0.25
         assert 0.15 < result["hole_l1"] < 0.35
 
+    def test_batch_size_does_not_change_the_result(self) -> None:
+        """Random masks and image draws give equal values and protocols with batch sizes 3, 64
+        and 100 (masks come in fixed seed blocks)."""
+        context = self._context()
+        context.task = Inpaint(masks=MaskOptions(kind="rectangle"))
+        results = [
+            InpaintQuality(num_images=70, batch_size=b, seed=4, baselines=("mean-fill",)).evaluate(
+                context
+            )
+            for b in (3, 64, 100)
+        ]
+        assert 0 < results[0]["hole_fraction"] < 1
+        for other in results[1:]:
+            assert other.keys() == results[0].keys()
+            for key, value in results[0].items():
+                if isinstance(value, float):
+                    assert other[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+                else:
+                    assert other[key] == value, key
+
     def test_needs_the_task_and_generators(self) -> None:
         """A context without the run's task is refused with a one-line reason."""
         with pytest.raises(ValueError, match="must provide the run's 'task' and 'generators'"):

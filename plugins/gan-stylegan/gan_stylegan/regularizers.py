@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -52,6 +53,18 @@ class PathLengthOptions:
     )
 
 
+def _style_parts(generator: nn.Module, what: str) -> tuple[Any, Any]:
+    """``generator``'s ``mapping`` and ``synthesis`` methods, or a one-line ``ValueError``."""
+    mapping: Any = getattr(generator, "mapping", None)
+    synthesis: Any = getattr(generator, "synthesis", None)
+    if not (callable(mapping) and callable(synthesis)):
+        raise ValueError(
+            f"path-length: {what} has no mapping(z) and synthesis(ws) methods; use a "
+            "style-based generator ('stylegan', 'stylegan2')"
+        )
+    return mapping, synthesis
+
+
 class PathLength(nn.Module):
     """Path length regularization (Karras et al. 2020, "Analyzing and Improving the Image Quality
     of StyleGAN", Sec. 3.2, Eq. 4).
@@ -66,7 +79,8 @@ class PathLength(nn.Module):
     - ``penalty = weight * mean_n (L_n - a)^2`` with the updated ``a``.
 
     The loop runs it every ``interval`` generator steps and multiplies it by ``interval``. It needs
-    a generator with ``mapping(z)`` and ``synthesis(ws)`` methods (``stylegan``, ``stylegan2``).
+    a generator with ``mapping(z)`` and ``synthesis(ws)`` methods (``stylegan``, ``stylegan2``),
+    which :meth:`check` verifies when the run is built.
     """
 
     player: ClassVar[Literal["generator"]] = "generator"
@@ -81,16 +95,16 @@ class PathLength(nn.Module):
         self.interval = options.interval
         self.register_buffer("pl_mean", torch.zeros(()))
 
+    def check(self, players: Mapping[str, Mapping[str, nn.Module]]) -> None:
+        """At build time: every generator of the run has ``mapping`` and ``synthesis`` (else the
+        first lazy step, ``interval`` steps in, would fail)."""
+        for name, generator in players.get("generator", {}).items():
+            _style_parts(generator, f"generator {name!r} ({type(generator).__name__})")
+
     def path_lengths(self, generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """``L_n`` ``[n]`` for the first ``n = max(1, N // batch_shrink)`` latents, differentiable
         with respect to the generator's parameters."""
-        mapping: Any = getattr(generator, "mapping", None)
-        synthesis: Any = getattr(generator, "synthesis", None)
-        if not (callable(mapping) and callable(synthesis)):
-            raise ValueError(
-                f"path-length: generator {type(generator).__name__} has no mapping(z) and "
-                "synthesis(ws) methods; use a style-based generator ('stylegan', 'stylegan2')"
-            )
+        mapping, synthesis = _style_parts(generator, f"generator {type(generator).__name__}")
         z = inputs[: max(1, inputs.shape[0] // self.batch_shrink)]
         ws = mapping(z)
         images = synthesis(ws)

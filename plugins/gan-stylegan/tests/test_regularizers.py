@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,3 +117,56 @@ class TestPathLength:
             "path-length: generator Linear has no mapping(z) and synthesis(ws) methods; use a "
             "style-based generator ('stylegan', 'stylegan2')"
         )
+
+
+DCGAN_WITH_PATH_LENGTH = """
+[run]
+steps = 10
+
+[data]
+name = "digits"
+resolution = 8
+limit = 32
+
+[generator]
+name = "dcgan"
+channels = 4
+
+[critic]
+name = "dcgan"
+channels = 4
+
+[[regularizers]]
+name = "path-length"
+"""
+
+
+class TestPathLengthCheck:
+    """path-length refuses a generator without mapping and synthesis when the run is built."""
+
+    def test_check(self) -> None:
+        """check() names the generator without mapping/synthesis and accepts a style-based one."""
+        reg = PathLength(PathLengthOptions())
+        reg.check({"generator": {"generator": _tiny_generator()}, "critic": {}})
+        with pytest.raises(ValueError, match="path-length") as exc:
+            reg.check({"generator": {"g_ab": nn.Linear(4, 4)}})
+        assert str(exc.value) == (
+            "path-length: generator 'g_ab' (Linear) has no mapping(z) and synthesis(ws) methods; "
+            "use a style-based generator ('stylegan', 'stylegan2')"
+        )
+
+    def test_dcgan_run_is_refused_before_training(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """gan train of a DCGAN run with path-length exits 2 with one line and writes nothing."""
+        from gancore._cli import main
+
+        (tmp_path / "run.toml").write_text(DCGAN_WITH_PATH_LENGTH)
+        run_dir = tmp_path / "out"
+        assert main(["train", str(tmp_path / "run.toml"), "--run-dir", str(run_dir)]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {tmp_path / 'run.toml'}: regularizers: path-length: generator 'generator' "
+            "(DCGANGenerator) has no mapping(z) and synthesis(ws) methods; use a style-based "
+            "generator ('stylegan', 'stylegan2')\n"
+        )
+        assert not run_dir.exists()

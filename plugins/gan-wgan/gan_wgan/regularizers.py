@@ -47,8 +47,11 @@ def gradient_norms(
     dimension; returns ``[N]``, differentiable with respect to the critic's parameters.
 
     A critic's score for a sample is the mean of its scores (one score for most critics, ``h * w``
-    for patch critics), the quantity the Wasserstein loss averages. Each sample's score depends only
-    on that sample, so the gradient of the sum over the batch is the per-sample gradient.
+    for patch critics), the quantity the Wasserstein loss averages and the convention of every
+    gradient penalty in gancore (``r1`` too): a critic that repeats one score ``h * w`` times gets
+    the penalty of a critic that gives it once. Each sample's score depends only on that sample, so
+    the gradient of the sum over the batch is the per-sample gradient. The norms have the
+    gradient's dtype (float64 stays float64), bfloat16 and float16 going up to float32.
     """
     x = points.detach().requires_grad_(True)
     scores = critic(x, *extra)
@@ -60,9 +63,11 @@ def gradient_norms(
     per_sample = reduce(scores, "n ... -> n", "mean") if scores.ndim > 1 else scores
     # create_graph: the penalty is differentiated again, for the critic's parameters.
     (grad,) = torch.autograd.grad(per_sample.sum(), x, create_graph=True, allow_unused=True)
+    # The norm in at least float32 (a bfloat16 gradient under autocast), never below the input's.
+    dtype = torch.promote_types(x.dtype, torch.float32)
     if grad is None:  # the critic ignores its input: every gradient is zero
-        return (scores.sum() * 0.0).float().expand(x.shape[0])
-    flat = rearrange(grad, "n ... -> n (...)").float()  # norm in float32 under bf16 autocast
+        return (scores.sum() * 0.0).to(dtype).expand(x.shape[0])
+    flat = rearrange(grad, "n ... -> n (...)").to(dtype)
     return torch.linalg.vector_norm(flat, dim=1)
 
 
@@ -123,6 +128,8 @@ class GradientPenalty:
     ``a ~ U[0, 1]`` per sample, the norm over every non-batch dimension. The paper uses
     ``weight = 10`` (lambda) with Adam 1e-4, betas (0, 0.9) and 5 critic steps; its toy-data code
     uses lambda 0.1. Critics with batch norm break the per-sample penalty: use layer norm or none.
+    ``D`` of a sample is the mean of its scores (patch critics: of its ``h * w`` scores), see
+    :func:`gradient_norms`.
     """
 
     player: ClassVar[Literal["critic"]] = "critic"
@@ -154,7 +161,8 @@ class LipschitzPenalty:
 
     ``penalty = weight * E[max(0, ||grad D(x_hat)||_2 - target)^2]`` on the same random
     interpolates as ``wgan-gp``: only gradients steeper than ``target`` are penalised, which is what
-    the Lipschitz constraint asks for.
+    the Lipschitz constraint asks for. ``D`` of a sample is the mean of its scores, see
+    :func:`gradient_norms`.
     """
 
     player: ClassVar[Literal["critic"]] = "critic"
@@ -190,7 +198,8 @@ class DRAGAN:
     ``noise = "uniform"`` (the default), ``u ~ U[0, 1)`` per element and ``scale = 0.5``: the
     perturbation of the authors' released code (github.com/kodalinaveen3/DRAGAN, DRAGAN.ipynb,
     ``get_perturbed_batch``, lambda 10). With ``noise = "normal"``, ``u ~ N(0, 1)``: the paper's
-    ``delta ~ N(0, cI)``, ``c = (scale * std(x))^2``.
+    ``delta ~ N(0, cI)``, ``c = (scale * std(x))^2``. ``D`` of a sample is the mean of its
+    scores, see :func:`gradient_norms`.
     """
 
     player: ClassVar[Literal["critic"]] = "critic"
@@ -262,7 +271,9 @@ class Drift:
     ) -> torch.Tensor:
         """``epsilon * mean(D(x_real)^2)`` over every score (``fake`` is unused)."""
         scores = critic(real.detach(), *extra)
-        return self.epsilon * scores.float().square().mean()
+        # at least float32 (bfloat16 scores under autocast), float64 kept
+        dtype = torch.promote_types(scores.dtype, torch.float32)
+        return self.epsilon * scores.to(dtype).square().mean()
 
     def after_step(self, critic: nn.Module) -> None:
         """A pure penalty: nothing to do after the optimizer step."""

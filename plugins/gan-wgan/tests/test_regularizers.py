@@ -64,7 +64,7 @@ class TestGradientNorms:
         real, _ = _batch(4, (2, 3, 3))
         norms = gradient_norms(LinearCritic(weight), real, ())
         torch.testing.assert_close(
-            norms, torch.full((4,), weight.norm().item(), dtype=torch.float32)
+            norms, torch.full((4,), weight.norm().item(), dtype=torch.float64)
         )
 
     def test_patch_scores_are_averaged_per_sample(self) -> None:
@@ -76,7 +76,7 @@ class TestGradientNorms:
 
         norms = gradient_norms(patch_critic, _batch(3)[0], ())
         expected = weight.norm().item() / 16
-        torch.testing.assert_close(norms, torch.full((3,), expected, dtype=torch.float32))
+        torch.testing.assert_close(norms, torch.full((3,), expected, dtype=torch.float64))
 
     def test_rejects_scores_without_the_batch_dimension(self) -> None:
         """Scores must keep the batch dimension."""
@@ -379,3 +379,62 @@ class TestSpectralNorm:
 
         with pytest.raises(ValueError, match="spectral-norm: critic NoLayers has no Linear"):
             SpectralNorm().setup_critic(NoLayers())
+
+
+class RepeatedPatches(nn.Module):
+    """A patch critic: the score <w, x> repeated on an h x w grid, [N, 1, h, w]."""
+
+    def __init__(self, weight: torch.Tensor, side: int) -> None:
+        super().__init__()
+        self.scalar = LinearCritic(weight)
+        self.side = side
+
+    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        score = self.scalar(x)
+        return score[:, None, None, None].expand(-1, 1, self.side, self.side)
+
+
+PENALTIES = {
+    "wgan-gp": GradientPenalty(weight=3.0, target=0.5),
+    "wgan-lp": LipschitzPenalty(weight=3.0, target=0.5),
+    "dragan": DRAGAN(weight=3.0, target=0.5),
+}
+
+
+class TestPatchCriticConvention:
+    """Every gradient penalty takes a sample's score as the mean of its patch scores, in the
+    input's dtype."""
+
+    @pytest.mark.parametrize("name", sorted(PENALTIES))
+    def test_penalty_does_not_depend_on_the_number_of_patches(self, name: str) -> None:
+        """A critic repeating one score on 2x2 or 8x8 patches has the one-score penalty."""
+        weight = torch.full((1, 4, 4), 0.25, dtype=torch.float64)  # ||w|| = 1
+        real, fake = _batch(3)
+        torch.manual_seed(0)
+        single = PENALTIES[name].penalty(LinearCritic(weight), real, fake, ())
+        # (||w|| - target)^2 * weight = 0.25 * 3 for the two-sided, and for the one-sided
+        assert single.item() == pytest.approx(0.75, rel=1e-12)
+        for side in (2, 8):
+            torch.manual_seed(0)
+            patches = PENALTIES[name].penalty(RepeatedPatches(weight, side), real, fake, ())
+            assert patches.item() == pytest.approx(single.item(), rel=1e-12)
+
+    @pytest.mark.parametrize("name", sorted(PENALTIES))
+    def test_float64_stays_float64(self, name: str) -> None:
+        """float64 inputs give float64 gradient norms and a float64 penalty."""
+        weight = torch.full((1, 4, 4), 1.0 / 3.0, dtype=torch.float64)  # ||w|| = 4/3
+        real, fake = _batch(3)
+        norms = gradient_norms(RepeatedPatches(weight, 2), real, ())
+        assert norms.dtype == torch.float64
+        torch.testing.assert_close(norms, torch.full((3,), 4 / 3, dtype=torch.float64))
+        penalty = PENALTIES[name].penalty(LinearCritic(weight), real, fake, ())
+        assert penalty.dtype == torch.float64
+        assert penalty.item() == pytest.approx(3.0 * (4 / 3 - 0.5) ** 2, rel=1e-15)
+
+    def test_drift_keeps_float64(self) -> None:
+        """The drift penalty of float64 scores is float64."""
+        real, _ = _batch(3)
+        penalty = Drift(epsilon=1.0).penalty(lambda x: x.flatten(1).sum(1) / 3, real, real, ())
+        assert penalty.dtype == torch.float64
+        expected = (real.flatten(1).sum(1) / 3).square().mean().item()
+        assert penalty.item() == pytest.approx(expected, rel=1e-15)
