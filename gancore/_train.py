@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from gancore._allocator import keep_freed_memory
+from gancore._atomic import atomic_write_text
 from gancore._build import Built, build_run, weights_group
 from gancore._checkpoint import (
     find_checkpoint,
@@ -290,7 +291,7 @@ def run_training(
                 )
     if main:  # only once the run builds (and its checkpoint loads): a failure leaves no trace
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(config_to_toml(config))
+        atomic_write_text(run_dir / "config.toml", config_to_toml(config))  # only if changed
         if (classes := dataset_classes(dataset)) is not None:  # names for --class and grids
             save_classes(run_dir, classes)
         if resume:
