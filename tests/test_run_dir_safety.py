@@ -7,18 +7,23 @@ import io
 import json
 import os
 import resource
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import torch
 from safetensors.torch import load_file
 
 import gancore
 from gancore._atomic import atomic_write_text
+from gancore._checkpoint import list_checkpoints
 from gancore._cli import main
+from gancore._runlock import LOCK_FILE, RunLock
 from gancore._train import train
 from tests.conftest import load
 
@@ -145,3 +150,237 @@ class TestAtomicWrite:
         ]
         assert (run_dir / "config.toml").read_bytes() == before
 
+
+class TestRunLock:
+    def test_a_second_start_is_refused_naming_the_holder(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """While a run holds its directory, another start is one line naming pid and host."""
+        run_dir = tmp_path / "run"
+        holder = RunLock(run_dir)
+        assert holder.acquire() is None
+        started = json.loads((run_dir / LOCK_FILE).read_text())["started"]
+        config = load(toy_config, "run.steps=1")
+        try:
+            with pytest.raises(gancore.ConfigError) as exc:
+                train(config, run_dir, progress=False)
+        finally:
+            holder.release()
+        assert str(exc.value) == (
+            f"run directory {str(run_dir)!r} is in use by pid {os.getpid()} on host "
+            f"{socket.gethostname()}, started {started} (lock file "
+            f"{str(run_dir / LOCK_FILE)!r}); wait for that run to end or stop it, or train into "
+            "another directory"
+        )
+        assert not run_dir.exists()  # the holder created it and left nothing in it
+        train(config, run_dir, progress=False)  # free again
+        assert not (run_dir / LOCK_FILE).exists()
+
+    def test_a_second_resume_is_refused_by_the_command(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """`gan train --resume` of a run another process holds: exit 2, nothing changed."""
+        run_dir = tmp_path / "run"
+        train(load(toy_config, "run.steps=2"), run_dir, progress=False)
+        log = (run_dir / "metrics.jsonl").read_bytes()
+        holder = RunLock(run_dir)
+        assert holder.acquire() is None
+        try:
+            status, lines = _gan("train", "--resume", str(run_dir), "--set", "run.steps=4")
+        finally:
+            holder.release()
+        assert status == 2
+        assert [line for line in lines if line.startswith("error:")] == lines[-1:]
+        assert lines[-1].startswith(f"error: run directory {str(run_dir)!r} is in use by pid ")
+        assert (run_dir / "metrics.jsonl").read_bytes() == log
+        assert [p.name for p in list_checkpoints(run_dir / "checkpoints")] == ["step-0000002"]
+
+    def test_the_lock_of_a_dead_process_is_taken_over_with_a_warning(
+        self, toy_config: Path, tmp_path: Path
+    ) -> None:
+        """A lock file left by a killed start (nothing else in the folder) does not block a new
+        `gan train` into it: a warning names the dead holder, and the run trains."""
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        pid = _dead_pid()
+        host = socket.gethostname()
+        stale = {"pid": pid, "host": host, "started": "2026-01-01T00:00:00Z"}
+        (run_dir / LOCK_FILE).write_text(json.dumps(stale))
+        status, lines = _gan(
+            "train",
+            str(toy_config),
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            "run.steps=2",
+            "--progress",
+            "lines",
+        )
+        assert status == 0, lines
+        assert (
+            f"warning: taking over the lock of {str(run_dir)!r} from pid {pid} on host {host}, "
+            "started 2026-01-01T00:00:00Z, which is no longer running (a run that was killed)"
+        ) in lines
+        assert _steps(run_dir) == [2]
+        assert not (run_dir / LOCK_FILE).exists()
+
+    @pytest.mark.slow
+    def test_every_process_of_a_refused_multi_process_run_stops(
+        self, toy_config: Path, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """2 gloo processes into a held run directory: both stop with the error, none hangs."""
+        run_dir = tmp_path / "run"
+        holder = RunLock(run_dir)
+        assert holder.acquire() is None
+        port = 29500 + os.getpid() % 1000
+        try:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--nproc_per_node",
+                    "2",
+                    "--master_port",
+                    str(port),
+                    "-m",
+                    "gancore",
+                    "train",
+                    str(toy_config),
+                    "--run-dir",
+                    str(run_dir),
+                ],
+                capture_output=True,
+                text=True,
+                env=subprocess_env,
+                timeout=240,
+            )
+        finally:
+            holder.release()
+        assert done.returncode != 0
+        refused = f"error: run directory {str(run_dir)!r} is in use by pid {os.getpid()}"
+        assert done.stderr.count(refused) == 2, done.stderr[-3000:]
+
+
+@attrs.frozen
+class _NanLoss:
+    """A test loss that is NaN for both players."""
+
+    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return (real.mean() - fake.mean()) * float("nan")
+
+    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        return fake.mean() * float("nan")
+
+
+class _NanPlugin:
+    @gancore.hookimpl
+    def gancore_register_losses(self, register: gancore.RegisterCallback) -> None:
+        register("nan-loss", _NanLoss, description="Test: NaN.")
+
+
+class TestStartUp:
+    def test_a_signal_during_start_up_stops_with_a_message_and_the_run_restarts(
+        self,
+        toy_config: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """SIGTERM while the data loader is set up: an interrupted result, one line saying how
+        to go on; --resume then trains from step 0 to the weights of a straight run."""
+        import gancore._train as train_module
+
+        config = load(toy_config, "run.steps=4", "training.log_every=1")
+        straight = train(config, tmp_path / "straight", progress=False)
+        original = train_module.batches
+
+        def signalled(*args: Any, **kwargs: Any) -> Any:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return original(*args, **kwargs)
+
+        run_dir = tmp_path / "run"
+        monkeypatch.setattr(train_module, "batches", signalled)
+        capsys.readouterr()
+        result = train(config, run_dir, progress=False)
+        assert result.interrupted and result.step == 0 and result.checkpoint is None
+        assert capsys.readouterr().err.splitlines() == [
+            "stopped by SIGTERM during start-up, before the first step; resume with: gan train "
+            f"--resume {run_dir}"
+        ]
+        assert sorted(p.name for p in run_dir.iterdir()) == ["config.toml"]  # no lock left
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+        monkeypatch.setattr(train_module, "batches", original)
+        resumed = train(
+            gancore.load_config(run_dir / "config.toml"), run_dir, resume=True, progress=False
+        )
+        assert capsys.readouterr().err.splitlines()[0] == (
+            f"note: {str(run_dir)!r} holds no checkpoint (the run stopped before its first one): "
+            "starting it from step 0"
+        )
+        assert resumed.step == 4 and _steps(run_dir) == [1, 2, 3, 4]
+        assert straight.checkpoint is not None and resumed.checkpoint is not None
+        a, b = _weights(straight.checkpoint), _weights(resumed.checkpoint)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    def test_a_signal_before_anything_is_written_leaves_nothing(
+        self,
+        toy_config: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """SIGINT while the run is built: no run directory, and the same command works again."""
+        import gancore._train as train_module
+
+        original = train_module.build_run
+
+        def signalled(*args: Any, **kwargs: Any) -> Any:
+            os.kill(os.getpid(), signal.SIGINT)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(train_module, "build_run", signalled)
+        run_dir = tmp_path / "run"
+        result = train(load(toy_config, "run.steps=1"), run_dir, progress=False)
+        assert result.interrupted and result.step == 0
+        assert capsys.readouterr().err.splitlines() == [
+            "stopped by SIGINT during start-up, before the first step; nothing was written; run "
+            "the same command again"
+        ]
+        assert not run_dir.exists()
+
+    def test_a_run_stopped_by_the_non_finite_guard_before_its_first_checkpoint_resumes(
+        self, toy_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The documented recovery works without a checkpoint: --resume with a changed loss
+        starts from step 0 and drops the failed attempt's log lines."""
+        registry, _ = gancore.load_registry(entry_points=False, plugins=[("nan", _NanPlugin())])
+        config = load(
+            toy_config,
+            "loss.name=nan-loss",
+            "training.max_nonfinite_steps=3",
+            "training.log_every=1",
+            registry=registry,
+        )
+        run_dir = tmp_path / "run"
+        with pytest.raises(gancore.TrainingError, match="no checkpoint had been written yet"):
+            train(config, run_dir, progress=False)
+        assert not list_checkpoints(run_dir / "checkpoints") and _steps(run_dir) == [1]
+        status, lines = _gan(
+            "train",
+            "--resume",
+            str(run_dir),
+            "--set",
+            "loss.name=hinge",
+            "--set",
+            "run.steps=3",
+            "--progress",
+            "lines",
+        )
+        assert status == 0, lines
+        assert (
+            f"note: {str(run_dir)!r} holds no checkpoint (the run stopped before its first "
+            "one): starting it from step 0" in lines
+        )
+        assert _steps(run_dir) == [1, 2, 3]
