@@ -6,11 +6,13 @@ import contextlib
 import io
 import json
 import os
+import random
 import resource
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from gancore._checkpoint import list_checkpoints
 from gancore._cli import main
 from gancore._runlock import LOCK_FILE, RunLock
 from gancore._train import train
-from tests.conftest import load
+from tests.conftest import TOY_CONFIG, load, write_toml
 
 
 def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
@@ -384,3 +386,74 @@ class TestStartUp:
             "one): starting it from step 0" in lines
         )
         assert _steps(run_dir) == [1, 2, 3]
+
+
+class TestKilledRepeatedly:
+    @pytest.mark.slow
+    def test_sigkill_at_random_moments_then_resume_equals_a_straight_run(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """Nothing saved is ever lost: a run killed (SIGKILL) at seeded random moments, in
+        start-up, steps and checkpoint writes, and started again each time, ends bit-identical to
+        a run that was never interrupted."""
+        config = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
+        settings = [
+            "--set", "run.steps=40",
+            "--set", "training.log_every=1",
+            "--set", "training.checkpoint_every=2",
+            "--set", "training.sample_every=0",
+            "--progress", "lines",
+        ]  # fmt: skip
+        gan = [sys.executable, "-m", "gancore", "train"]
+
+        def start(run_dir: Path) -> subprocess.Popen[bytes]:
+            # What a user does after a crash: resume a run directory, or start it again.
+            again = [str(config), "--run-dir", str(run_dir), *settings]
+            resume = ["--resume", str(run_dir)]
+            command = gan + (resume if (run_dir / "config.toml").exists() else again)
+            return subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=subprocess_env
+            )
+
+        def first_step(proc: subprocess.Popen[bytes]) -> None:
+            """Wait until ``proc`` reports its first step (or ends)."""
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.startswith(b"step "):
+                    return
+
+        began = time.monotonic()
+        straight = start(tmp_path / "straight")
+        first_step(straight)
+        start_up = time.monotonic() - began
+        _, err = straight.communicate(timeout=120)
+        assert straight.returncode == 0, err.decode()[-2000:]
+        training = time.monotonic() - began - start_up
+
+        # Six kills at seeded moments: two in start-up (building, writing config.toml, the lock),
+        # four while steps and checkpoints are written; then the run is left to finish.
+        run_dir = tmp_path / "killed"
+        rng = random.Random(29)
+        moments = ["start-up"] * 2 + ["training"] * 4
+        rng.shuffle(moments)
+        killed: list[str] = []
+        for moment in [*moments, "never"]:
+            proc = start(run_dir)
+            if moment == "start-up":
+                time.sleep(rng.uniform(0.0, 1.0) * start_up)
+            elif moment == "training":
+                first_step(proc)
+                time.sleep(rng.uniform(0.0, 0.8) * training)
+            if moment != "never" and proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed.append(moment)
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode in (0, -signal.SIGKILL), err.decode()[-2000:]
+            if proc.returncode == 0:
+                break
+        assert killed.count("training") >= 2 and proc.returncode == 0
+        final = run_dir / "checkpoints" / "step-0000040"
+        a, b = _weights(tmp_path / "straight" / "checkpoints" / "step-0000040"), _weights(final)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert _steps(run_dir) == list(range(1, 41))  # one history, no step twice
