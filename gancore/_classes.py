@@ -15,7 +15,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gancore._atomic import atomic_write_text
 from gancore._errors import ConfigError, PluginError
 from gancore._names import did_you_mean
 from gancore.protocols import Dataset, Task
@@ -87,9 +87,7 @@ def dataset_labels(dataset: Dataset) -> torch.Tensor:
 def save_classes(run_dir: Path, classes: Sequence[str]) -> Path:
     """Write ``RUN_DIR/classes.json`` (``{"classes": [names]}``) atomically; its path."""
     path = Path(run_dir) / CLASSES_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"classes": list(classes)}, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"classes": list(classes)}, indent=2) + "\n")
     return path
 
 

@@ -287,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from gancore._config import load_config
+    from gancore._runlock import LOCK_FILE
     from gancore._train import train
 
     if args.resume is not None:
@@ -307,7 +308,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(["missing CONFIG: gan train RUN.toml (or --resume RUN_DIR)"])
         config = load_config(args.config, args.overrides)
         run_dir = args.run_dir or Path(config.run.output_dir) / config.run.name
-        if run_dir.exists() and any(run_dir.iterdir()):
+        # A lone lock file is what a run killed during start-up leaves: the lock decides.
+        if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
             raise ConfigError(
                 [
                     f"run directory {str(run_dir)!r} already exists and is not empty; continue it "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from gancore._atomic import atomic_write_text
 from gancore._checkpoint import MANIFEST, find_checkpoint, load_checkpoint
 from gancore._config import InitSection
 from gancore._errors import CheckpointError, ConfigError
@@ -116,10 +116,8 @@ class InitReport:
         }
 
     def write(self, path: Path) -> None:
-        """Write :meth:`as_dict` to ``path`` (atomically: a temporary file, then a rename)."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        """Write :meth:`as_dict` to ``path`` (atomically, see :mod:`gancore._atomic`)."""
+        atomic_write_text(path, json.dumps(self.as_dict(), indent=2) + "\n")
 
 
 def read_init_source(

@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -36,9 +36,11 @@ import torch
 from torch import nn
 
 from gancore._allocator import keep_freed_memory
+from gancore._atomic import atomic_write_text
 from gancore._build import Built, build_run, weights_group
 from gancore._checkpoint import (
     find_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     remove_leftovers,
 )
@@ -52,6 +54,7 @@ from gancore._logbuffer import LogBuffer
 from gancore._phases import Phase, lazy_correction, plan_phases
 from gancore._players import Players
 from gancore._rundir import RunFiles, check_trackers, flat_config, report, truncate_log
+from gancore._runlock import RunLock, hold_run_dir
 from gancore._stages import (
     Stage,
     check_stage_names,
@@ -171,19 +174,45 @@ def run_training(
 ) -> TrainResult:
     """:func:`train`, and ``stop_after``: stop as if interrupted after that many iterations
     (:func:`gancore.testing.train_interrupted` uses it)."""
+    run_dir = Path(run_dir)
+    lock = RunLock(run_dir)
+    # Signals are ours from the first line: one during start-up stops at once, with a message,
+    # leaving a run directory that `--resume` (or the same command) starts again.
+    with _Stop() as stop:
+        try:
+            return _run(
+                config,
+                run_dir,
+                stop,
+                lock,
+                resume=resume,
+                fallback=fallback,
+                progress=progress,
+                stop_after=stop_after,
+            )
+        except _Interrupted as exc:
+            return _stopped_in_start_up(run_dir, exc.signum)
+        finally:
+            lock.release()
+
+
+def _run(
+    config: RunConfig,
+    run_dir: Path,
+    stop: _Stop,
+    lock: RunLock,
+    *,
+    resume: bool,
+    fallback: bool,
+    progress: bool | None,
+    stop_after: int | None,
+) -> TrainResult:
+    """:func:`run_training` with the signals handled by ``stop``; ``lock`` is taken here."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
     training = config.training
     check_trackers(config)
-    run_dir = Path(run_dir)
-    if not resume and ((run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists()):
-        raise ConfigError(
-            [
-                f"run directory {str(run_dir)!r} already holds a run; resume it (resume=True, "
-                f"`gan train --resume {run_dir}`) or train into a new directory"
-            ]
-        )
     # train() may run several times in one process (tests, notebooks): forget the previous run's
     # precision settings, keep the process group.
     AcceleratorState._reset_state(reset_partial_state=False)
@@ -207,6 +236,20 @@ def run_training(
             config.source,
         )
     checkpoints = run_dir / "checkpoints"
+    hold_run_dir(lock, accelerator)  # one run at a time in a run directory (gancore/_runlock.py)
+    if not resume and ((run_dir / "metrics.jsonl").exists() or checkpoints.exists()):
+        raise ConfigError(
+            [
+                f"run directory {str(run_dir)!r} already holds a run; resume it (resume=True, "
+                f"`gan train --resume {run_dir}`) or train into a new directory"
+            ]
+        )
+    if resume:  # a killed writer's folders: finish or undo its swap, never load from them
+        if main:
+            remove_leftovers(checkpoints)
+        accelerator.wait_for_everyone()
+    # A run stopped before its first checkpoint (a signal, the non-finite guard) starts again.
+    restart = resume and not list_checkpoints(checkpoints)
     if training.keep_freed_memory:
         keep_freed_memory()  # before the first step allocates (gancore/_allocator.py)
 
@@ -277,13 +320,10 @@ def run_training(
     # [init]: start from another run's weights, in place, before the first step (a resumed run
     # has its own). The optimizers hold these same tensors and no state yet: they start fresh.
     init_report = None
-    if config.init is not None and not resume:
+    if config.init is not None and (not resume or restart):
         groups = {weights_group(g): m for g, m in players.modules.items()}
         init_report = apply_init(config.init, {**groups, "ema": players.ema})
-    if resume:  # everything is loaded before anything in the run directory changes
-        if main:  # a killed writer's folders: finish or undo its swap, never load from them
-            remove_leftovers(checkpoints)
-        accelerator.wait_for_everyone()
+    if resume and not restart:  # everything is loaded before anything in the run dir changes
         last_checkpoint = find_checkpoint(checkpoints, fallback=fallback)
         weights, saved = load_checkpoint(last_checkpoint)
         try:
@@ -312,9 +352,15 @@ def run_training(
                 )
     if main:  # only once the run builds (and its checkpoint loads): a failure leaves no trace
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(config_to_toml(config))
+        atomic_write_text(run_dir / "config.toml", config_to_toml(config))  # only if changed
         if (classes := dataset_classes(dataset)) is not None:  # names for --class and grids
             save_classes(run_dir, classes)
+        if restart:
+            print(
+                f"note: {str(run_dir)!r} holds no checkpoint (the run stopped before its first "
+                "one): starting it from step 0",
+                file=sys.stderr,
+            )
         if resume:
             truncate_log(run_dir / "metrics.jsonl", state.iteration)
         if init_report is not None:
@@ -386,7 +432,7 @@ def run_training(
     batch: dict[str, torch.Tensor] = {}
     parts: list[dict[str, torch.Tensor]] = []
 
-    with _Stop() as stop:
+    with stop.deferred():
         while state.iteration < config.run.steps:
             if state.iteration >= stages[state.stage].end:  # a new stage starts
                 state.stage += 1
@@ -564,11 +610,22 @@ def run_training(
     )
 
 
+class _Interrupted(BaseException):
+    """A signal during start-up. A BaseException, as KeyboardInterrupt is, so that no
+    ``except Exception`` between the handler and :func:`run_training` takes it for a failure."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class _Stop:
-    """Ctrl-C / SIGTERM: finish the step, checkpoint, exit. A second signal aborts at once."""
+    """Ctrl-C / SIGTERM. During start-up: stop at once (:class:`_Interrupted`). In the loop
+    (:meth:`deferred`): finish the step, checkpoint, exit; a second signal aborts at once."""
 
     def __init__(self) -> None:
         self.signum = 0
+        self._deferred = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Stop:
@@ -578,13 +635,46 @@ class _Stop:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self._deferred:
+            raise _Interrupted(signum)
         self.signum = signum
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # a second Ctrl-C interrupts immediately
+        self._restore()  # a second Ctrl-C interrupts immediately
 
-    def __exit__(self, *exc: object) -> None:
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[_Stop]:
+        """The loop: a signal only sets :attr:`signum`; the default handlers return after it."""
+        self._deferred = True
+        try:
+            yield self
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+
+def _stopped_in_start_up(run_dir: Path, signum: int) -> TrainResult:
+    """Say how a run stopped by a signal before its first step goes on; what it leaves."""
+    saved = list_checkpoints(run_dir / "checkpoints")
+    if int(os.environ.get("RANK", "0")) == 0:
+        name = signal.Signals(signum).name
+        how = (
+            f"resume with: gan train --resume {run_dir}"
+            if (run_dir / "config.toml").is_file()
+            else "nothing was written; run the same command again"
+        )
+        print(f"stopped by {name} during start-up, before the first step; {how}", file=sys.stderr)
+    return TrainResult(
+        run_dir=run_dir,
+        step=int(saved[-1].name.removeprefix("step-")) if saved else 0,
+        images_seen=0,
+        checkpoint=saved[-1] if saved else None,
+        interrupted=True,
+    )
 
 
 def _scorer(

@@ -294,6 +294,18 @@ def scenario(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list
             '[data]\nname = "toy2d"\n[generator]\nname = "mlp"\n[critic]\nname = "mlp"\n'
         )
         return run_gan(["train", "good.toml", "--run-dir", "out"], monkeypatch, **builtins_only)
+    if name == "run-dir-in-use":
+        from gancore._runlock import RunLock
+
+        (tmp_path / "good.toml").write_text(
+            '[data]\nname = "toy2d"\n[generator]\nname = "mlp"\n[critic]\nname = "mlp"\n'
+        )
+        holder = RunLock(Path("out"))  # another run training into 'out'
+        assert holder.acquire() is None
+        try:
+            return run_gan(["train", "good.toml", "--run-dir", "out"], monkeypatch, **builtins_only)
+        finally:
+            holder.release()
     if name == "not-a-run":
         (tmp_path / "out").mkdir()
         return run_gan(["train", "--resume", "out"], monkeypatch, **builtins_only)
