@@ -227,14 +227,7 @@ def _run(
     )
     main = accelerator.is_main_process
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
-    if training.precision == "fp16" and device.type != "cuda":
-        raise ConfigError(
-            [
-                f"training.precision: 'fp16' needs a GPU (its gradient scaler is CUDA's; this "
-                f"process runs on {device.type}); use 'bf16' or 'no'"
-            ],
-            config.source,
-        )
+    _check_settings(config, world, device)
     checkpoints = run_dir / "checkpoints"
     hold_run_dir(lock, accelerator)  # one run at a time in a run directory (gancore/_runlock.py)
     if not resume and ((run_dir / "metrics.jsonl").exists() or checkpoints.exists()):
@@ -261,15 +254,6 @@ def _run(
             obj.to(device)
     check_metrics(config, built.metrics)  # fail now, not after the last step
     stages = stage_schedule(config)
-    micro = training.accumulate  # micro-batches per update (gradient accumulation)
-    if training.batch_size % (world * micro):
-        raise ConfigError(
-            [
-                f"training.batch_size ({training.batch_size}) must split evenly into "
-                f"training.accumulate ({micro}) micro-batches on each of {world} process(es)"
-            ],
-            config.source,
-        )
     check_stage_names(stages, built.players, config.source)
     # StyleGAN2's lazy correction c of each group's optimizer (lr * c, betas ** c).
     corrections = {
@@ -289,7 +273,7 @@ def _run(
         rank=rank,
         world_size=world,
     )
-    step.accumulate = micro
+    step.accumulate = training.accumulate  # micro-batches per update
     # Autocast only where it does something: entering an autocast context is not free.
     autocast = accelerator.autocast if training.precision != "no" else contextlib.nullcontext
     state = LoopState()
@@ -375,53 +359,20 @@ def _run(
     data = batches(dataset, plan, device, training.num_workers)
     backward = explained(players.backward) if training.compile else players.backward
     files = RunFiles(config, run_dir, accelerator, built, players)
-    critic_regs = [r for _, r in built.regularizers if r.player == "critic"]
     logs = LogBuffer(device)
 
-    def backward_finite(loss: torch.Tensor, what: str) -> bool:
-        """backward of a finite loss; a non-finite one is counted, and its update skipped."""
-        if not _finite(accelerator, loss):
-            _skip_nonfinite(state, training.max_nonfinite_steps, what, last_checkpoint)
-            return False
-        backward(loss)
-        return True
-
-    def step_optimizers(phase: Phase, lazy: bool) -> None:
-        """Each of the phase's optimizers steps; constraints follow every critic update."""
-        for group in phase.groups:
-            if lazy:  # the penalty ran on the bare modules, outside DDP's all-reduce
-                _all_reduce_grads(accelerator, players.trainable(group))
-            players.steppers[group].step()
-        if phase.name == "critic":  # weight clipping and other constraints
-            for reg in critic_regs:
-                for module in players.modules["critic"].values():
-                    reg.after_step(module)
-
-    def penalties(phase: Phase, name: str, reg: Any, recorded: Any, lazy: bool) -> list[Any]:
-        """A regularizer's penalties on what one step of ``phase`` recorded (``recorded``: its
-        critic calls and generator inputs): per critic call (through the step's critics, or the
-        bare ones in a lazy update), or per generator."""
-        critic_calls, generator_inputs = recorded
-        out = []
-        if phase.name == "critic":
-            for critic, real, fake, extra in critic_calls:
-                score = (
-                    _scorer(players.modules["critic"][critic], augmenter)
-                    if lazy
-                    else step.scorer(critic)
-                )
-                value = reg.penalty(score, real, fake, extra)
-                if value is not None:
-                    out.append(value)
-                    if not lazy:
-                        step.log(f"reg/{name}{critic_tag(critic)}", value)
-        else:
-            for generator, inputs in generator_inputs.items():
-                value = reg.penalty(players.modules["generator"][generator], inputs)
-                out.append(value)
-                if not lazy:
-                    step.log(f"reg/{name}", value)
-        return out
+    updates = _Updates(
+        accelerator,
+        players,
+        step,
+        built,
+        state,
+        backward,
+        logs,
+        autocast,
+        training.accumulate,
+        training.max_nonfinite_steps,
+    )
 
     # -- the loop ----------------------------------------------------------------------------------
     bar = files.progress_bar(progress, state.iteration)
@@ -446,70 +397,8 @@ def _run(
                     if phase.fresh_batches:
                         batch = resize_batch(next(data), stage.resolution)
                         state.batches_drawn += 1
-                        parts = _micro_batches(batch, micro)
-                    for group in phase.groups:
-                        players.steppers[group].zero_grad(set_to_none=True)
-                    # One update: the gradients of every micro-batch of the batch, each loss
-                    # divided by their number (training.accumulate), then the optimizers step.
-                    recorded, good = [], True
-                    for j, part in enumerate(parts):
-                        step.begin(phase.key, state.iteration, k, j)
-                        # The other players frozen: no gradients into them, no all-reduce of
-                        # theirs; while accumulating, no all-reduce of this phase's own either.
-                        with (
-                            frozen(accelerator, others_wrapped, others_params),
-                            autocast(),
-                            _no_sync(accelerator, players.prepared, phase, j < micro - 1),
-                        ):
-                            loss = phase.step(step, part)
-                            for name, reg in phase.every_step:
-                                for value in penalties(
-                                    phase,
-                                    name,
-                                    reg,
-                                    (step.critic_calls, step.generator_inputs),
-                                    False,
-                                ):
-                                    loss = loss + value
-                        good = backward_finite(
-                            loss if micro == 1 else loss / micro, f"{phase.name} loss"
-                        )
-                        recorded.append((step.critic_calls, step.generator_inputs))
-                        if not good:
-                            break
-                    # Logged values sum over the micro-batches: the update's mean is logged.
-                    n = len(recorded)
-                    logs.add(step.logs if n == 1 else {k: v / n for k, v in step.logs.items()})
-                    step.logs = {}
-                    if good:
-                        state.nonfinite_run = 0
-                        step_optimizers(phase, lazy=False)
-                    done_updates = state.updates.get(phase.name, 0) + 1
-                    state.updates[phase.name] = done_updates
-
-                    # lazy regularization: its own update, penalty x interval
-                    for name, reg in phase.lazy:
-                        if done_updates % reg.interval:
-                            continue
-                        for group in phase.groups:
-                            players.steppers[group].zero_grad(set_to_none=True)
-                        totals, good = [], True
-                        for part_recorded in recorded:
-                            with autocast():
-                                values = penalties(phase, name, reg, part_recorded, True)
-                            if not values:
-                                continue
-                            totals.append(torch.stack(values).sum())
-                            scale = reg.interval if micro == 1 else reg.interval / micro
-                            good = good and backward_finite(totals[-1] * scale, f"{name} penalty")
-                        if not totals:
-                            continue
-                        if good:
-                            step_optimizers(phase, lazy=True)
-                        total = totals[0] if micro == 1 else torch.stack(totals).mean()
-                        step.log(f"reg/{name}", total)
-                        logs.add(step.logs)
-                        step.logs = {}
+                        parts = _micro_batches(batch, training.accumulate)
+                    updates.update(phase, k, parts, others_wrapped, others_params)
 
             # ---- 3. augmenter feedback: E[sign(D(real))] over all processes -------------------
             interval = augmenter.feedback_interval
@@ -578,6 +467,7 @@ def _run(
                 if (best := files.improves(state, last_metrics)) is not None:
                     # None: not written (non-finite values), the last finite one stays newest
                     last_checkpoint = files.checkpoint(state, feedback, best) or last_checkpoint
+                    updates.last_checkpoint = last_checkpoint
                     saved_at = state.iteration
             if saved_at != state.iteration and (
                 (training.checkpoint_every and state.iteration % training.checkpoint_every == 0)
@@ -585,6 +475,7 @@ def _run(
                 or stop_now
             ):
                 last_checkpoint = files.checkpoint(state, feedback) or last_checkpoint
+                updates.last_checkpoint = last_checkpoint
                 saved_at = state.iteration
             if stop_now and not done:
                 interrupted = True
@@ -608,6 +499,166 @@ def _run(
         regularizers=tuple(built.regularizers),
         players=players.modules,
     )
+
+
+class _Updates:
+    """One optimizer update of a phase, as the loop runs it: the task's step on each micro-batch
+    with the phase's every-step penalties, backward, the optimizers' steps; then the phase's lazy
+    penalties, each an update of its own every ``interval`` updates."""
+
+    def __init__(
+        self,
+        accelerator: Any,
+        players: Players,
+        step: StepContext,
+        built: Built,
+        state: LoopState,
+        backward: Callable[[torch.Tensor], None],
+        logs: LogBuffer,
+        autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+        micro: int,
+        max_nonfinite: int,
+    ) -> None:
+        self.accelerator, self.players, self.step, self.built = accelerator, players, step, built
+        self.state, self.backward, self.logs, self.autocast = state, backward, logs, autocast
+        self.micro = micro  # micro-batches per update (training.accumulate)
+        self.max_nonfinite = max_nonfinite  # non-finite losses in a row that stop the run
+        self.critic_regs = [r for _, r in built.regularizers if r.player == "critic"]
+        self.last_checkpoint: Path | None = None  # named by the non-finite guard
+
+    def update(
+        self,
+        phase: Phase,
+        k: int,
+        parts: Sequence[dict[str, torch.Tensor]],
+        others_wrapped: Sequence[nn.Module],
+        others_params: Sequence[nn.Parameter],
+    ) -> None:
+        """The ``k``-th update of ``phase`` in this iteration, on the batch's micro-batches."""
+        step, players, micro = self.step, self.players, self.micro
+        for group in phase.groups:
+            players.steppers[group].zero_grad(set_to_none=True)
+        # The gradients of every micro-batch, each loss divided by their number, then one step.
+        recorded, good = [], True
+        for j, part in enumerate(parts):
+            step.begin(phase.key, self.state.iteration, k, j)
+            # The other players frozen: no gradients into them, no all-reduce of theirs; while
+            # accumulating, no all-reduce of this phase's own either.
+            with (
+                frozen(self.accelerator, others_wrapped, others_params),
+                self.autocast(),
+                _no_sync(self.accelerator, players.prepared, phase, j < micro - 1),
+            ):
+                loss = phase.step(step, part)
+                for name, reg in phase.every_step:
+                    calls = (step.critic_calls, step.generator_inputs)
+                    for value in self.penalties(phase, name, reg, calls, lazy=False):
+                        loss = loss + value
+            good = self.backward_finite(loss if micro == 1 else loss / micro, f"{phase.name} loss")
+            recorded.append((step.critic_calls, step.generator_inputs))
+            if not good:
+                break
+        # Logged values sum over the micro-batches: the update's mean is logged.
+        n = len(recorded)
+        self.logs.add(step.logs if n == 1 else {key: v / n for key, v in step.logs.items()})
+        step.logs = {}
+        if good:
+            self.state.nonfinite_run = 0
+            self.step_optimizers(phase, lazy=False)
+        done = self.state.updates.get(phase.name, 0) + 1
+        self.state.updates[phase.name] = done
+        for name, reg in phase.lazy:
+            if done % reg.interval == 0:
+                self.lazy_update(phase, name, reg, recorded)
+
+    def lazy_update(self, phase: Phase, name: str, reg: Any, recorded: list[Any]) -> None:
+        """Lazy regularization: its own update on what the last update recorded, the penalty
+        multiplied by ``interval`` (and divided over the micro-batches)."""
+        for group in phase.groups:
+            self.players.steppers[group].zero_grad(set_to_none=True)
+        totals, good = [], True
+        for calls in recorded:
+            with self.autocast():
+                values = self.penalties(phase, name, reg, calls, lazy=True)
+            if not values:
+                continue
+            totals.append(torch.stack(values).sum())
+            scale = reg.interval if self.micro == 1 else reg.interval / self.micro
+            good = good and self.backward_finite(totals[-1] * scale, f"{name} penalty")
+        if not totals:
+            return
+        if good:
+            self.step_optimizers(phase, lazy=True)
+        self.step.log(f"reg/{name}", totals[0] if self.micro == 1 else torch.stack(totals).mean())
+        self.logs.add(self.step.logs)
+        self.step.logs = {}
+
+    def backward_finite(self, loss: torch.Tensor, what: str) -> bool:
+        """backward of a finite loss; a non-finite one is counted, and its update skipped."""
+        if not _finite(self.accelerator, loss):
+            _skip_nonfinite(self.state, self.max_nonfinite, what, self.last_checkpoint)
+            return False
+        self.backward(loss)
+        return True
+
+    def step_optimizers(self, phase: Phase, lazy: bool) -> None:
+        """Each of the phase's optimizers steps; constraints follow every critic update."""
+        for group in phase.groups:
+            if lazy:  # the penalty ran on the bare modules, outside DDP's all-reduce
+                _all_reduce_grads(self.accelerator, self.players.trainable(group))
+            self.players.steppers[group].step()
+        if phase.name == "critic":  # weight clipping and other constraints
+            for reg in self.critic_regs:
+                for module in self.players.modules["critic"].values():
+                    reg.after_step(module)
+
+    def penalties(
+        self, phase: Phase, name: str, reg: Any, recorded: Any, lazy: bool
+    ) -> list[torch.Tensor]:
+        """A regularizer's penalties on what one step of ``phase`` recorded (its critic calls
+        and generator inputs): per critic call (through the step's critics, or the bare ones in a
+        lazy update), or per generator."""
+        critic_calls, generator_inputs = recorded
+        modules, step = self.players.modules, self.step
+        out = []
+        if phase.name == "critic":
+            for critic, real, fake, extra in critic_calls:
+                score = (
+                    _scorer(modules["critic"][critic], self.built.augmenter)
+                    if lazy
+                    else step.scorer(critic)
+                )
+                value = reg.penalty(score, real, fake, extra)
+                if value is not None:
+                    out.append(value)
+                    if not lazy:
+                        step.log(f"reg/{name}{critic_tag(critic)}", value)
+        else:
+            for generator, inputs in generator_inputs.items():
+                value = reg.penalty(modules["generator"][generator], inputs)
+                out.append(value)
+                if not lazy:
+                    step.log(f"reg/{name}", value)
+        return out
+
+
+def _check_settings(config: RunConfig, world: int, device: torch.device) -> None:
+    """Training settings that depend on where the run is: one line each."""
+    training = config.training
+    problems = []
+    if training.precision == "fp16" and device.type != "cuda":
+        problems.append(
+            f"training.precision: 'fp16' needs a GPU (its gradient scaler is CUDA's; this "
+            f"process runs on {device.type}); use 'bf16' or 'no'"
+        )
+    if training.batch_size % (world * training.accumulate):
+        problems.append(
+            f"training.batch_size ({training.batch_size}) must split evenly into "
+            f"training.accumulate ({training.accumulate}) micro-batches on each of {world} "
+            "process(es)"
+        )
+    if problems:
+        raise ConfigError(problems, config.source)
 
 
 class _Interrupted(BaseException):
