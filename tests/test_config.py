@@ -183,8 +183,8 @@ class TestParseConfig:
             ),
             (
                 "training",
-                {"precision": "fp16"},
-                "training.precision: expected one of 'no', 'bf16', got 'fp16' (string)",
+                {"precision": "fp8"},
+                "training.precision: expected one of 'no', 'bf16', 'fp16', got 'fp8' (string)",
             ),
             (
                 "training",
