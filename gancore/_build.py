@@ -126,6 +126,15 @@ def build_run(config: RunConfig) -> Built:
     """
     torch.manual_seed(config.run.seed)
     dataset = config.data.build(None)
+    size, batch_size = len(dataset), config.training.batch_size
+    if batch_size > size:  # a larger batch would repeat items within itself, every step
+        raise ConfigError(
+            [
+                f"training.batch_size: {batch_size} is larger than the dataset "
+                f"({config.data.spec.name!r} holds {size} items); use at most {size}"
+            ],
+            config.source,
+        )
     task = config.task.build(None)
     declared = task_players(task)
     players = _normalized_players(

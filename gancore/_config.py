@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import math
 import re
 import tomllib
 import types
@@ -276,6 +277,27 @@ def structure_options(
         return None
 
 
+def _finite(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """Refuses infinities (NaN already fails every ordering validator)."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"'{toml_key(attribute)}' must be a finite number (got {value})")
+
+
+def _positive_finite(_instance: Any, _attribute: Any, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"a learning rate must be a finite number > 0 (got {value})")
+
+
+# Upper bounds of sizes that cannot work however large the machine: one global batch is held in
+# memory as a list of indices, a sample grid is drawn at once, a seed goes through 64-bit mixing.
+MAX_BATCH_SIZE = 2**20
+MAX_STEPS_PER_ITERATION = 1000
+MAX_NUM_SAMPLES = 2**16
+MAX_WORKERS = 256
+MAX_SEED = 2**32 - 1
+MAX_RESOLUTION = 2**14
+
+
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -341,7 +363,9 @@ class RunSection:
         default="runs", metadata=doc("Folder that holds run directories (relative to the cwd).")
     )
     seed: int = attrs.field(
-        default=0, validator=v.ge(0), metadata=doc("Seed of every random draw (>= 0).")
+        default=0,
+        validator=[v.ge(0), v.le(MAX_SEED)],
+        metadata=doc("Seed of every random draw (0 to 2^32 - 1)."),
     )
     steps: int = attrs.field(
         default=1000,
@@ -367,31 +391,38 @@ class TrainingSection:
 
     batch_size: int = attrs.field(
         default=64,
-        validator=v.ge(1),
-        metadata=doc("Global batch size per step, summed over processes (>= 1)."),
+        validator=[v.ge(1), v.le(MAX_BATCH_SIZE)],
+        metadata=doc(
+            "Global batch size per step, summed over processes (1 to 2^20 = 1048576; at most "
+            "the dataset's size, checked when the run is built)."
+        ),
     )
     critic_steps: int = attrs.field(
         default=1,
-        validator=v.ge(1),
-        metadata=doc("Critic updates per iteration, each on a fresh batch (WGAN uses 5)."),
+        validator=[v.ge(1), v.le(MAX_STEPS_PER_ITERATION)],
+        metadata=doc(
+            "Critic updates per iteration, each on a fresh batch (WGAN uses 5; 1 to 1000)."
+        ),
     )
     generator_steps: int = attrs.field(
-        default=1, validator=v.ge(1), metadata=doc("Generator updates per iteration (>= 1).")
+        default=1,
+        validator=[v.ge(1), v.le(MAX_STEPS_PER_ITERATION)],
+        metadata=doc("Generator updates per iteration (1 to 1000)."),
     )
     ema_half_life_images: float | None = attrs.field(
         default=None,
-        validator=v.optional(v.gt(0)),
+        validator=v.optional([v.gt(0), _finite]),
         metadata=doc(
-            "Half-life of the generator's exponential moving average, in images "
-            "(StyleGAN2: 10000). Unset = no EMA; samples and metrics use the trained generator."
+            "Half-life of the generator's exponential moving average, in images (> 0, finite; "
+            "StyleGAN2: 10000). Unset = no EMA; samples and metrics use the trained generator."
         ),
     )
     ema_rampup: float | None = attrs.field(
         default=None,
-        validator=v.optional(v.gt(0)),
+        validator=v.optional([v.gt(0), _finite]),
         metadata=doc(
             "EMA ramp-up: the half-life is min(ema_half_life_images, images_seen * ema_rampup) "
-            "(StyleGAN2-ADA uses 0.05). Unset = no ramp-up."
+            "(> 0, finite; StyleGAN2-ADA uses 0.05). Unset = no ramp-up."
         ),
     )
     precision: Literal["no", "bf16"] = attrs.field(
@@ -428,8 +459,10 @@ class TrainingSection:
     )
     num_samples: int = attrs.field(
         default=64,
-        validator=v.ge(1),
-        metadata=doc("Images in a sample grid (a 2-D scatter shows at least 2500 points)."),
+        validator=[v.ge(1), v.le(MAX_NUM_SAMPLES)],
+        metadata=doc(
+            "Images in a sample grid, 1 to 65536 (a 2-D scatter shows at least 2500 points)."
+        ),
     )
     metrics_every: int = attrs.field(
         default=0,
@@ -465,8 +498,10 @@ class TrainingSection:
     )
     num_workers: int = attrs.field(
         default=0,
-        validator=v.ge(0),
-        metadata=doc("Data-loader worker processes per training process (0 = load in-process)."),
+        validator=[v.ge(0), v.le(MAX_WORKERS)],
+        metadata=doc(
+            "Data-loader worker processes per training process, 0 to 256 (0 = load in-process)."
+        ),
     )
 
 
@@ -555,7 +590,9 @@ class OptimizerConfig:
     name: str = attrs.field(
         default="adam", metadata=doc("torch.optim class, case-insensitive: adam, adamw, rmsprop...")
     )
-    lr: float = attrs.field(default=2e-4, validator=v.gt(0), metadata=doc("Learning rate (> 0)."))
+    lr: float = attrs.field(
+        default=2e-4, validator=[v.gt(0), _finite], metadata=doc("Learning rate (> 0, finite).")
+    )
     schedule: Literal["constant", "linear", "cosine"] = attrs.field(
         default="constant",
         metadata=doc(
@@ -629,6 +666,8 @@ def _structure_optimizer(table: Any, path: str, problems: list[str]) -> Optimize
             )
             continue
         kwargs[key] = _numbers_as_floats(value, accepted[key])
+        if _has_infinity(kwargs[key]):
+            problems.append(f"{_join(path, key)}: must be finite (got {_given(value)})")
     base = structure_options(
         OptimizerConfig,
         {k: table[k] for k in table if k in own} | {"name": name.lower()},
@@ -651,6 +690,13 @@ def _structure_optimizer(table: Any, path: str, problems: list[str]) -> Optimize
         if key not in kwargs and default is not inspect.Parameter.empty and _toml_ready(default):
             kwargs[key] = default
     return attrs.evolve(base, options=kwargs)
+
+
+def _has_infinity(value: Any) -> bool:
+    """True when ``value`` (a number or a nested list of them) holds an infinity or NaN."""
+    if isinstance(value, list | tuple):
+        return any(_has_infinity(item) for item in value)
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _toml_ready(value: Any) -> bool:
@@ -725,10 +771,11 @@ class StageSection:
     )
     resolution: int | None = attrs.field(
         default=None,
-        validator=v.optional(v.ge(1)),
+        validator=v.optional([v.ge(1), v.le(MAX_RESOLUTION)]),
         metadata=doc(
-            "Image data resolution during the stage: every real batch is resized to R x R "
-            "(area averaging when shrinking) before the task sees it. Unset = the data's own."
+            "Image data resolution during the stage (1 to 16384): every real batch is resized "
+            "to R x R (area averaging when shrinking) before the task sees it. Unset = the "
+            "data's own."
         ),
     )
     fade_in: float = attrs.field(
@@ -762,9 +809,10 @@ class StageSection:
     )
     lr: dict[str, float] = attrs.field(
         factory=dict,
+        validator=v.deep_mapping(v.instance_of(str), _positive_finite),
         metadata=doc(
-            "Learning rates for this stage by player group, e.g. {generator = 1e-4}; a group "
-            "not named keeps its [optimizers] lr."
+            "Learning rates for this stage by player group (each > 0, finite), e.g. "
+            "{generator = 1e-4}; a group not named keeps its [optimizers] lr."
         ),
     )
     options: dict[str, Any] = attrs.field(

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import gancore
+from gancore._build import build_run
 from gancore._config import apply_overrides, config_to_dict, parse_config
 
 MINIMAL = {"data": {"name": "toy2d"}, "generator": {"name": "mlp"}, "critic": {"name": "mlp"}}
@@ -548,3 +549,91 @@ class TestResolve:
         with pytest.raises(gancore.ConfigError) as exc:
             task_context.resolve("loss", {"name": "hinj"}, key="extra")
         assert exc.value.problems[0].startswith("task.extra.name: unknown loss 'hinj'")
+
+
+class TestImpossibleValues:
+    """Values that cannot work are refused when the config is loaded, one line each."""
+
+    @pytest.mark.parametrize(
+        ("document", "problem"),
+        [
+            (
+                {"training": {"batch_size": 10**12}},
+                "training.batch_size: 'batch_size' must be <= 1048576 (got 1000000000000)",
+            ),
+            (
+                {"training": {"critic_steps": 10**6}},
+                "training.critic_steps: 'critic_steps' must be <= 1000 (got 1000000)",
+            ),
+            (
+                {"training": {"ema_half_life_images": float("inf")}},
+                "training.ema_half_life_images: 'ema_half_life_images' must be a finite number "
+                "(got inf)",
+            ),
+            (
+                {"training": {"num_samples": 10**9}},
+                "training.num_samples: 'num_samples' must be <= 65536 (got 1000000000)",
+            ),
+            (
+                {"training": {"num_workers": 10**6}},
+                "training.num_workers: 'num_workers' must be <= 256 (got 1000000)",
+            ),
+            (
+                {"run": {"seed": 2**62}},
+                "run.seed: 'seed' must be <= 4294967295 (got 4611686018427387904)",
+            ),
+            (
+                {"optimizers": {"critic": {"lr": float("inf")}}},
+                "optimizers.critic.lr: 'lr' must be a finite number (got inf)",
+            ),
+            (
+                {"optimizers": {"critic": {"lr": float("nan")}}},
+                "optimizers.critic.lr: 'lr' must be > 0 (got nan)",
+            ),
+            (
+                {"optimizers": {"generator": {"betas": [0.0, float("inf")]}}},
+                "optimizers.generator.betas: must be finite (got [0.0, inf] (array))",
+            ),
+            (
+                {"optimizers": {"generator": {"eps": float("-inf")}}},
+                "optimizers.generator.eps: must be finite (got -inf (float))",
+            ),
+            (
+                {"stages": [{"lr": {"generator": float("inf")}}]},
+                "stages[0].lr: a learning rate must be a finite number > 0 (got inf)",
+            ),
+            (
+                {"stages": [{"resolution": 10**6}]},
+                "stages[0].resolution: 'resolution' must be <= 16384 (got 1000000)",
+            ),
+        ],
+    )
+    def test_refused_at_load(
+        self, registry: gancore.Registry, document: dict[str, Any], problem: str
+    ) -> None:
+        """Each impossible value is one problem line naming the key, the bound and the value."""
+        assert problems_of(MINIMAL | document, registry) == [problem]
+
+    def test_largest_allowed_values_load(self, registry: gancore.Registry) -> None:
+        """The bounds themselves are accepted."""
+        config = parsed(
+            MINIMAL
+            | {"training": {"batch_size": 2**20, "num_samples": 2**16}, "run": {"seed": 2**32 - 1}},
+            registry,
+        )
+        assert (config.training.batch_size, config.run.seed) == (2**20, 2**32 - 1)
+
+    def test_batch_larger_than_dataset_is_refused_at_build(
+        self, registry: gancore.Registry
+    ) -> None:
+        """A batch larger than the dataset is one line naming both numbers when the run is built."""
+        config = parsed(
+            MINIMAL | {"data": {"name": "toy2d", "size": 10}, "training": {"batch_size": 11}},
+            registry,
+        )
+        with pytest.raises(gancore.ConfigError) as exc:
+            build_run(config)
+        assert exc.value.problems == [
+            "training.batch_size: 11 is larger than the dataset ('toy2d' holds 10 items); "
+            "use at most 10"
+        ]
