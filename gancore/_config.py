@@ -939,7 +939,8 @@ def parse_config(
             continue
         if is_list:
             if isinstance(raw, dict):
-                raw = [raw]
+                problems.append(_one_table(section, raw))
+                continue
             if not isinstance(raw, list):
                 problems.append(
                     f"{section}: expected a list of tables ([[{section}]]), got {_given(raw)}"
@@ -1002,9 +1003,20 @@ def _structure_optimizers(
         values["optimizers"] = OptimizersSection(tables=tables)
 
 
+def _one_table(section: str, table: dict[str, Any]) -> str:
+    """The problem of a list section written as one table: ``[regularizers]`` for
+    ``[[regularizers]]`` (TOML reads the first as a table, the second as a list of tables)."""
+    what = f" (name = {table['name']!r})" if isinstance(table.get("name"), str) else ""
+    return (
+        f"{section}: expected a list of tables, got one table{what}; write [[{section}]] "
+        f"(double brackets) instead of [{section}], once per entry"
+    )
+
+
 def _structure_stages(raw: Any, values: dict[str, Any], problems: list[str]) -> None:
     if isinstance(raw, dict):
-        raw = [raw]
+        problems.append(_one_table("stages", raw))
+        return
     if not isinstance(raw, list):
         problems.append(f"stages: expected a list of tables ([[stages]]), got {_given(raw)}")
         return

@@ -215,7 +215,7 @@ class TestParseConfig:
 
     def test_misspelled_component_option(self, registry: gancore.Registry) -> None:
         """A misspelled option gets a did-you-mean and the component's accepted keys."""
-        document = MINIMAL | {"regularizers": {"name": "r1", "gama": 1}}
+        document = MINIMAL | {"regularizers": [{"name": "r1", "gama": 1}]}
         assert problems_of(document, registry) == [
             "regularizers[0].gama: unknown key (did you mean 'gamma'?); regularizer 'r1' "
             "accepts: gamma, interval"
@@ -239,11 +239,9 @@ class TestParseConfig:
         assert short.loss == qualified.loss
         assert short.loss.name == "gancore:hinge"
 
-    def test_list_sections_take_one_table_or_many(self, registry: gancore.Registry) -> None:
-        """``[regularizers]`` and ``[[regularizers]]`` both give a tuple of components."""
-        one = parsed(MINIMAL | {"regularizers": {"name": "r1", "gamma": 2}}, registry)
+    def test_list_sections_take_a_list_of_tables(self, registry: gancore.Registry) -> None:
+        """``[[regularizers]]`` gives a tuple of components; anything else is refused."""
         many = parsed(MINIMAL | {"regularizers": [{"name": "r1"}, {"name": "r1"}]}, registry)
-        assert [c.options.gamma for c in one.regularizers] == [2.0]
         assert [c.options.gamma for c in many.regularizers] == [10.0, 10.0]
         assert problems_of(MINIMAL | {"metrics": 3}, registry) == [
             "metrics: expected a list of tables ([[metrics]]), got 3 (integer)"
@@ -549,6 +547,26 @@ class TestResolve:
         with pytest.raises(gancore.ConfigError) as exc:
             task_context.resolve("loss", {"name": "hinj"}, key="extra")
         assert exc.value.problems[0].startswith("task.extra.name: unknown loss 'hinj'")
+
+
+class TestListSections:
+    """A list section written as one table is refused with a hint at the double brackets."""
+
+    def test_regularizers_as_a_table(self, registry: gancore.Registry) -> None:
+        """``[regularizers]`` instead of ``[[regularizers]]`` is one line naming the fix."""
+        document = tomllib.loads('[regularizers]\nname = "r1"\ngamma = 2.0\n')
+        assert problems_of(MINIMAL | document, registry) == [
+            "regularizers: expected a list of tables, got one table (name = 'r1'); write "
+            "[[regularizers]] (double brackets) instead of [regularizers], once per entry"
+        ]
+
+    @pytest.mark.parametrize("section", ["metrics", "stages"])
+    def test_other_list_sections(self, registry: gancore.Registry, section: str) -> None:
+        """``[metrics]`` and ``[stages]`` get the same hint."""
+        assert problems_of(MINIMAL | {section: {"steps": 2}}, registry) == [
+            f"{section}: expected a list of tables, got one table; write [[{section}]] "
+            f"(double brackets) instead of [{section}], once per entry"
+        ]
 
 
 class TestImpossibleValues:
