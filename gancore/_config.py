@@ -342,12 +342,80 @@ class Component:
         elif isinstance(context, BuildContext):
             registry = context.registry if context.registry is not None else self.registry
             context = attrs.evolve(context, registry=registry, path=self.path or context.path)
+        if self.spec.kind in NETWORK_KINDS:
+            self._check_memory(context)
         try:
             return self.spec.build(self.options, context)
         except ConfigError as exc:
             if exc.source is not None or self.source is None:
                 raise
             raise ConfigError(exc.problems, self.source) from None
+        except RuntimeError as exc:  # the allocator gave up: say which component asked
+            if not _is_out_of_memory(exc):
+                raise
+            raise ConfigError(
+                [f"{self._where()}: ran out of memory while building it ({_first_line(exc)})"],
+                self.source,
+            ) from None
+
+    def _where(self) -> str:
+        return f"{self.path or self.spec.kind} {self.spec.name!r}"
+
+    def _check_memory(self, context: Any) -> None:
+        """Refuse a network whose training memory cannot fit, estimated from a build on the
+        meta device (shapes only, nothing allocated, no random draw)."""
+        available = available_memory()
+        if available is None:
+            return
+        try:
+            with torch.device("meta"):
+                module = self.spec.build(self.options, context)
+        except Exception:  # a network that cannot be built on meta is not estimated
+            return
+        if not isinstance(module, torch.nn.Module):
+            return
+        parameters = sum(p.numel() * p.element_size() for p in module.parameters())
+        buffers = sum(b.numel() * b.element_size() for b in module.buffers())
+        # Training holds each parameter four times: weights, gradients, Adam's two moments.
+        needed = 4 * parameters + buffers
+        if needed > available:
+            count = sum(p.numel() for p in module.parameters())
+            raise ConfigError(
+                [
+                    f"{self._where()}: its {count:,} parameters need about "
+                    f"{needed / 2**30:.1f} GiB to train (weights, gradients, Adam's two "
+                    f"moments), more than the {available / 2**30:.1f} GiB of memory available; "
+                    "make it smaller (channels, depth)"
+                ],
+                self.source,
+            )
+
+
+# Kinds whose memory is estimated before they are built.
+NETWORK_KINDS = ("generator", "critic")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), ``None`` where the
+    system does not say. Networks are built in this memory before they move to a device."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _is_out_of_memory(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 @attrs.frozen(kw_only=True)

@@ -655,3 +655,49 @@ class TestImpossibleValues:
             "training.batch_size: 11 is larger than the dataset ('toy2d' holds 10 items); "
             "use at most 10"
         ]
+
+
+class TestNetworkMemory:
+    """A network too large for the machine is refused at build with its name and estimate."""
+
+    HUGE: ClassVar[dict[str, Any]] = {
+        "data": {"name": "digits", "resolution": 16},
+        "generator": {"name": "dcgan"},
+        "critic": {"name": "dcgan", "channels": 100000, "max_channels": 100000},
+        "training": {"batch_size": 4},
+    }
+
+    def test_estimate_is_refused(
+        self, registry: gancore.Registry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The estimate (4 x float32 parameters + buffers) is compared with what is available."""
+        monkeypatch.setattr("gancore._config.available_memory", lambda: 100 * 2**30)
+        with pytest.raises(gancore.ConfigError) as exc:
+            build_run(parsed(self.HUGE, registry))
+        assert exc.value.problems == [
+            "critic 'dcgan': its 160,003,500,001 parameters need about 2384.2 GiB to train "
+            "(weights, gradients, Adam's two moments), more than the 100.0 GiB of memory "
+            "available; make it smaller (channels, depth)"
+        ]
+
+    def test_allocation_failure_names_the_component(
+        self, registry: gancore.Registry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Where no estimate is possible, the allocator's refusal names the component."""
+        monkeypatch.setattr("gancore._config.available_memory", lambda: None)
+        with pytest.raises(gancore.ConfigError) as exc:
+            build_run(parsed(self.HUGE, registry))
+        (problem,) = exc.value.problems
+        assert problem.startswith("critic 'dcgan': ran out of memory while building it (")
+        assert "can't allocate memory" in problem
+
+    def test_network_that_fits_builds_unchanged(
+        self, registry: gancore.Registry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The estimate draws no random numbers: weights are those of a build without it."""
+        small = self.HUGE | {"critic": {"name": "dcgan", "channels": 4}}
+        with_estimate = build_run(parsed(small, registry)).critics["critic"]
+        monkeypatch.setattr("gancore._config.available_memory", lambda: None)
+        without = build_run(parsed(small, registry)).critics["critic"]
+        for a, b in zip(with_estimate.parameters(), without.parameters(), strict=True):
+            assert torch.equal(a, b)

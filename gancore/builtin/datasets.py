@@ -17,8 +17,8 @@ item's label in ``labels`` (int64 ``[len]``) so that per-class selection reads n
 from __future__ import annotations
 
 import math
-import zipfile
 import operator
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any

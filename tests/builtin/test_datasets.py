@@ -520,11 +520,11 @@ class TestNpz:
         """A file that is no zip archive, or a cut or garbled one, is one line naming the file."""
         path = tmp_path / "data.npz"
         path.write_bytes(b"PK\x03\x04 garbage after a zip signature")
-        with pytest.raises(ValueError) as exc:
+        with pytest.raises(ValueError, match="npz") as exc:
             build_npz(NpzOptions(path=str(path)), None)
         assert str(exc.value) == f"npz: cannot read '{path}': File is not a zip file"
         path.write_bytes(b"\x00\x01 random bytes")
-        with pytest.raises(ValueError) as exc:
+        with pytest.raises(ValueError, match="npz") as exc:
             build_npz(NpzOptions(path=str(path)), None)
         assert str(exc.value) == (
             f"npz: cannot read '{path}': not a .npz archive (it does not start with a zip "
@@ -538,7 +538,7 @@ class TestNpz:
         values = np.zeros(shape, dtype=np.float64)
         values.flat[0], values.flat[3], values.flat[4] = np.nan, np.inf, -np.inf
         np.savez(path, x=values)
-        with pytest.raises(ValueError) as exc:
+        with pytest.raises(ValueError, match="npz") as exc:
             build_npz(NpzOptions(path=str(path)), None)
         assert str(exc.value) == (
             f"npz: array 'x' in '{path}' holds 3 non-finite values (NaN or inf) of "
