@@ -18,6 +18,7 @@ from gancore._build import Built, reference_points
 from gancore._checkpoint import prune_checkpoints, save_checkpoint, step_dir_name
 from gancore._classes import fixed_inputs
 from gancore._errors import ConfigError
+from gancore._jsonlog import dumps
 from gancore._pictures import save_curves, save_samples
 from gancore._state import AugmentFeedback, LoopState, rng_state
 from gancore._task import mix_seed
@@ -141,7 +142,7 @@ class RunFiles:
     def write_log(self, record: dict[str, Any]) -> None:
         if self.main:
             with self.log_file.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
+                fh.write(dumps(record) + "\n")  # strict JSON: non-finite values as null
         if self.config.run.trackers:
             self.accelerator.log(
                 {k: v for k, v in record.items() if isinstance(v, int | float)}, step=record["step"]
@@ -170,7 +171,13 @@ class RunFiles:
             title=f"{self.config.run.name}, step {at}",
             row_names=self.row_names,
         )
-        if self.log_file.exists():
+        self.write_curves()
+
+    def write_curves(self) -> None:
+        """curves.png from metrics.jsonl as it stands: drawn with each sample grid and again after
+        each metric record, so the picture ends with the last thing logged (the final metrics
+        come after the final grid)."""
+        if self.main and self.log_file.exists():
             save_curves(self.log_file, self.run_dir / "curves.png")
 
     def run_metrics(self, at: int, images_seen: int) -> dict[str, Any]:
@@ -204,6 +211,7 @@ class RunFiles:
                 **results,
             }
         )
+        self.write_curves()
         return results
 
     def improves(self, state: LoopState, results: Mapping[str, Any]) -> bool:

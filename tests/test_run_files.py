@@ -1,0 +1,151 @@
+"""What the loop writes besides checkpoints: metrics.jsonl as strict JSON, and curves.png."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import gancore
+from gancore._jsonlog import dumps, read_jsonl, restore_nonfinite, strict_record
+from gancore._pictures import Panel, curve_panels, read_series
+from gancore._train import train
+from tests.conftest import load
+
+
+@attrs.frozen(kw_only=True)
+class Undefined:
+    """A test metric with one finite and two non-finite values."""
+
+    def evaluate(self, context: Any) -> dict[str, Any]:
+        del context
+        return {"value": 2.5, "undefined": float("nan"), "huge": float("inf")}
+
+
+class _UndefinedPlugin:
+    @gancore.hookimpl
+    def gancore_register_metrics(self, register: gancore.RegisterCallback) -> None:
+        register("undefined", Undefined, description="Test: NaN and inf values.")
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"not strict JSON: {constant}")
+
+
+def _strict_lines(path: Path) -> list[dict[str, Any]]:
+    """Every line parsed as a strict reader (jq, JSON.parse) would: no NaN, no Infinity."""
+    return [json.loads(line, parse_constant=_refuse) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def undefined_run(toy_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 4-step toy run whose only metric, at the end, gives NaN and inf; the curves drawn are
+    recorded as the series they plotted."""
+    drawn: list[dict[str, tuple[list[float], list[float]]]] = []
+
+    def record(metrics_file: Path, path: Path, keys: Any = None) -> None:
+        drawn.append(read_series(read_jsonl(metrics_file)))
+
+    monkeypatch.setattr("gancore._rundir.save_curves", record)
+    registry, _ = gancore.load_registry(entry_points=False, plugins=[("u", _UndefinedPlugin())])
+    config = load(
+        toy_config,
+        "run.steps=4",
+        "training.log_every=2",
+        "training.sample_every=2",
+        "metrics=[{name='undefined'}]",
+        registry=registry,
+    )
+    train(config, tmp_path / "run", progress=False)
+    (tmp_path / "drawn.json").write_text(json.dumps(drawn))
+    return tmp_path / "run"
+
+
+class TestStrictJson:
+    """Non-finite numbers are written as null and named, so strict readers accept every line."""
+
+    def test_record_round_trip(self) -> None:
+        """NaN, inf and -inf become null, are named under nonfinite_values, and come back."""
+        record = {"step": 3, "a": float("nan"), "b": float("inf"), "c": -math.inf, "d": 1.5}
+        assert strict_record(record) == {
+            "step": 3,
+            "a": None,
+            "b": None,
+            "c": None,
+            "d": 1.5,
+            "nonfinite_values": {"a": "nan", "b": "inf", "c": "-inf"},
+        }
+        back = restore_nonfinite(json.loads(dumps(record)))
+        assert math.isnan(back["a"]) and (back["b"], back["c"], back["d"]) == (
+            math.inf,
+            -math.inf,
+            1.5,
+        )
+        assert "nonfinite_values" not in back
+
+    def test_nested_values_are_nulled(self) -> None:
+        """A non-finite number inside a nested table (a protocol, a comparison) is null too."""
+        text = dumps({"x.protocol": {"psi": float("nan")}, "list": [1.0, float("-inf")]})
+        assert json.loads(text, parse_constant=_refuse) == {
+            "x.protocol": {"psi": None},
+            "list": [1.0, None],
+        }
+
+    def test_metrics_jsonl_is_strict_json(self, undefined_run: Path) -> None:
+        """A run whose metric gives NaN and inf writes lines a strict reader accepts."""
+        metric = [
+            r for r in _strict_lines(undefined_run / "metrics.jsonl") if r["event"] == "metric"
+        ]
+        assert len(metric) == 1
+        assert (metric[0]["undefined.value"], metric[0]["undefined.undefined"]) == (2.5, None)
+        assert metric[0]["undefined.huge"] is None
+        assert metric[0]["nonfinite_values"] == {
+            "undefined.undefined": "nan",
+            "undefined.huge": "inf",
+        }
+
+
+class TestCurves:
+    """curves.png shows every logged result, on readable scales, and no timings."""
+
+    def test_drawn_after_the_final_metrics(self, undefined_run: Path) -> None:
+        """The last drawing holds the metric value logged after the last sample grid."""
+        drawn = json.loads((undefined_run.parent / "drawn.json").read_text())
+        assert drawn[-1]["undefined.value"] == [[4], [2.5]]
+        assert "undefined.undefined" not in drawn[-1]  # null: nothing to draw
+
+    def test_timings_and_counters_are_left_out(self) -> None:
+        """time_s, metrics_time_s, sec_per_step, images_per_s and counters are not series."""
+        records = [
+            {"event": "train", "step": 2, "images_seen": 64, "time_s": 1.0, "sec_per_step": 0.5,
+             "images_per_s": 64.0, "nonfinite_skipped": 0, "loss/critic": 1.25},
+            {"event": "metric", "step": 2, "images_seen": 64, "metrics_time_s": 3.0,
+             "fid.fid": 7.0, "fid.generator": "raw"},
+        ]  # fmt: skip
+        assert read_series(records) == {"loss/critic": ([2], [1.25]), "fid.fid": ([2], [7.0])}
+
+    def test_series_of_different_sizes_get_their_own_panels(self) -> None:
+        """reg/r1 (~0.01) and reg/path-length (~5) are split; the two losses share a panel."""
+        series = {
+            "loss/critic": ([1, 2], [1.4, 1.2]),
+            "loss/generator": ([1, 2], [0.7, 0.9]),
+            "reg/r1": ([1, 2], [0.01, 0.012]),
+            "reg/path-length": ([1, 2], [5.0, 4.0]),
+        }
+        assert curve_panels(series) == [
+            Panel("loss", ("loss/critic", "loss/generator"), log_scale=False),
+            Panel("reg", ("reg/r1",), log_scale=False),
+            Panel("reg", ("reg/path-length",), log_scale=False),
+        ]
+
+    def test_a_series_spanning_decades_is_drawn_on_a_log_axis(self) -> None:
+        """A positive series from 100 down to 0.5 gets a log axis; one crossing zero does not."""
+        series = {"fid.fid": ([1, 2, 3], [100.0, 3.0, 0.5]), "loss/g": ([1, 2], [-50.0, 40.0])}
+        assert curve_panels(series) == [
+            Panel("fid", ("fid.fid",), log_scale=True),
+            Panel("loss", ("loss/g",), log_scale=False),
+        ]
