@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import math
+import os
 import re
 import tomllib
 import types
@@ -267,6 +268,10 @@ def structure_options(
             except (ValueError, TypeError) as exc:
                 problems.append(f"{_join(path, key)}: {_reword(exc)}")
                 continue
+        if field.metadata.get("path") and isinstance(value, str) and value:
+            # A relative path is resolved now, against the working directory, so that the run
+            # directory's config.toml holds a path that works from anywhere, later.
+            value = os.path.abspath(value)
         values[field.alias or field.name] = value
     if len(problems) > before:
         return None

@@ -17,6 +17,7 @@ from torch import nn
 from gancore._build import Built, reference_points
 from gancore._checkpoint import prune_checkpoints, save_checkpoint, step_dir_name
 from gancore._classes import fixed_inputs
+from gancore._datarecord import save_data_record
 from gancore._errors import ConfigError
 from gancore._jsonlog import dumps
 from gancore._pictures import save_curves, save_samples
@@ -48,6 +49,8 @@ class RunFiles:
         self.main = accelerator.is_main_process
         self.log_file = run_dir / "metrics.jsonl"
         self.checkpoints = run_dir / "checkpoints"
+        if self.main:  # what gan sample and gan eval need of the data when it cannot be read
+            save_data_record(run_dir, config.data.name, built.dataset)
         # Fixed inputs for the sample grids, the same at every interval.
         self.reference = reference_points(built.dataset, config.run.seed)
         # A scatter of 2-D points needs many more samples than an image grid needs images.

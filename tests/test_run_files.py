@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import pytest
 
 import gancore
+from gancore._cli import main
+from gancore._inference import load_run
 from gancore._jsonlog import dumps, read_jsonl, restore_nonfinite, strict_record
 from gancore._pictures import Panel, curve_panels, read_series
 from gancore._train import train
@@ -149,3 +152,87 @@ class TestCurves:
             Panel("fid", ("fid.fid",), log_scale=True),
             Panel("loss", ("loss/g",), log_scale=False),
         ]
+
+
+NPZ_RUN = """
+[run]
+steps = 2
+[data]
+name = "npz"
+path = "images.npz"
+[generator]
+name = "dcgan"
+latent_dim = 4
+channels = 4
+[critic]
+name = "dcgan"
+channels = 4
+[[metrics]]
+name = "fid"
+extractor = "digits-classifier"
+num_generated = 16
+batch_size = 8
+[training]
+batch_size = 4
+"""
+
+
+@pytest.fixture
+def moved_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 2-step run trained from ``project/`` on ``images.npz`` (a relative path), then the
+    data deleted and the working directory changed."""
+    project = tmp_path / "project"
+    project.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, size=(16, 1, 8, 8), dtype=np.uint8)
+    np.savez(project / "images.npz", x=pixels)
+    (project / "run.toml").write_text(NPZ_RUN)
+    monkeypatch.chdir(project)
+    train(gancore.load_config("run.toml"), tmp_path / "run", progress=False)
+    (project / "images.npz").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    return tmp_path / "run"
+
+
+class TestRunWithoutData:
+    """Sampling needs no data; evaluation against real data says in one line that it is missing."""
+
+    def test_relative_data_path_is_resolved_at_load(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A relative dataset path becomes absolute against the working directory."""
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "run.toml").write_text(NPZ_RUN)
+        config = gancore.load_config("run.toml")
+        assert config.data.options.path == str(tmp_path / "images.npz")
+        assert 'path = "' + str(tmp_path / "images.npz") + '"' in (gancore.config_to_toml(config))
+
+    def test_run_directory_records_its_data(self, moved_run: Path) -> None:
+        """data.json holds the dataset's name, item shapes and size."""
+        assert json.loads((moved_run / "data.json").read_text()) == {
+            "dataset": "gancore:npz",
+            "shapes": {"x": [1, 8, 8]},
+            "size": 16,
+        }
+
+    def test_sample_without_the_data(
+        self, moved_run: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """gan sample draws from another directory with the data gone."""
+        assert main(["sample", str(moved_run), "--num", "4", "--out", "grid.png"]) == 0
+        assert Path("grid.png").stat().st_size > 100
+        assert load_run(moved_run).generate(3, seed=1).shape == (3, 1, 8, 8)
+
+    def test_eval_without_the_data_names_the_metric(
+        self, moved_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """gan eval of a metric that reads real data is one line naming the metric and file."""
+        capsys.readouterr()
+        assert main(["eval", str(moved_run)]) == 2
+        missing = tmp_path / "project" / "images.npz"
+        assert capsys.readouterr().err == (
+            "error: metric 'fid' needs the run's real data ('gancore:npz'), which cannot be "
+            f"read: npz: file '{missing}' does not exist; put the data back where the run's "
+            "config.toml says\n"
+        )

@@ -415,7 +415,12 @@ class ImageFolderOptions:
 
     path: str = attrs.field(
         validator=attrs.validators.instance_of(str),
-        metadata={"doc": "folder holding the images (relative to the working directory); required"},
+        metadata={
+            "doc": "folder holding the images; required. A relative path is resolved against "
+            "the working directory when the run file is loaded (the run's config.toml holds "
+            "the absolute path)",
+            "path": True,
+        },
     )
     resolution: int = attrs.field(
         default=64,
@@ -636,7 +641,12 @@ class NpzOptions:
 
     path: str = attrs.field(
         validator=attrs.validators.instance_of(str),
-        metadata={"doc": "the .npz file (relative to the working directory); required"},
+        metadata={
+            "doc": "the .npz file; required. A relative path is resolved against the working "
+            "directory when the run file is loaded (the run's config.toml holds the absolute "
+            "path)",
+            "path": True,
+        },
     )
     key: str = attrs.field(
         default="x",
