@@ -268,10 +268,6 @@ def structure_options(
             except (ValueError, TypeError) as exc:
                 problems.append(f"{_join(path, key)}: {_reword(exc)}")
                 continue
-        if field.metadata.get("path") and isinstance(value, str) and value:
-            # A relative path is resolved now, against the working directory, so that the run
-            # directory's config.toml holds a path that works from anywhere, later.
-            value = os.path.abspath(value)
         values[field.alias or field.name] = value
     if len(problems) > before:
         return None
@@ -1220,11 +1216,20 @@ def _component_dict(component: Component) -> dict[str, Any]:
     options = {}
     if attrs.has(type(component.options)):
         options = {
-            toml_key(f): getattr(component.options, f.name)
+            toml_key(f): _resolved(f, getattr(component.options, f.name))
             for f in attrs.fields(type(component.options))
             if f.init
         }
     return {"name": component.name} | _plain(options)
+
+
+def _resolved(field: attrs.Attribute[Any], value: Any) -> Any:
+    """A relative path in an option marked ``metadata={"path": True}`` made absolute against the
+    working directory (where a run file's relative paths start), so that the run directory's
+    config.toml, written when training starts, still works from anywhere later."""
+    if field.metadata.get("path") and isinstance(value, str) and value:
+        return os.path.abspath(value)
+    return value
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

@@ -416,9 +416,8 @@ class ImageFolderOptions:
     path: str = attrs.field(
         validator=attrs.validators.instance_of(str),
         metadata={
-            "doc": "folder holding the images; required. A relative path is resolved against "
-            "the working directory when the run file is loaded (the run's config.toml holds "
-            "the absolute path)",
+            "doc": "folder holding the images, relative to the working directory; required "
+            "(the run directory's config.toml holds it as an absolute path)",
             "path": True,
         },
     )
@@ -642,9 +641,8 @@ class NpzOptions:
     path: str = attrs.field(
         validator=attrs.validators.instance_of(str),
         metadata={
-            "doc": "the .npz file; required. A relative path is resolved against the working "
-            "directory when the run file is loaded (the run's config.toml holds the absolute "
-            "path)",
+            "doc": "the .npz file, relative to the working directory; required (the run "
+            "directory's config.toml holds it as an absolute path)",
             "path": True,
         },
     )
