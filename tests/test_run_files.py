@@ -113,6 +113,29 @@ class TestStrictJson:
         }
 
 
+class TestEvalOutput:
+    """gan eval writes strict JSON too, and --compare reads its non-finite values back."""
+
+    def test_eval_and_compare_with_nonfinite_values(
+        self, undefined_run: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The result file is strict JSON with nulls; comparing with it finds equal values."""
+        gancore.reset_registry(
+            gancore.load_registry(entry_points=False, plugins=[("u", _UndefinedPlugin())])
+        )
+        out = undefined_run.parent / "result.json"
+        assert main(["eval", str(undefined_run), "--out", str(out)]) == 0
+        result = json.loads(out.read_text(), parse_constant=_refuse)
+        assert (result["undefined.value"], result["undefined.huge"]) == (2.5, None)
+        assert result["nonfinite_values"] == {"undefined.undefined": "nan", "undefined.huge": "inf"}
+        capsys.readouterr()
+        assert main(["eval", str(undefined_run), "--compare", str(out)]) == 0
+        comparison = json.loads(capsys.readouterr().out, parse_constant=_refuse)["comparison"]
+        assert comparison["undefined.value"] == {"this": 2.5, "other": 2.5, "difference": 0.0}
+        # inf - inf is NaN: null, like every non-finite number inside a table
+        assert comparison["undefined.huge"] == {"this": None, "other": None, "difference": None}
+
+
 class TestCurves:
     """curves.png shows every logged result, on readable scales, and no timings."""
 
