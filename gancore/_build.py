@@ -16,6 +16,7 @@ import attrs
 import torch
 from torch import nn
 
+from gancore._datarecord import RecordedData
 from gancore._errors import ConfigError
 from gancore._task import BuildContext, TaskBuildContext
 
@@ -119,13 +120,24 @@ def _normalized_players(
     return out
 
 
-def build_run(config: RunConfig) -> Built:
-    """Build the dataset, task, networks and the other components of ``config``.
+def build_run(config: RunConfig, dataset: Dataset | None = None) -> Built:
+    """Build the dataset, task, networks and the other components of ``config``; ``dataset``,
+    when given, stands for ``[data]`` (a run's recorded data, when sampling without it).
 
     Networks are initialised from ``run.seed`` so every process builds identical weights.
     """
     torch.manual_seed(config.run.seed)
-    dataset = config.data.build(None)
+    if dataset is None:
+        dataset = config.data.build(None)
+    size, batch_size = len(dataset), config.training.batch_size
+    if batch_size > size:  # a larger batch would repeat items within itself, every step
+        raise ConfigError(
+            [
+                f"training.batch_size: {batch_size} is larger than the dataset "
+                f"({config.data.spec.name!r} holds {size} items); use at most {size}"
+            ],
+            config.source,
+        )
     task = config.task.build(None)
     declared = task_players(task)
     players = _normalized_players(
@@ -195,8 +207,8 @@ def load_flat_state(modules: Mapping[str, nn.Module], flat: Mapping[str, torch.T
 def reference_points(dataset: Dataset, seed: int, num: int = 2000) -> torch.Tensor | None:
     """Real points for scatter plots of 2-D data; ``None`` for images."""
     shape = dataset.shapes.get("x")
-    if shape is None or len(shape) != 1:
-        return None
+    if shape is None or len(shape) != 1 or isinstance(dataset, RecordedData):
+        return None  # images, or recorded data without its points
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:num]
     get_batch = getattr(dataset, "get_batch", None)
     if callable(get_batch):

@@ -488,6 +488,7 @@ def _reference_dataset(text: str) -> Any:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from gancore._inference import load_run
+    from gancore._jsonlog import dumps, restore_nonfinite
     from gancore.metrics.protocol import ProtocolMismatchError, compare_results
 
     if args.num is not None and args.num < 2:
@@ -495,7 +496,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     other = None
     if args.compare is not None:  # read it first: a typo should not cost an evaluation
         try:
-            other = json.loads(args.compare.read_text())
+            other = restore_nonfinite(json.loads(args.compare.read_text()))
         except (OSError, ValueError) as exc:
             raise ConfigError([f"--compare: cannot read {str(args.compare)!r}: {exc}"]) from None
         if not isinstance(other, dict):
@@ -526,7 +527,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print(f"error: --compare {args.compare}: {exc}", file=sys.stderr)
             return EXIT_USAGE
         result["comparison"] = {"other": str(args.compare), **comparison}
-    text = json.dumps(result, indent=2)
+    text = dumps(result, indent=2)  # strict JSON: non-finite values as null, named
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import math
+import os
 import re
 import tomllib
 import types
@@ -276,6 +278,27 @@ def structure_options(
         return None
 
 
+def _finite(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """Refuses infinities (NaN already fails every ordering validator)."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"'{toml_key(attribute)}' must be a finite number (got {value})")
+
+
+def _positive_finite(_instance: Any, _attribute: Any, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"a learning rate must be a finite number > 0 (got {value})")
+
+
+# Upper bounds of sizes that cannot work however large the machine: one global batch is held in
+# memory as a list of indices, a sample grid is drawn at once, a seed goes through 64-bit mixing.
+MAX_BATCH_SIZE = 2**20
+MAX_STEPS_PER_ITERATION = 1000
+MAX_NUM_SAMPLES = 2**16
+MAX_WORKERS = 256
+MAX_SEED = 2**32 - 1
+MAX_RESOLUTION = 2**14
+
+
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -320,12 +343,80 @@ class Component:
         elif isinstance(context, BuildContext):
             registry = context.registry if context.registry is not None else self.registry
             context = attrs.evolve(context, registry=registry, path=self.path or context.path)
+        if self.spec.kind in NETWORK_KINDS:
+            self._check_memory(context)
         try:
             return self.spec.build(self.options, context)
         except ConfigError as exc:
             if exc.source is not None or self.source is None:
                 raise
             raise ConfigError(exc.problems, self.source) from None
+        except RuntimeError as exc:  # the allocator gave up: say which component asked
+            if not _is_out_of_memory(exc):
+                raise
+            raise ConfigError(
+                [f"{self._where()}: ran out of memory while building it ({_first_line(exc)})"],
+                self.source,
+            ) from None
+
+    def _where(self) -> str:
+        return f"{self.path or self.spec.kind} {self.spec.name!r}"
+
+    def _check_memory(self, context: Any) -> None:
+        """Refuse a network whose training memory cannot fit, estimated from a build on the
+        meta device (shapes only, nothing allocated, no random draw)."""
+        available = available_memory()
+        if available is None:
+            return
+        try:
+            with torch.device("meta"):
+                module = self.spec.build(self.options, context)
+        except Exception:  # a network that cannot be built on meta is not estimated
+            return
+        if not isinstance(module, torch.nn.Module):
+            return
+        parameters = sum(p.numel() * p.element_size() for p in module.parameters())
+        buffers = sum(b.numel() * b.element_size() for b in module.buffers())
+        # Training holds each parameter four times: weights, gradients, Adam's two moments.
+        needed = 4 * parameters + buffers
+        if needed > available:
+            count = sum(p.numel() for p in module.parameters())
+            raise ConfigError(
+                [
+                    f"{self._where()}: its {count:,} parameters need about "
+                    f"{needed / 2**30:.1f} GiB to train (weights, gradients, Adam's two "
+                    f"moments), more than the {available / 2**30:.1f} GiB of memory available; "
+                    "make it smaller (channels, depth)"
+                ],
+                self.source,
+            )
+
+
+# Kinds whose memory is estimated before they are built.
+NETWORK_KINDS = ("generator", "critic")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), ``None`` where the
+    system does not say. Networks are built in this memory before they move to a device."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _is_out_of_memory(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 @attrs.frozen(kw_only=True)
@@ -341,7 +432,9 @@ class RunSection:
         default="runs", metadata=doc("Folder that holds run directories (relative to the cwd).")
     )
     seed: int = attrs.field(
-        default=0, validator=v.ge(0), metadata=doc("Seed of every random draw (>= 0).")
+        default=0,
+        validator=[v.ge(0), v.le(MAX_SEED)],
+        metadata=doc("Seed of every random draw (0 to 2^32 - 1)."),
     )
     steps: int = attrs.field(
         default=1000,
@@ -367,31 +460,38 @@ class TrainingSection:
 
     batch_size: int = attrs.field(
         default=64,
-        validator=v.ge(1),
-        metadata=doc("Global batch size per step, summed over processes (>= 1)."),
+        validator=[v.ge(1), v.le(MAX_BATCH_SIZE)],
+        metadata=doc(
+            "Global batch size per step, summed over processes (1 to 2^20 = 1048576; at most "
+            "the dataset's size, checked when the run is built)."
+        ),
     )
     critic_steps: int = attrs.field(
         default=1,
-        validator=v.ge(1),
-        metadata=doc("Critic updates per iteration, each on a fresh batch (WGAN uses 5)."),
+        validator=[v.ge(1), v.le(MAX_STEPS_PER_ITERATION)],
+        metadata=doc(
+            "Critic updates per iteration, each on a fresh batch (WGAN uses 5; 1 to 1000)."
+        ),
     )
     generator_steps: int = attrs.field(
-        default=1, validator=v.ge(1), metadata=doc("Generator updates per iteration (>= 1).")
+        default=1,
+        validator=[v.ge(1), v.le(MAX_STEPS_PER_ITERATION)],
+        metadata=doc("Generator updates per iteration (1 to 1000)."),
     )
     ema_half_life_images: float | None = attrs.field(
         default=None,
-        validator=v.optional(v.gt(0)),
+        validator=v.optional([v.gt(0), _finite]),
         metadata=doc(
-            "Half-life of the generator's exponential moving average, in images "
-            "(StyleGAN2: 10000). Unset = no EMA; samples and metrics use the trained generator."
+            "Half-life of the generator's exponential moving average, in images (> 0, finite; "
+            "StyleGAN2: 10000). Unset = no EMA; samples and metrics use the trained generator."
         ),
     )
     ema_rampup: float | None = attrs.field(
         default=None,
-        validator=v.optional(v.gt(0)),
+        validator=v.optional([v.gt(0), _finite]),
         metadata=doc(
             "EMA ramp-up: the half-life is min(ema_half_life_images, images_seen * ema_rampup) "
-            "(StyleGAN2-ADA uses 0.05). Unset = no ramp-up."
+            "(> 0, finite; StyleGAN2-ADA uses 0.05). Unset = no ramp-up."
         ),
     )
     precision: Literal["no", "bf16", "fp16"] = attrs.field(
@@ -432,8 +532,10 @@ class TrainingSection:
     )
     num_samples: int = attrs.field(
         default=64,
-        validator=v.ge(1),
-        metadata=doc("Images in a sample grid (a 2-D scatter shows at least 2500 points)."),
+        validator=[v.ge(1), v.le(MAX_NUM_SAMPLES)],
+        metadata=doc(
+            "Images in a sample grid, 1 to 65536 (a 2-D scatter shows at least 2500 points)."
+        ),
     )
     metrics_every: int = attrs.field(
         default=0,
@@ -469,8 +571,10 @@ class TrainingSection:
     )
     num_workers: int = attrs.field(
         default=0,
-        validator=v.ge(0),
-        metadata=doc("Data-loader worker processes per training process (0 = load in-process)."),
+        validator=[v.ge(0), v.le(MAX_WORKERS)],
+        metadata=doc(
+            "Data-loader worker processes per training process, 0 to 256 (0 = load in-process)."
+        ),
     )
     accumulate: int = attrs.field(
         default=1,
@@ -577,7 +681,9 @@ class OptimizerConfig:
     name: str = attrs.field(
         default="adam", metadata=doc("torch.optim class, case-insensitive: adam, adamw, rmsprop...")
     )
-    lr: float = attrs.field(default=2e-4, validator=v.gt(0), metadata=doc("Learning rate (> 0)."))
+    lr: float = attrs.field(
+        default=2e-4, validator=[v.gt(0), _finite], metadata=doc("Learning rate (> 0, finite).")
+    )
     schedule: Literal["constant", "linear", "cosine"] = attrs.field(
         default="constant",
         metadata=doc(
@@ -651,6 +757,8 @@ def _structure_optimizer(table: Any, path: str, problems: list[str]) -> Optimize
             )
             continue
         kwargs[key] = _numbers_as_floats(value, accepted[key])
+        if _has_infinity(kwargs[key]):
+            problems.append(f"{_join(path, key)}: must be finite (got {_given(value)})")
     base = structure_options(
         OptimizerConfig,
         {k: table[k] for k in table if k in own} | {"name": name.lower()},
@@ -673,6 +781,13 @@ def _structure_optimizer(table: Any, path: str, problems: list[str]) -> Optimize
         if key not in kwargs and default is not inspect.Parameter.empty and _toml_ready(default):
             kwargs[key] = default
     return attrs.evolve(base, options=kwargs)
+
+
+def _has_infinity(value: Any) -> bool:
+    """True when ``value`` (a number or a nested list of them) holds an infinity or NaN."""
+    if isinstance(value, list | tuple):
+        return any(_has_infinity(item) for item in value)
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _toml_ready(value: Any) -> bool:
@@ -747,10 +862,11 @@ class StageSection:
     )
     resolution: int | None = attrs.field(
         default=None,
-        validator=v.optional(v.ge(1)),
+        validator=v.optional([v.ge(1), v.le(MAX_RESOLUTION)]),
         metadata=doc(
-            "Image data resolution during the stage: every real batch is resized to R x R "
-            "(area averaging when shrinking) before the task sees it. Unset = the data's own."
+            "Image data resolution during the stage (1 to 16384): every real batch is resized "
+            "to R x R (area averaging when shrinking) before the task sees it. Unset = the "
+            "data's own."
         ),
     )
     fade_in: float = attrs.field(
@@ -784,9 +900,10 @@ class StageSection:
     )
     lr: dict[str, float] = attrs.field(
         factory=dict,
+        validator=v.deep_mapping(v.instance_of(str), _positive_finite),
         metadata=doc(
-            "Learning rates for this stage by player group, e.g. {generator = 1e-4}; a group "
-            "not named keeps its [optimizers] lr."
+            "Learning rates for this stage by player group (each > 0, finite), e.g. "
+            "{generator = 1e-4}; a group not named keeps its [optimizers] lr."
         ),
     )
     options: dict[str, Any] = attrs.field(
@@ -913,7 +1030,8 @@ def parse_config(
             continue
         if is_list:
             if isinstance(raw, dict):
-                raw = [raw]
+                problems.append(_one_table(section, raw))
+                continue
             if not isinstance(raw, list):
                 problems.append(
                     f"{section}: expected a list of tables ([[{section}]]), got {_given(raw)}"
@@ -976,9 +1094,20 @@ def _structure_optimizers(
         values["optimizers"] = OptimizersSection(tables=tables)
 
 
+def _one_table(section: str, table: dict[str, Any]) -> str:
+    """The problem of a list section written as one table: ``[regularizers]`` for
+    ``[[regularizers]]`` (TOML reads the first as a table, the second as a list of tables)."""
+    what = f" (name = {table['name']!r})" if isinstance(table.get("name"), str) else ""
+    return (
+        f"{section}: expected a list of tables, got one table{what}; write [[{section}]] "
+        f"(double brackets) instead of [{section}], once per entry"
+    )
+
+
 def _structure_stages(raw: Any, values: dict[str, Any], problems: list[str]) -> None:
     if isinstance(raw, dict):
-        raw = [raw]
+        problems.append(_one_table("stages", raw))
+        return
     if not isinstance(raw, list):
         problems.append(f"stages: expected a list of tables ([[stages]]), got {_given(raw)}")
         return
@@ -1109,11 +1238,20 @@ def _component_dict(component: Component) -> dict[str, Any]:
     options = {}
     if attrs.has(type(component.options)):
         options = {
-            toml_key(f): getattr(component.options, f.name)
+            toml_key(f): _resolved(f, getattr(component.options, f.name))
             for f in attrs.fields(type(component.options))
             if f.init
         }
     return {"name": component.name} | _plain(options)
+
+
+def _resolved(field: attrs.Attribute[Any], value: Any) -> Any:
+    """A relative path in an option marked ``metadata={"path": True}`` made absolute against the
+    working directory (where a run file's relative paths start), so that the run directory's
+    config.toml, written when training starts, still works from anywhere later."""
+    if field.metadata.get("path") and isinstance(value, str) and value:
+        return os.path.abspath(value)
+    return value
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from gancore._build import Built, build_run, load_flat_state, reference_points
 from gancore._checkpoint import find_checkpoint, load_checkpoint
 from gancore._classes import fixed_inputs
 from gancore._config import RunConfig, load_config
+from gancore._datarecord import DataUnavailableError, load_data_record
 from gancore._errors import ConfigError
 from gancore._stages import enter_stage, stage_schedule
 from gancore.metrics.loop import LoopMetricContext, evaluate_metrics
@@ -51,7 +52,10 @@ class LoadedRun:
     def generate(self, num: int, seed: int, batch_size: int = 256) -> torch.Tensor:
         """``num`` samples ``[num, ...]`` on the CPU, drawn as metrics draw them from ``seed``
         (the same whatever ``batch_size``)."""
-        return torch.cat(list(self.context().generate(num, batch_size, seed))).cpu()
+        try:
+            return torch.cat(list(self.context().generate(num, batch_size, seed))).cpu()
+        except DataUnavailableError as exc:
+            raise exc.needed_by(f"sampling task {self.config.task.spec.name!r}") from None
 
     @torch.no_grad()
     def sample_grid(
@@ -66,6 +70,20 @@ class LoadedRun:
         :func:`gancore._classes.fixed_inputs`): ``num`` samples of class ``label``, or with no
         label one row per class of ``classes`` (default: the dataset's)."""
         task = self.built.task
+        try:
+            return self._sample_grid(task, num, seed, label, classes, batch_size)
+        except DataUnavailableError as exc:
+            raise exc.needed_by(f"sampling task {self.config.task.spec.name!r}") from None
+
+    def _sample_grid(
+        self,
+        task: Any,
+        num: int,
+        seed: int,
+        label: int | None,
+        classes: Sequence[str] | None,
+        batch_size: int,
+    ) -> tuple[torch.Tensor, int | None, tuple[str, ...] | None]:
         inputs, columns, rows = fixed_inputs(
             task,
             self.generators,
@@ -98,7 +116,8 @@ class LoadedRun:
         """Flat results of ``metrics`` (see :func:`gancore.metrics.loop.evaluate_metrics`),
         scored against ``dataset`` (default: the run's own), restricted to class ``label`` when
         given, headed by the run and checkpoint names."""
-        result = evaluate_metrics(metrics, self.context(dataset, label), self.generator_kind)
+        named = [(name, _NamedMetric(name, metric)) for name, metric in metrics]
+        result = evaluate_metrics(named, self.context(dataset, label), self.generator_kind)
         return {"run": str(self.config.run.name), "checkpoint": self.checkpoint.name, **result}
 
 
@@ -139,7 +158,27 @@ def weights_misfit(
     return problems[0] + more + hint
 
 
+def _dataset(config: RunConfig, run_dir: Path) -> Dataset:
+    """The run's dataset; when it cannot be read, what ``data.json`` recorded of it (a run from
+    before that file re-raises the reading error)."""
+    try:
+        return config.data.build(None)
+    except (OSError, ValueError) as exc:
+        recorded = load_data_record(run_dir, reason=_first_line(exc))
+        if recorded is None:
+            raise
+        return recorded
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedRun:
+    """A run's config, built components and generator weights from checkpoint ``which``
+    (``latest``, ``best`` or a ``step-NNNNNNN`` name). The data is read when it can be; without
+    it, sampling a task whose inputs are noise still works (see :mod:`gancore._datarecord`)."""
     config_file = run_dir / "config.toml"
     if not config_file.is_file():
         raise ConfigError([f"{str(run_dir)!r} is not a run directory (no config.toml)"])
@@ -150,7 +189,7 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         hint="pass --checkpoint {name} to use the previous intact checkpoint",
     )
     weights, saved = load_checkpoint(path)
-    built = build_run(config)
+    built = build_run(config, _dataset(config, run_dir))
     # A staged run's networks are those of the checkpoint's stage (grown, added).
     stage = int(saved.get("loop", {}).get("stage", 0))
     for entered in stage_schedule(config)[: stage + 1]:
@@ -172,3 +211,20 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         checkpoint=path,
         device=device,
     )
+
+
+class _NamedMetric:
+    """A metric whose need for unreadable data is reported under its name."""
+
+    def __init__(self, name: str, metric: Any) -> None:
+        self._name = name
+        self._metric = metric
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._metric, attribute)
+
+    def evaluate(self, context: Any) -> Any:
+        try:
+            return self._metric.evaluate(context)
+        except DataUnavailableError as exc:
+            raise exc.needed_by(f"metric {self._name!r}") from None

@@ -5,15 +5,25 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import attrs
 import numpy as np
 import torch
 from einops import rearrange
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["save_curves", "save_grid", "save_samples", "save_scatter"]
+__all__ = [
+    "Panel",
+    "curve_panels",
+    "read_series",
+    "save_curves",
+    "save_grid",
+    "save_samples",
+    "save_scatter",
+]
 
 
 def _atomic_save(image: Image.Image, path: Path) -> None:
@@ -148,41 +158,106 @@ def save_samples(
         )
 
 
+# Keys of metrics.jsonl that are bookkeeping or timings, not results: never plotted.
+_NOT_PLOTTED = ("step", "images_seen", "event", "stage")
+_NOT_PLOTTED_PREFIXES = ("sec_per", "images_per", "nonfinite")
+# Series whose typical sizes differ by more than this factor get panels of their own; a positive
+# series whose values span more than this factor is drawn on a log axis.
+_SCALE_FACTOR = 30.0
+
+
+@attrs.frozen
+class Panel:
+    """One panel of curves.png: a group's series of similar size, on a shared axis."""
+
+    group: str  # the key prefix: "loss" of "loss/critic", "fid" of "fid.fd-digits"
+    keys: tuple[str, ...]
+    log_scale: bool
+
+
+def read_series(
+    records: Iterable[Mapping[str, Any]], keys: Sequence[str] | None = None
+) -> dict[str, tuple[list[float], list[float]]]:
+    """``key -> (steps, values)`` of every plotted number in ``records`` (metrics.jsonl lines):
+    losses, penalties, augmenter values, learning rates, metric values. Timings and counters are
+    left out, and so are missing and non-finite values (``null`` in the file)."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for record in records:
+        for key, value in record.items():
+            if (
+                key in _NOT_PLOTTED
+                or key.startswith(_NOT_PLOTTED_PREFIXES)
+                or key.endswith("time_s")  # time_s, metrics_time_s: how long, not how well
+                or not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or (keys is not None and key not in keys)
+            ):
+                continue
+            xs, ys = series.setdefault(key, ([], []))
+            xs.append(record["step"])
+            ys.append(float(value))
+    return series
+
+
+def _group(key: str) -> str:
+    return key.split("/")[0] if "/" in key else key.split(".")[0]
+
+
+def _size(values: Sequence[float]) -> float:
+    """A series' typical size: the median of its absolute values (a tiny floor for zeros)."""
+    return max(float(np.median(np.abs(values))), 1e-12)
+
+
+def curve_panels(series: Mapping[str, tuple[list[float], list[float]]]) -> list[Panel]:
+    """The panels of curves.png: one per group of keys (``loss/``, ``reg/``, ``fid.``), split
+    where the typical sizes of its series differ by more than 30x (``reg/r1`` at 0.01 would lie
+    flat beside ``reg/path-length`` at 5), each on a log axis when its values are positive and
+    span more than 30x."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(series):
+        groups.setdefault(_group(key), []).append(key)
+    panels = []
+    for group, members in sorted(groups.items()):
+        by_size = sorted(members, key=lambda k: _size(series[k][1]))
+        clusters: list[list[str]] = []
+        for key in by_size:
+            if clusters and _size(series[key][1]) <= _SCALE_FACTOR * _size(
+                series[clusters[-1][0]][1]
+            ):
+                clusters[-1].append(key)
+            else:
+                clusters.append([key])
+        for cluster in clusters:
+            values = [y for key in cluster for y in series[key][1]]
+            low, high = min(values), max(values)
+            panels.append(
+                Panel(group, tuple(sorted(cluster)), low > 0 and high > _SCALE_FACTOR * low)
+            )
+    return panels
+
+
 def save_curves(metrics_file: Path, path: Path, keys: Sequence[str] | None = None) -> None:
-    """Training curves from metrics.jsonl: one panel per loss/metric series, against step."""
+    """Training curves from metrics.jsonl (see :func:`read_series`), against step, one panel per
+    group of similar-sized series (see :func:`curve_panels`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    for line in metrics_file.read_text().splitlines():
-        record = json.loads(line)
-        for key, value in record.items():
-            if (
-                key in ("step", "images_seen", "event", "time_s")
-                or not isinstance(value, int | float)
-                or isinstance(value, bool)
-            ):
-                continue
-            if keys is not None and key not in keys:
-                continue
-            if key.startswith(("sec_per", "images_per", "nonfinite")):
-                continue
-            xs, ys = series.setdefault(key, ([], []))
-            xs.append(record["step"])
-            ys.append(float(value))
+    lines = metrics_file.read_text().splitlines()
+    series = read_series((json.loads(line) for line in lines if line.strip()), keys)
     if not series:
         return
-    groups: dict[str, list[str]] = {}
-    for key in series:
-        groups.setdefault(key.split("/")[0] if "/" in key else key.split(".")[0], []).append(key)
-    fig, axes = plt.subplots(len(groups), 1, figsize=(7, 2.4 * len(groups)), dpi=100, squeeze=False)
-    for ax, (group, members) in zip(axes[:, 0], sorted(groups.items()), strict=True):
-        for key in sorted(members):
+    panels = curve_panels(series)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2.4 * len(panels)), dpi=100, squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        for key in panel.keys:
             xs, ys = series[key]
             ax.plot(xs, ys, label=key, marker="o" if len(xs) < 20 else None, markersize=3)
-        ax.set_ylabel(group)
+        if panel.log_scale:
+            ax.set_yscale("log")
+        ax.set_ylabel(panel.group + (" (log)" if panel.log_scale else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("step")

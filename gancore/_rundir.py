@@ -19,7 +19,9 @@ from torch import nn
 from gancore._build import Built, reference_points
 from gancore._checkpoint import BEST, prune_checkpoints, save_checkpoint, step_dir_name
 from gancore._classes import fixed_inputs
+from gancore._datarecord import save_data_record
 from gancore._errors import CheckpointError, ConfigError
+from gancore._jsonlog import dumps
 from gancore._pictures import save_curves, save_samples
 from gancore._state import AugmentFeedback, LoopState, rng_state
 from gancore._task import mix_seed
@@ -49,6 +51,8 @@ class RunFiles:
         self.main = accelerator.is_main_process
         self.log_file = run_dir / "metrics.jsonl"
         self.checkpoints = run_dir / "checkpoints"
+        if self.main:  # what gan sample and gan eval need of the data when it cannot be read
+            save_data_record(run_dir, config.data.name, built.dataset)
         # Fixed inputs for the sample grids, the same at every interval.
         self.reference = reference_points(built.dataset, config.run.seed)
         # A scatter of 2-D points needs many more samples than an image grid needs images.
@@ -143,7 +147,7 @@ class RunFiles:
     def write_log(self, record: dict[str, Any]) -> None:
         if self.main:
             with self.log_file.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
+                fh.write(dumps(record) + "\n")  # strict JSON: non-finite values as null
         if self.config.run.trackers:
             self.accelerator.log(
                 {k: v for k, v in record.items() if isinstance(v, int | float)}, step=record["step"]
@@ -172,7 +176,13 @@ class RunFiles:
             title=f"{self.config.run.name}, step {at}",
             row_names=self.row_names,
         )
-        if self.log_file.exists():
+        self.write_curves()
+
+    def write_curves(self) -> None:
+        """curves.png from metrics.jsonl as it stands: drawn with each sample grid and again after
+        each metric record, so the picture ends with the last thing logged (the final metrics
+        come after the final grid)."""
+        if self.main and self.log_file.exists():
             save_curves(self.log_file, self.run_dir / "curves.png")
 
     def run_metrics(self, at: int, images_seen: int) -> dict[str, Any]:
@@ -206,6 +216,7 @@ class RunFiles:
                 **results,
             }
         )
+        self.write_curves()
         return results
 
     def improves(self, state: LoopState, results: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -52,6 +52,7 @@ from torch import nn
 
 from gancore._config import Component, _plain, parse_config, structure_options
 from gancore._errors import PluginError
+from gancore._jsonlog import read_jsonl
 from gancore._plugins import PluginInfo, get_registry, load_registry, reset_registry
 from gancore._registry import ComponentSpec, Registry
 from gancore._task import BuildContext
@@ -819,9 +820,7 @@ def check_training(
     result = train(config, Path(run_dir), progress=False)
     if result.step != steps or result.interrupted:
         raise _fail(label, f"stopped at step {result.step} of {steps}")
-    events = [
-        json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-    ]
+    events = read_jsonl(Path(run_dir) / "metrics.jsonl")  # non-finite values restored
     train_events = [e for e in events if e.get("event") == "train"]
     if not train_events:
         raise _fail(label, "logged no training step")

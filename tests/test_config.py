@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import gancore
+from gancore._build import build_run
 from gancore._config import apply_overrides, config_to_dict, parse_config
 
 MINIMAL = {"data": {"name": "toy2d"}, "generator": {"name": "mlp"}, "critic": {"name": "mlp"}}
@@ -214,7 +215,7 @@ class TestParseConfig:
 
     def test_misspelled_component_option(self, registry: gancore.Registry) -> None:
         """A misspelled option gets a did-you-mean and the component's accepted keys."""
-        document = MINIMAL | {"regularizers": {"name": "r1", "gama": 1}}
+        document = MINIMAL | {"regularizers": [{"name": "r1", "gama": 1}]}
         assert problems_of(document, registry) == [
             "regularizers[0].gama: unknown key (did you mean 'gamma'?); regularizer 'r1' "
             "accepts: gamma, interval"
@@ -238,11 +239,9 @@ class TestParseConfig:
         assert short.loss == qualified.loss
         assert short.loss.name == "gancore:hinge"
 
-    def test_list_sections_take_one_table_or_many(self, registry: gancore.Registry) -> None:
-        """``[regularizers]`` and ``[[regularizers]]`` both give a tuple of components."""
-        one = parsed(MINIMAL | {"regularizers": {"name": "r1", "gamma": 2}}, registry)
+    def test_list_sections_take_a_list_of_tables(self, registry: gancore.Registry) -> None:
+        """``[[regularizers]]`` gives a tuple of components; anything else is refused."""
         many = parsed(MINIMAL | {"regularizers": [{"name": "r1"}, {"name": "r1"}]}, registry)
-        assert [c.options.gamma for c in one.regularizers] == [2.0]
         assert [c.options.gamma for c in many.regularizers] == [10.0, 10.0]
         assert problems_of(MINIMAL | {"metrics": 3}, registry) == [
             "metrics: expected a list of tables ([[metrics]]), got 3 (integer)"
@@ -548,3 +547,157 @@ class TestResolve:
         with pytest.raises(gancore.ConfigError) as exc:
             task_context.resolve("loss", {"name": "hinj"}, key="extra")
         assert exc.value.problems[0].startswith("task.extra.name: unknown loss 'hinj'")
+
+
+class TestListSections:
+    """A list section written as one table is refused with a hint at the double brackets."""
+
+    def test_regularizers_as_a_table(self, registry: gancore.Registry) -> None:
+        """``[regularizers]`` instead of ``[[regularizers]]`` is one line naming the fix."""
+        document = tomllib.loads('[regularizers]\nname = "r1"\ngamma = 2.0\n')
+        assert problems_of(MINIMAL | document, registry) == [
+            "regularizers: expected a list of tables, got one table (name = 'r1'); write "
+            "[[regularizers]] (double brackets) instead of [regularizers], once per entry"
+        ]
+
+    @pytest.mark.parametrize("section", ["metrics", "stages"])
+    def test_other_list_sections(self, registry: gancore.Registry, section: str) -> None:
+        """``[metrics]`` and ``[stages]`` get the same hint."""
+        assert problems_of(MINIMAL | {section: {"steps": 2}}, registry) == [
+            f"{section}: expected a list of tables, got one table; write [[{section}]] "
+            f"(double brackets) instead of [{section}], once per entry"
+        ]
+
+
+class TestImpossibleValues:
+    """Values that cannot work are refused when the config is loaded, one line each."""
+
+    @pytest.mark.parametrize(
+        ("document", "problem"),
+        [
+            (
+                {"training": {"batch_size": 10**12}},
+                "training.batch_size: 'batch_size' must be <= 1048576 (got 1000000000000)",
+            ),
+            (
+                {"training": {"critic_steps": 10**6}},
+                "training.critic_steps: 'critic_steps' must be <= 1000 (got 1000000)",
+            ),
+            (
+                {"training": {"ema_half_life_images": float("inf")}},
+                "training.ema_half_life_images: 'ema_half_life_images' must be a finite number "
+                "(got inf)",
+            ),
+            (
+                {"training": {"num_samples": 10**9}},
+                "training.num_samples: 'num_samples' must be <= 65536 (got 1000000000)",
+            ),
+            (
+                {"training": {"num_workers": 10**6}},
+                "training.num_workers: 'num_workers' must be <= 256 (got 1000000)",
+            ),
+            (
+                {"run": {"seed": 2**62}},
+                "run.seed: 'seed' must be <= 4294967295 (got 4611686018427387904)",
+            ),
+            (
+                {"optimizers": {"critic": {"lr": float("inf")}}},
+                "optimizers.critic.lr: 'lr' must be a finite number (got inf)",
+            ),
+            (
+                {"optimizers": {"critic": {"lr": float("nan")}}},
+                "optimizers.critic.lr: 'lr' must be > 0 (got nan)",
+            ),
+            (
+                {"optimizers": {"generator": {"betas": [0.0, float("inf")]}}},
+                "optimizers.generator.betas: must be finite (got [0.0, inf] (array))",
+            ),
+            (
+                {"optimizers": {"generator": {"eps": float("-inf")}}},
+                "optimizers.generator.eps: must be finite (got -inf (float))",
+            ),
+            (
+                {"stages": [{"lr": {"generator": float("inf")}}]},
+                "stages[0].lr: a learning rate must be a finite number > 0 (got inf)",
+            ),
+            (
+                {"stages": [{"resolution": 10**6}]},
+                "stages[0].resolution: 'resolution' must be <= 16384 (got 1000000)",
+            ),
+        ],
+    )
+    def test_refused_at_load(
+        self, registry: gancore.Registry, document: dict[str, Any], problem: str
+    ) -> None:
+        """Each impossible value is one problem line naming the key, the bound and the value."""
+        assert problems_of(MINIMAL | document, registry) == [problem]
+
+    def test_largest_allowed_values_load(self, registry: gancore.Registry) -> None:
+        """The bounds themselves are accepted."""
+        config = parsed(
+            MINIMAL
+            | {"training": {"batch_size": 2**20, "num_samples": 2**16}, "run": {"seed": 2**32 - 1}},
+            registry,
+        )
+        assert (config.training.batch_size, config.run.seed) == (2**20, 2**32 - 1)
+
+    def test_batch_larger_than_dataset_is_refused_at_build(
+        self, registry: gancore.Registry
+    ) -> None:
+        """A batch larger than the dataset is one line naming both numbers when the run is built."""
+        config = parsed(
+            MINIMAL | {"data": {"name": "toy2d", "size": 10}, "training": {"batch_size": 11}},
+            registry,
+        )
+        with pytest.raises(gancore.ConfigError) as exc:
+            build_run(config)
+        assert exc.value.problems == [
+            "training.batch_size: 11 is larger than the dataset ('toy2d' holds 10 items); "
+            "use at most 10"
+        ]
+
+
+class TestNetworkMemory:
+    """A network too large for the machine is refused at build with its name and estimate."""
+
+    HUGE: ClassVar[dict[str, Any]] = {
+        "data": {"name": "digits", "resolution": 16},
+        "generator": {"name": "dcgan"},
+        "critic": {"name": "dcgan", "channels": 100000, "max_channels": 100000},
+        "training": {"batch_size": 4},
+    }
+
+    def test_estimate_is_refused(
+        self, registry: gancore.Registry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The estimate (4 x float32 parameters + buffers) is compared with what is available."""
+        monkeypatch.setattr("gancore._config.available_memory", lambda: 100 * 2**30)
+        with pytest.raises(gancore.ConfigError) as exc:
+            build_run(parsed(self.HUGE, registry))
+        assert exc.value.problems == [
+            "critic 'dcgan': its 160,003,500,001 parameters need about 2384.2 GiB to train "
+            "(weights, gradients, Adam's two moments), more than the 100.0 GiB of memory "
+            "available; make it smaller (channels, depth)"
+        ]
+
+    def test_allocation_failure_names_the_component(
+        self, registry: gancore.Registry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Where no estimate is possible, the allocator's refusal names the component."""
+        monkeypatch.setattr("gancore._config.available_memory", lambda: None)
+        with pytest.raises(gancore.ConfigError) as exc:
+            build_run(parsed(self.HUGE, registry))
+        (problem,) = exc.value.problems
+        assert problem.startswith("critic 'dcgan': ran out of memory while building it (")
+        assert "can't allocate memory" in problem
+
+    def test_network_that_fits_builds_unchanged(
+        self, registry: gancore.Registry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The estimate draws no random numbers: weights are those of a build without it."""
+        small = self.HUGE | {"critic": {"name": "dcgan", "channels": 4}}
+        with_estimate = build_run(parsed(small, registry)).critics["critic"]
+        monkeypatch.setattr("gancore._config.available_memory", lambda: None)
+        without = build_run(parsed(small, registry)).critics["critic"]
+        for a, b in zip(with_estimate.parameters(), without.parameters(), strict=True):
+            assert torch.equal(a, b)

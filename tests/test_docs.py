@@ -513,3 +513,43 @@ class TestSampleOptionExample:
         assert out.is_file() and capsys.readouterr().out == f"wrote {out}\n"
         assert main(["sample", str(tmp_path / "run"), "--latent-std", "2"]) == 2
         assert capsys.readouterr().err == "error: --latent-std: must be in (0, 1] (got 2)\n"
+
+
+# Markdown files a reader of the repository is pointed to.
+MARKDOWN = sorted(
+    [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("plugins/*/README.md")]
+)
+# Inline links and images: [text](target) and ![alt](target); the target up to a space or ')'.
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)")
+# Mentions of files that live beside the repository, not in it, in any form.
+OUTSIDE = re.compile(r"\.\./shared|REFERENCE\.md|/work/|STYLE\.md|DESIGN\.md")
+
+
+class TestDocLinks:
+    """Docs stand alone: every link resolves inside the repository and no file outside is named."""
+
+    @pytest.mark.parametrize("path", MARKDOWN, ids=lambda p: str(p.relative_to(ROOT)))
+    def test_links_stay_in_the_repository(self, path: Path) -> None:
+        """Relative links name an existing file or folder of the repository; none is absolute."""
+        bad = []
+        prose = re.sub(r"`[^`\n]*`", "", re.sub(r"(?ms)^```.*?^```", "", path.read_text()))
+        for target in LINK.findall(prose):  # code blocks and inline code are not links
+            if re.match(r"[a-z][a-z0-9+.-]*:", target) and not target.startswith("file:"):
+                if "github.com/gancore/gancore" in target:
+                    bad.append(f"{target} (link to the repository's own file: make it relative)")
+                continue  # a web page (a dependency's documentation)
+            file = target.split("#", 1)[0]
+            if not file:
+                continue  # an anchor in the same page
+            resolved = (path.parent / file).resolve()
+            if file.startswith(("/", "file:")) or not resolved.is_relative_to(ROOT):
+                bad.append(f"{target} (outside the repository)")
+            elif not resolved.exists():
+                bad.append(f"{target} (no such file)")
+        assert bad == []
+
+    @pytest.mark.parametrize("path", MARKDOWN, ids=lambda p: str(p.relative_to(ROOT)))
+    def test_no_file_outside_is_named(self, path: Path) -> None:
+        """No doc sends readers to a file beside the repository (../shared, REFERENCE.md)."""
+        lines = path.read_text().splitlines()
+        assert [f"{i}: {line}" for i, line in enumerate(lines, 1) if OUTSIDE.search(line)] == []

@@ -269,6 +269,39 @@ def scenario(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list
     if name == "bad-override":
         args = ["train", "bad.toml", "--set", "training.batch_size"]
         return run_gan(args, monkeypatch, **builtins_only)
+    if name == "list-as-table":
+        (tmp_path / "bad.toml").write_text(
+            '[data]\nname = "toy2d"\n[generator]\nname = "mlp"\n[critic]\nname = "mlp"\n'
+            '[regularizers]\nname = "r1"\n'
+        )
+        return run_gan(["config", "validate", "bad.toml"], monkeypatch, **builtins_only)
+    if name == "impossible-value":
+        args = ["config", "validate", "bad.toml", "--set", "training.batch_size=1000000000000"]
+        (tmp_path / "bad.toml").write_text(
+            '[data]\nname = "toy2d"\n[generator]\nname = "mlp"\n[critic]\nname = "mlp"\n'
+            "[optimizers.critic]\nlr = inf\n"
+        )
+        return run_gan(args, monkeypatch, **builtins_only)
+    if name == "non-finite-data":
+        import numpy as np
+
+        np.savez(tmp_path / "points.npz", x=np.array([[0.0, np.nan], [1.0, 2.0]] * 2))
+        (tmp_path / "run.toml").write_text(
+            '[data]\nname = "npz"\npath = "points.npz"\n[generator]\nname = "mlp"\n'
+            '[critic]\nname = "mlp"\n'
+        )
+        return run_gan(["train", "run.toml", "--run-dir", "o"], monkeypatch, **builtins_only)
+    if name == "network-memory":
+        (tmp_path / "run.toml").write_text(
+            '[data]\nname = "digits"\nresolution = 16\n[generator]\nname = "dcgan"\n'
+            '[critic]\nname = "dcgan"\nchannels = 100000\nmax_channels = 100000\n'
+        )
+        return run_gan(["train", "run.toml", "--run-dir", "o"], monkeypatch, **builtins_only)
+    if name == "batch-too-large":
+        (tmp_path / "run.toml").write_text(
+            '[data]\nname = "toy2d"\nsize = 40\n[generator]\nname = "mlp"\n[critic]\nname = "mlp"\n'
+        )
+        return run_gan(["train", "run.toml", "--run-dir", "o"], monkeypatch, **builtins_only)
     if name == "missing-file":
         return run_gan(["train", "missing.toml"], monkeypatch, **builtins_only)
     if name == "network-shape":

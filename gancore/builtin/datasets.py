@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import operator
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -414,7 +415,11 @@ class ImageFolderOptions:
 
     path: str = attrs.field(
         validator=attrs.validators.instance_of(str),
-        metadata={"doc": "folder holding the images (relative to the working directory); required"},
+        metadata={
+            "doc": "folder holding the images, relative to the working directory; required "
+            "(the run directory's config.toml holds it as an absolute path)",
+            "path": True,
+        },
     )
     resolution: int = attrs.field(
         default=64,
@@ -635,7 +640,11 @@ class NpzOptions:
 
     path: str = attrs.field(
         validator=attrs.validators.instance_of(str),
-        metadata={"doc": "the .npz file (relative to the working directory); required"},
+        metadata={
+            "doc": "the .npz file, relative to the working directory; required (the run "
+            "directory's config.toml holds it as an absolute path)",
+            "path": True,
+        },
     )
     key: str = attrs.field(
         default="x",
@@ -663,16 +672,26 @@ class NpzDataset:
             raise ValueError("npz: 'path' is empty; set it to a .npz file")
         if not Path(name).is_file():
             raise FileNotFoundError(f"npz: file '{name}' does not exist")
-        try:
-            loaded = np.load(name, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise ValueError(f"npz: '{name}' holds a single .npy array, not a .npz archive")
-            with loaded as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, EOFError) as error:
-            if str(error).startswith("npz: "):
-                raise
-            raise ValueError(f"npz: cannot read '{name}': {error}") from error
+        # The file is opened here, not by numpy, so that a damaged archive leaves no file open.
+        with open(name, "rb") as fh:
+            head = fh.read(6)
+            # numpy reads anything else as a pickle it then refuses, with a message about trust.
+            if not head.startswith((b"PK", b"\x93NUMPY")):
+                raise ValueError(
+                    f"npz: cannot read '{name}': not a .npz archive (it does not start with a "
+                    f"zip header; first bytes {head!r})"
+                )
+            fh.seek(0)
+            try:
+                loaded = np.load(fh, allow_pickle=False)
+                if not isinstance(loaded, np.lib.npyio.NpzFile):
+                    raise ValueError(f"npz: '{name}' holds a single .npy array, not a .npz archive")
+                with loaded as archive:
+                    arrays = {key: archive[key] for key in archive.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                if str(error).startswith("npz: "):
+                    raise
+                raise ValueError(f"npz: cannot read '{name}': {error}") from error
         if options.key not in arrays:
             available = ", ".join(repr(k) for k in sorted(arrays)) or "none"
             raise ValueError(f"npz: no array '{options.key}' in '{name}' (available: {available})")
@@ -694,6 +713,13 @@ class NpzDataset:
             data = torch.from_numpy(array.astype(np.float32) / 127.5 - 1.0)
         elif np.issubdtype(array.dtype, np.floating):
             data = torch.from_numpy(array.astype(np.float32))
+            # NaN or inf would train (every loss non-finite) and fail much later, in a plot.
+            bad = int((~torch.isfinite(data)).sum())
+            if bad:
+                raise ValueError(
+                    f"npz: {where} holds {bad} non-finite values (NaN or inf) of {data.numel()}; "
+                    "every value must be a finite number"
+                )
             is_image = array.ndim > 2
             low, high = float(data.min()), float(data.max())
             if is_image and not (low >= -1.0 and high <= 1.0):

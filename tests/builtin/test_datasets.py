@@ -516,6 +516,35 @@ class TestNpz:
             build_npz(NpzOptions(path=str(path)), None)
         assert str(exc.value) == f"npz: '{path}' must hold both 'modes' and 'mode_std', or neither"
 
+    def test_damaged_archives(self, tmp_path: Path) -> None:
+        """A file that is no zip archive, or a cut or garbled one, is one line naming the file."""
+        path = tmp_path / "data.npz"
+        path.write_bytes(b"PK\x03\x04 garbage after a zip signature")
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == f"npz: cannot read '{path}': File is not a zip file"
+        path.write_bytes(b"\x00\x01 random bytes")
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == (
+            f"npz: cannot read '{path}': not a .npz archive (it does not start with a zip "
+            "header; first bytes b'\\x00\\x01 ran')"
+        )
+
+    @pytest.mark.parametrize("shape", [(3, 2), (3, 1, 2, 2)])
+    def test_non_finite_values(self, tmp_path: Path, shape: tuple[int, ...]) -> None:
+        """NaN or inf in float data is refused at load with the file and the count."""
+        path = tmp_path / "data.npz"
+        values = np.zeros(shape, dtype=np.float64)
+        values.flat[0], values.flat[3], values.flat[4] = np.nan, np.inf, -np.inf
+        np.savez(path, x=values)
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == (
+            f"npz: array 'x' in '{path}' holds 3 non-finite values (NaN or inf) of "
+            f"{values.size}; every value must be a finite number"
+        )
+
     def test_missing_file(self, tmp_path: Path) -> None:
         """A missing file is a FileNotFoundError naming it."""
         missing = tmp_path / "nope.npz"
