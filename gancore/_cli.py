@@ -238,6 +238,16 @@ def _one_line_warnings() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``gan``: the exit status of the command. Ctrl-C outside a training loop (which handles
+    its own signals: docs/training.md) ends the command with one line and status 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("stopped by Ctrl-C (SIGINT)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     _one_line_warnings()
     from gancore._plugins import get_registry
 

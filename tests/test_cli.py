@@ -403,3 +403,18 @@ class TestMain:
         """Without a command, the help is printed and the exit status is 2."""
         assert gan() == 2
         assert capsys.readouterr().out.startswith("usage: gan ")
+
+
+class TestCtrlC:
+    def test_ctrl_c_outside_training_is_one_line_and_130(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A KeyboardInterrupt while plugins load or a command runs is no traceback."""
+        import gancore._cli as cli
+
+        def interrupted(args: object) -> int:
+            raise KeyboardInterrupt
+
+        monkeypatch.setitem(cli._COMMANDS, "plugins", interrupted)
+        assert cli.main(["plugins"]) == 130
+        assert capsys.readouterr().err == "stopped by Ctrl-C (SIGINT)\n"
