@@ -129,15 +129,6 @@ def build_run(config: RunConfig, dataset: Dataset | None = None) -> Built:
     torch.manual_seed(config.run.seed)
     if dataset is None:
         dataset = config.data.build(None)
-    size, batch_size = len(dataset), config.training.batch_size
-    if batch_size > size:  # a larger batch would repeat items within itself, every step
-        raise ConfigError(
-            [
-                f"training.batch_size: {batch_size} is larger than the dataset "
-                f"({config.data.spec.name!r} holds {size} items); use at most {size}"
-            ],
-            config.source,
-        )
     task = config.task.build(None)
     declared = task_players(task)
     players = _normalized_players(

@@ -641,20 +641,13 @@ class TestImpossibleValues:
         )
         assert (config.training.batch_size, config.run.seed) == (2**20, 2**32 - 1)
 
-    def test_batch_larger_than_dataset_is_refused_at_build(
-        self, registry: gancore.Registry
-    ) -> None:
-        """A batch larger than the dataset is one line naming both numbers when the run is built."""
+    def test_batch_larger_than_dataset_is_allowed(self, registry: gancore.Registry) -> None:
+        """A batch larger than the dataset builds: its items repeat (few-shot training)."""
         config = parsed(
             MINIMAL | {"data": {"name": "toy2d", "size": 10}, "training": {"batch_size": 11}},
             registry,
         )
-        with pytest.raises(gancore.ConfigError) as exc:
-            build_run(config)
-        assert exc.value.problems == [
-            "training.batch_size: 11 is larger than the dataset ('toy2d' holds 10 items); "
-            "use at most 10"
-        ]
+        assert len(build_run(config).dataset) == 10
 
 
 class TestNetworkMemory:

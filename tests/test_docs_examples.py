@@ -297,11 +297,6 @@ def scenario(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list
             '[critic]\nname = "dcgan"\nchannels = 100000\nmax_channels = 100000\n'
         )
         return run_gan(["train", "run.toml", "--run-dir", "o"], monkeypatch, **builtins_only)
-    if name == "batch-too-large":
-        (tmp_path / "run.toml").write_text(
-            '[data]\nname = "toy2d"\nsize = 40\n[generator]\nname = "mlp"\n[critic]\nname = "mlp"\n'
-        )
-        return run_gan(["train", "run.toml", "--run-dir", "o"], monkeypatch, **builtins_only)
     if name == "missing-file":
         return run_gan(["train", "missing.toml"], monkeypatch, **builtins_only)
     if name == "network-shape":
