@@ -534,24 +534,31 @@ class _NoOptions:
     pass
 
 
+def _recording_registry() -> gancore.Registry:
+    """The built-ins plus augmenter 'recording' (a :class:`_RecordingAugmenter`, calls cleared)."""
+
+    class Plugin:
+        @gancore.hookimpl
+        def gancore_register_augmenters(self, register: gancore.RegisterCallback) -> None:
+            register(
+                "recording",
+                lambda options, context: _RecordingAugmenter(),
+                options=_NoOptions,
+                description="Test: records feedback.",
+            )
+
+    _RecordingAugmenter.calls.clear()
+    registry, _ = gancore.load_registry(entry_points=False, plugins=[("rec", Plugin())])
+    return registry
+
+
 class TestAugmenterFeedback:
     def test_feedback_is_the_mean_sign_over_the_interval(
         self, toy_config: Path, tmp_path: Path
     ) -> None:
         """The augmenter hears E[sign(D(real))] every feedback_interval critic steps."""
 
-        class Plugin:
-            @gancore.hookimpl
-            def gancore_register_augmenters(self, register: gancore.RegisterCallback) -> None:
-                register(
-                    "recording",
-                    lambda options, context: _RecordingAugmenter(),
-                    options=_NoOptions,
-                    description="Test: records feedback.",
-                )
-
-        _RecordingAugmenter.calls.clear()
-        registry, _ = gancore.load_registry(entry_points=False, plugins=[("rec", Plugin())])
+        registry = _recording_registry()
         config = load(
             toy_config,
             "augmenter={name='recording'}",
@@ -874,18 +881,7 @@ class TestSyncBatchNorm:
 
 class TestGradientAccumulation:
     def _run(self, toy_config: Path, tmp_path: Path, name: str, *overrides: str) -> Any:
-        class Plugin:
-            @gancore.hookimpl
-            def gancore_register_augmenters(self, register: gancore.RegisterCallback) -> None:
-                register(
-                    "recording",
-                    lambda options, context: _RecordingAugmenter(),
-                    options=_NoOptions,
-                    description="Test: records feedback.",
-                )
-
-        _RecordingAugmenter.calls.clear()
-        registry, _ = gancore.load_registry(entry_points=False, plugins=[("rec", Plugin())])
+        registry = _recording_registry()
         config = load(
             toy_config,
             "augmenter={name='recording'}",
