@@ -544,17 +544,16 @@ class _Updates:
             step.begin(phase.key, self.state.iteration, k, j)
             # The other players frozen: no gradients into them, no all-reduce of theirs; while
             # accumulating, no all-reduce of this phase's own either.
-            with (
-                frozen(self.accelerator, others_wrapped, others_params),
-                self.autocast(),
-                _no_sync(self.accelerator, players.prepared, phase, j < micro - 1),
-            ):
+            holding: contextlib.AbstractContextManager[Any] = _NO_CONTEXT  # last: all-reduce
+            if j < micro - 1:
+                holding = _no_sync(self.accelerator, players.prepared, phase)
+            with frozen(self.accelerator, others_wrapped, others_params), self.autocast(), holding:
                 loss = phase.step(step, part)
                 for name, reg in phase.every_step:
                     calls = (step.critic_calls, step.generator_inputs)
                     for value in self.penalties(phase, name, reg, calls, lazy=False):
                         loss = loss + value
-            good = self.backward_finite(loss if micro == 1 else loss / micro, f"{phase.name} loss")
+            good = self.backward_finite(loss if micro == 1 else loss / micro, phase.name, "loss")
             recorded.append((step.critic_calls, step.generator_inputs))
             if not good:
                 break
@@ -584,7 +583,7 @@ class _Updates:
                 continue
             totals.append(torch.stack(values).sum())
             scale = reg.interval if self.micro == 1 else reg.interval / self.micro
-            good = good and self.backward_finite(totals[-1] * scale, f"{name} penalty")
+            good = good and self.backward_finite(totals[-1] * scale, name, "penalty")
         if not totals:
             return
         if good:
@@ -593,10 +592,11 @@ class _Updates:
         self.logs.add(self.step.logs)
         self.step.logs = {}
 
-    def backward_finite(self, loss: torch.Tensor, what: str) -> bool:
+    def backward_finite(self, loss: torch.Tensor, name: str, what: str) -> bool:
         """backward of a finite loss; a non-finite one is counted, and its update skipped."""
         if not _finite(self.accelerator, loss):
-            _skip_nonfinite(self.state, self.max_nonfinite, what, self.last_checkpoint)
+            where = f"{name} {what}"  # "critic loss", "r1 penalty"
+            _skip_nonfinite(self.state, self.max_nonfinite, where, self.last_checkpoint)
             return False
         self.backward(loss)
         return True
@@ -745,13 +745,16 @@ def _micro_batches(batch: dict[str, torch.Tensor], micro: int) -> list[dict[str,
     return [{k: t[j * size : (j + 1) * size] for k, t in batch.items()} for j in range(micro)]
 
 
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
+
+
 def _no_sync(
-    accelerator: Any, prepared: Mapping[str, Mapping[str, nn.Module]], phase: Phase, hold: bool
+    accelerator: Any, prepared: Mapping[str, Mapping[str, nn.Module]], phase: Phase
 ) -> contextlib.AbstractContextManager[Any]:
-    """While ``hold``: no gradient all-reduce for the phase's own players (a micro-batch that is
-    not the last of its update; DDP reads the flag in the forward)."""
-    if not hold or accelerator.num_processes == 1:
-        return contextlib.nullcontext()
+    """No gradient all-reduce for the phase's own players (a micro-batch that is not the last of
+    its update; DDP reads the flag in the forward)."""
+    if accelerator.num_processes == 1:
+        return _NO_CONTEXT
     stack = contextlib.ExitStack()
     for group in phase.groups:
         for module in prepared[group].values():
