@@ -73,10 +73,6 @@ class Built:
     def critics(self) -> dict[str, nn.Module]:
         return self.players.get("critic", {})
 
-    def modules(self) -> dict[str, nn.Module]:
-        """Every player by name, whatever its group."""
-        return {name: m for group in self.players.values() for name, m in group.items()}
-
 
 def _normalized_players(
     built: Any, declared: Mapping[str, str], task_name: str

@@ -176,12 +176,11 @@ class RunFiles:
             title=f"{self.config.run.name}, step {at}",
             row_names=self.row_names,
         )
-        self.write_curves()
 
     def write_curves(self) -> None:
-        """curves.png from metrics.jsonl as it stands: drawn with each sample grid and again after
-        each metric record, so the picture ends with the last thing logged (the final metrics
-        come after the final grid)."""
+        """curves.png from metrics.jsonl as it stands (main process). The loop draws it once per
+        step that wrote samples or metrics, after both, so the picture ends with the last thing
+        logged (the final metrics come after the final grid)."""
         if self.main and self.log_file.exists():
             save_curves(self.log_file, self.run_dir / "curves.png")
 
@@ -216,7 +215,6 @@ class RunFiles:
                 **results,
             }
         )
-        self.write_curves()
         return results
 
     def improves(self, state: LoopState, results: Mapping[str, Any]) -> dict[str, Any] | None:

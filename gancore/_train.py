@@ -454,21 +454,25 @@ def _run(
                     report(
                         bar, record, config.run.steps, started, state.iteration - start_iteration
                     )
-            if main and (
+            sampled = main and (
                 (training.sample_every and state.iteration % training.sample_every == 0)
                 or done
                 or stop_now
-            ):
+            )
+            if sampled:
                 files.write_samples(state.iteration)
-            if built.metrics and (
+            measured = built.metrics and (
                 (training.metrics_every and state.iteration % training.metrics_every == 0) or done
-            ):
+            )
+            if measured:
                 last_metrics = files.run_metrics(state.iteration, images_seen)
                 if (best := files.improves(state, last_metrics)) is not None:
                     # None: not written (non-finite values), the last finite one stays newest
                     last_checkpoint = files.checkpoint(state, feedback, best) or last_checkpoint
                     updates.last_checkpoint = last_checkpoint
                     saved_at = state.iteration
+            if sampled or measured:  # once, after the last record of the step
+                files.write_curves()
             if saved_at != state.iteration and (
                 (training.checkpoint_every and state.iteration % training.checkpoint_every == 0)
                 or done
