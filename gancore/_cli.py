@@ -298,7 +298,7 @@ def _main(argv: Sequence[str] | None) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from gancore._config import load_config
     from gancore._runlock import LOCK_FILE
-    from gancore._train import train
+    from gancore._train import end_processes, train
 
     if args.resume is not None:
         run_dir = args.resume
@@ -330,6 +330,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(
         config, run_dir, resume=args.resume is not None, fallback=args.fallback, progress=progress
     )
+    end_processes()
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 

@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 import gancore
 from gancore._build import weights_group
+from gancore._train import end_processes
 
 
 def main(argv: list[str]) -> None:
@@ -38,6 +39,7 @@ def main(argv: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     save_file(tensors, str(out / f"rank{os.environ.get('RANK', '0')}.safetensors"))
+    end_processes()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ __all__ = [
     "Critic",
     "CriticRegularizer",
     "Dataset",
+    "FeatureCritic",
     "FeatureExtractor",
     "Generator",
     "GeneratorRegularizer",
@@ -63,6 +64,30 @@ class Critic(Protocol):
     def __call__(self, x: torch.Tensor, /, *extra: torch.Tensor) -> torch.Tensor: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+
+@runtime_checkable
+class FeatureCritic(Protocol):
+    """A critic that exposes its last hidden features: the seam for components that read or
+    extend them (feature matching, minibatch discrimination, the projection discriminator).
+
+    ``features(x, *extra)`` returns the critic's input to its last layer, flattened to
+    ``[N, feature_dim]``; ``score(h)`` applies that last layer to such features and returns the
+    critic's scores. The contract, for every input: ``critic(x, *extra)`` equals
+    ``critic.score(critic.features(x, *extra))`` (``gancore.testing.check_feature_critic`` tests
+    it). Both built-in critics (``mlp``, ``dcgan``) are feature critics; the last layer of both is
+    linear, so a term added to ``score(h)`` that is linear in new features is the same as feeding
+    ``[h, new]`` to a wider last layer.
+    """
+
+    @property
+    def feature_dim(self) -> int: ...
+
+    def features(self, x: torch.Tensor, /, *extra: torch.Tensor) -> torch.Tensor: ...
+
+    def score(self, features: torch.Tensor, /) -> torch.Tensor: ...
+
+    def __call__(self, x: torch.Tensor, /, *extra: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable

@@ -66,6 +66,7 @@ __all__ = [
     "check_critic",
     "check_dataset",
     "check_extractor",
+    "check_feature_critic",
     "check_generator",
     "check_loss",
     "check_metric",
@@ -396,6 +397,51 @@ def check_critic(
         if grad is None or not grad.abs().sum() > 0:
             raise _fail(label, "no gradient reaches the input x from the scores")
         _check_parameter_gradients(label, critic, critic(x.detach(), *extra).mean())
+    return critic
+
+
+def check_feature_critic(
+    component: Any,
+    options: Any = None,
+    *,
+    data_shape: Sequence[int] = (1, 8, 8),
+    extra: Sequence[torch.Tensor] = (),
+    batch_size: int = 4,
+    seed: int = 0,
+) -> nn.Module:
+    """:func:`check_critic`, and the :class:`~gancore.protocols.FeatureCritic` contract:
+    ``features(x, *extra)`` is ``[N, feature_dim]`` and ``score(features(x, *extra))`` equals
+    ``critic(x, *extra)`` (to float32 rounding), so components built on the features see the
+    critic the loop trains."""
+    critic = check_critic(
+        component, options, data_shape=data_shape, extra=extra, batch_size=batch_size, seed=seed
+    )
+    label = f"critic {type(critic).__name__}"
+    for attribute in ("features", "score", "feature_dim"):
+        if not hasattr(critic, attribute):
+            raise _fail(label, f"has no {attribute!r}: not a feature critic (FeatureCritic)")
+    dim = critic.feature_dim
+    if not isinstance(dim, int) or dim < 1:
+        raise _fail(label, f"feature_dim must be a positive int (got {dim!r})")
+    with _seeded(seed), torch.no_grad():
+        x = _uniform(batch_size, *tuple(data_shape))
+        features = _check_tensor(label, "features", critic.features(x, *extra))
+        if tuple(features.shape) != (batch_size, dim):
+            raise _fail(
+                label,
+                f"features of shape {tuple(features.shape)}, expected [N, feature_dim] = "
+                f"{(batch_size, dim)}",
+            )
+        direct = critic(x, *extra)
+        through = _check_tensor(label, "score(features)", critic.score(features))
+        if through.shape != direct.shape or not torch.allclose(
+            through, direct, rtol=1e-5, atol=1e-6
+        ):
+            raise _fail(
+                label,
+                "score(features(x)) differs from critic(x) "
+                f"(shapes {tuple(through.shape)} and {tuple(direct.shape)})",
+            )
     return critic
 
 
@@ -946,7 +992,8 @@ def train_processes(
     ``[[regularizers]]`` entry, for those that are modules: running means and the like) to tensors.
     ``overrides`` are ``key=value`` settings as for ``gan train --set``; ``env`` is added to the
     environment (e.g. ``{"GANCORE_LOAD_PLUGINS": "gan-mine"}``). Each process uses one thread.
-    A failed launch raises ``AssertionError`` with the end of the processes' output.
+    A failed launch, or one still running after ``timeout`` seconds, raises ``AssertionError`` with
+    the end of the processes' output.
 
     Typical use, the data-parallel contract of a plugin's regularizer::
 
@@ -965,7 +1012,17 @@ def train_processes(
         command = [sys.executable, *worker]
     environment = dict(os.environ) | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     environment |= dict(env or {})
-    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=environment, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        written = sorted(p.name for p in out.glob("rank*.safetensors"))
+        tail = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        raise AssertionError(
+            f"training in {processes} process(es) did not end within {timeout:g} s "
+            f"(final states written: {', '.join(written) or 'none'}):\n{tail[-3000:]}"
+        ) from None
     if done.returncode:
         raise AssertionError(
             f"training in {processes} process(es) failed (exit {done.returncode}):\n"

@@ -576,6 +576,43 @@ class TestCheckCritic:
         gt.check_critic(PatchCritic(), data_shape=(1, 8, 8))
         gt.check_critic(gt.TinyCritic((1, 8, 8)))
 
+    def test_builtin_critics_are_feature_critics(self) -> None:
+        """mlp and dcgan expose features whose score is the critic's output."""
+        from gancore.protocols import FeatureCritic
+
+        mlp = gt.check_feature_critic("mlp", {"hidden": 16, "depth": 2}, data_shape=(2,))
+        assert isinstance(mlp, FeatureCritic) and mlp.feature_dim == 16
+        dcgan = gt.check_feature_critic("dcgan", {"channels": 8}, data_shape=(1, 16, 16))
+        # channels 8 at 8x8, doubled to 16 at 4x4: 16 maps of 4x4 before the scoring conv
+        assert dcgan.feature_dim == 16 * 4 * 4
+        torch.manual_seed(0)
+        x = torch.randn(3, 1, 16, 16)
+        assert torch.equal(dcgan.score(dcgan.features(x)), dcgan(x))
+
+    def test_a_critic_without_features_fails_the_feature_check(self) -> None:
+        with pytest.raises(AssertionError, match="has no 'features': not a feature critic"):
+            gt.check_feature_critic(PatchCritic(), data_shape=(1, 8, 8))
+
+    def test_features_that_do_not_score_like_the_critic_fail(self) -> None:
+        class Liar(nn.Module):
+            feature_dim = 2
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.layer = nn.Linear(2, 1)
+
+            def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+                return self.layer(x).squeeze(1)
+
+            def features(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+                return x * 2
+
+            def score(self, h: torch.Tensor) -> torch.Tensor:
+                return self.layer(h).squeeze(1)
+
+        with pytest.raises(AssertionError, match=r"score\(features\(x\)\) differs from critic"):
+            gt.check_feature_critic(Liar(), data_shape=(2,))
+
     def test_conditioning_inputs_are_passed(self) -> None:
         """``extra`` tensors reach the critic after x."""
         gt.check_critic(ConditionalCritic((2,)), data_shape=(2,), extra=(torch.ones(4),))

@@ -239,6 +239,7 @@ class MLPCritic(nn.Module):
         super().__init__()
         self.data_dim = data_dim
         self.net: nn.Sequential = _mlp(data_dim, 1, hidden, depth, activation)
+        self.feature_dim = hidden if depth > 0 else data_dim
 
     def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         _check_no_extra("mlp critic", extra)
@@ -247,6 +248,21 @@ class MLPCritic(nn.Module):
                 f"mlp critic: expected points [N, {self.data_dim}] (got {list(x.shape)})"
             )
         scores: torch.Tensor = rearrange(self.net(x), "n 1 -> n")
+        return scores
+
+    def features(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations ``[N, feature_dim]`` (``FeatureCritic``)."""
+        _check_no_extra("mlp critic", extra)
+        if x.ndim != 2 or x.shape[1] != self.data_dim:
+            raise ValueError(
+                f"mlp critic: expected points [N, {self.data_dim}] (got {list(x.shape)})"
+            )
+        hidden: torch.Tensor = self.net[:-1](x)
+        return hidden
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        """The last (linear) layer on ``features`` ``[N, feature_dim]``: scores ``[N]``."""
+        scores: torch.Tensor = rearrange(self.net[-1](features), "n 1 -> n")
         return scores
 
 
@@ -446,9 +462,11 @@ class DCGANCritic(nn.Module):
             resolution //= 2
         layers.append(nn.Conv2d(width(4), 1, kernel_size=4, stride=1, padding=0))
         self.net = nn.Sequential(*layers)
+        self._feature_channels = width(4)
+        self.feature_dim = width(4) * 4 * 4
         _dcgan_init(self)
 
-    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+    def _check_input(self, x: torch.Tensor, extra: tuple[torch.Tensor, ...]) -> None:
         _check_no_extra("dcgan critic", extra)
         expected = [self.image_channels, self.image_size, self.image_size]
         if x.ndim != 4 or list(x.shape[1:]) != expected:
@@ -456,7 +474,23 @@ class DCGANCritic(nn.Module):
                 f"dcgan critic: expected images [N, {', '.join(map(str, expected))}] "
                 f"(got {list(x.shape)})"
             )
+
+    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        self._check_input(x, extra)
         scores: torch.Tensor = rearrange(self.net(x), "n 1 1 1 -> n")
+        return scores
+
+    def features(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """The 4x4 feature maps before the scoring conv, flattened: ``[N, feature_dim]``
+        (``FeatureCritic``)."""
+        self._check_input(x, extra)
+        maps: torch.Tensor = self.net[:-1](x)
+        return rearrange(maps, "n c h w -> n (c h w)")
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        """The 4x4 scoring conv on flattened ``features`` ``[N, feature_dim]``: scores ``[N]``."""
+        maps = rearrange(features, "n (c h w) -> n c h w", c=self._feature_channels, h=4, w=4)
+        scores: torch.Tensor = rearrange(self.net[-1](maps), "n 1 1 1 -> n")
         return scores
 
     @property
