@@ -420,12 +420,13 @@ def check_feature_critic(
     for attribute in ("features", "score", "feature_dim"):
         if not hasattr(critic, attribute):
             raise _fail(label, f"has no {attribute!r}: not a feature critic (FeatureCritic)")
-    dim = critic.feature_dim
+    feature_critic: Any = critic  # its attributes are checked above
+    dim = feature_critic.feature_dim
     if not isinstance(dim, int) or dim < 1:
         raise _fail(label, f"feature_dim must be a positive int (got {dim!r})")
     with _seeded(seed), torch.no_grad():
         x = _uniform(batch_size, *tuple(data_shape))
-        features = _check_tensor(label, "features", critic.features(x, *extra))
+        features = _check_tensor(label, "features", feature_critic.features(x, *extra))
         if tuple(features.shape) != (batch_size, dim):
             raise _fail(
                 label,
@@ -433,7 +434,7 @@ def check_feature_critic(
                 f"{(batch_size, dim)}",
             )
         direct = critic(x, *extra)
-        through = _check_tensor(label, "score(features)", critic.score(features))
+        through = _check_tensor(label, "score(features)", feature_critic.score(features))
         if through.shape != direct.shape or not torch.allclose(
             through, direct, rtol=1e-5, atol=1e-6
         ):
