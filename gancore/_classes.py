@@ -239,11 +239,12 @@ class ClassSubset:
 
     ``indices`` (int64) are the parent's indices of the items whose label is ``label``, in order;
     item ``i`` is the parent's item ``indices[i]``. ``shapes`` and ``classes`` are the parent's;
-    ``modes`` and ``mode_std`` are ``None`` (a class has no mixture of its own).
+    ``modes``, ``mode_std`` and ``mode_weights`` are ``None`` (a class has no mixture of its own).
     """
 
     modes: torch.Tensor | None = None
     mode_std: float | None = None
+    mode_weights: torch.Tensor | None = None
 
     def __init__(self, dataset: Dataset, label: int) -> None:
         self.parent = dataset

@@ -1,7 +1,7 @@
 """What a run remembers of its data, so that sampling and evaluation need not read it.
 
 When training starts, the loop writes ``RUN_DIR/data.json``: the dataset's name, its item shapes,
-its size and, when it has them, the ``modes`` and ``mode_std`` of a 2-D mixture. ``gan sample`` and
+its size and, when it has them, the ``modes``, ``mode_std`` and ``mode_weights`` of a 2-D mixture. ``gan sample`` and
 ``gan eval`` (:func:`gancore.load_run`) build the run's dataset when they can; when it cannot be
 read (moved, deleted, another machine) they fall back to a :class:`RecordedData` made from that
 file, which has every fact networks and samplers need and no items: reading one is a one-line
@@ -61,6 +61,9 @@ def save_data_record(run_dir: Path, name: str, dataset: Any) -> Path:
     if isinstance(modes, torch.Tensor) and mode_std is not None:
         record["modes"] = modes.double().tolist()
         record["mode_std"] = float(mode_std)
+        mode_weights = getattr(dataset, "mode_weights", None)
+        if isinstance(mode_weights, torch.Tensor):
+            record["mode_weights"] = mode_weights.double().tolist()
     path = Path(run_dir) / DATA_FILE
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
@@ -70,7 +73,8 @@ def save_data_record(run_dir: Path, name: str, dataset: Any) -> Path:
 
 class RecordedData:
     """A run's dataset as ``data.json`` and ``classes.json`` describe it: ``shapes``, ``len``,
-    ``classes``, ``modes`` and ``mode_std``, but no items (``reason`` says why)."""
+    ``classes``, ``modes``, ``mode_std`` and ``mode_weights``, but no items (``reason`` says
+    why). A record written before mode weights existed has ``mode_weights`` ``None`` (equal)."""
 
     labels = None  # per-class selection reads items, which fails with the reason
 
@@ -83,6 +87,7 @@ class RecordedData:
         classes: tuple[str, ...] | None = None,
         modes: torch.Tensor | None = None,
         mode_std: float | None = None,
+        mode_weights: torch.Tensor | None = None,
     ) -> None:
         self.name = name
         self.shapes = {key: tuple(shape) for key, shape in shapes.items()}
@@ -91,6 +96,7 @@ class RecordedData:
         self.classes = classes
         self.modes = modes
         self.mode_std = mode_std
+        self.mode_weights = mode_weights
 
     def __len__(self) -> int:
         return self.size
@@ -114,6 +120,7 @@ def load_data_record(run_dir: Path, reason: str) -> RecordedData | None:
         size = int(record["size"])
         modes = record.get("modes")
         mode_std = record.get("mode_std")
+        mode_weights = record.get("mode_weights")
         name = str(record["dataset"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(
@@ -127,4 +134,7 @@ def load_data_record(run_dir: Path, reason: str) -> RecordedData | None:
         classes=load_classes(run_dir),
         modes=torch.tensor(modes, dtype=torch.float64) if modes is not None else None,
         mode_std=float(mode_std) if mode_std is not None else None,
+        mode_weights=(
+            torch.tensor(mode_weights, dtype=torch.float64) if mode_weights is not None else None
+        ),
     )

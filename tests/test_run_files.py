@@ -11,9 +11,11 @@ from typing import Any
 import attrs
 import numpy as np
 import pytest
+import torch
 
 import gancore
 from gancore._cli import main
+from gancore._datarecord import load_data_record, save_data_record
 from gancore._inference import load_run
 from gancore._jsonlog import dumps, read_jsonl, restore_nonfinite, strict_record
 from gancore._pictures import Panel, curve_panels, read_series
@@ -261,3 +263,32 @@ class TestRunWithoutData:
             f"read: npz: file '{missing}' does not exist; put the data back where the run's "
             "config.toml says\n"
         )
+
+
+class TestDataRecord:
+    """data.json keeps a mixture's modes, std and weights for evaluation without the data."""
+
+    def test_mode_weights_round_trip(self, tmp_path: Path) -> None:
+        """A weighted toy2d mixture's modes, std and weights come back exactly."""
+        from gancore.builtin.datasets import Toy2dOptions, build_toy2d
+
+        dataset = build_toy2d(
+            Toy2dOptions(mixture="ring", ring_modes=3, size=10, weights=[1, 2, 3]), None
+        )
+        save_data_record(tmp_path, "gancore:toy2d", dataset)
+        recorded = load_data_record(tmp_path, "gone")
+        assert recorded is not None
+        assert dataset.modes is not None and dataset.mode_weights is not None
+        assert torch.equal(recorded.modes, dataset.modes)
+        assert recorded.mode_std == dataset.mode_std
+        assert torch.equal(recorded.mode_weights, dataset.mode_weights)
+
+    def test_record_without_weights(self, tmp_path: Path) -> None:
+        """A record written before mode weights existed loads with mode_weights None (equal)."""
+        record = {"dataset": "gancore:toy2d", "shapes": {"x": [2]}, "size": 4}
+        record |= {"modes": [[0.0, 0.0], [1.0, 0.0]], "mode_std": 0.1}
+        (tmp_path / "data.json").write_text(json.dumps(record))
+        recorded = load_data_record(tmp_path, "gone")
+        assert recorded is not None
+        assert recorded.mode_weights is None
+        assert recorded.mode_std == 0.1

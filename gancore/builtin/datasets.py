@@ -6,8 +6,9 @@ dicts with the unconditional sample under ``"x"``: images ``[C, H, W]`` float32 
 vector data ``[D]`` float32. Every item is a deterministic function of its index (no global random
 state is touched after construction), so a resumed run sees exactly the data it would have seen.
 
-Datasets with known mixture components expose ``modes`` (``[M, D]`` float64) and ``mode_std`` for
-the mode-coverage metric (``gancore.builtin.mode_coverage``); the others set both to ``None``.
+Datasets with known mixture components expose ``modes`` (``[M, D]`` float64), ``mode_std`` and
+``mode_weights`` (``[M]`` float64, the mixture weights, summing to 1) for the mode-coverage metric
+(``gancore.builtin.mode_coverage``); the others set all three to ``None``.
 
 Datasets with classes (``digits``; ``image-folder`` with ``labels = "subfolders"``) add ``"label"``
 to every item, an int64 scalar that indexes ``classes``, the tuple of class names, and keep every
@@ -92,6 +93,50 @@ def _optional_positive_float(doc: str) -> Any:
     )
 
 
+def _number_tuple(value: Any) -> Any:
+    """TOML arrays arrive as lists: numbers become a tuple of floats (anything else is left for
+    the validator to reject with the value given)."""
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    ):
+        return tuple(float(v) for v in value)
+    return value
+
+
+def _validate_weights(
+    instance: Any, attribute: attrs.Attribute[tuple[float, ...] | None], value: Any
+) -> None:
+    if value is None:
+        return
+    valid = (
+        isinstance(value, tuple)
+        and len(value) > 0
+        and all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in value)
+    )
+    if not valid:
+        raise ValueError(
+            f"'{attribute.name}' must be a non-empty list of finite numbers > 0, one per mode "
+            f"(got {list(value) if isinstance(value, tuple) else value!r})"
+        )
+
+
+def _weights_field(doc: str) -> Any:
+    return attrs.field(
+        default=None,
+        converter=_number_tuple,
+        validator=_validate_weights,
+        metadata={"doc": doc},
+    )
+
+
+def _normalized_weights(weights: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Mixture weights as float64 summing to 1 (equal weights exactly 1/M)."""
+    values = np.asarray(weights, dtype=np.float64)
+    if np.all(values == values[0]):
+        return np.full(len(values), 1.0 / len(values))
+    return values / values.sum()
+
+
 def _index(dataset: str, index: int, length: int) -> int:
     """``index`` as a non-negative int below ``length`` (negative counts from the end)."""
     position = operator.index(index)
@@ -103,6 +148,19 @@ def _index(dataset: str, index: int, length: int) -> int:
 
 
 # -- toy2d ----------------------------------------------------------------------------------------
+
+
+def _validate_center(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    valid = (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, float) and math.isfinite(v) for v in value)
+    )
+    if not valid:
+        raise ValueError(
+            f"'{attribute.name}' must be two finite numbers [x, y] "
+            f"(got {list(value) if isinstance(value, tuple) else value!r})"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -153,20 +211,56 @@ class Toy2dOptions:
     spacing: float | None = _optional_positive_float(
         "'grid' only: distance between neighbouring centres, > 0; None = 2"
     )
+    center: tuple[float, float] | None = attrs.field(
+        default=None,
+        converter=_number_tuple,
+        validator=attrs.validators.optional(_validate_center),
+        metadata={
+            "doc": "'ring' and 'grid' only: [x, y] added to every centre (the ring's centre, the "
+            "grid's middle), finite; None = [0, 0], the origin"
+        },
+    )
+    weights: tuple[float, ...] | None = _weights_field(
+        "mixture weights, one number > 0 per mode in the order of the dataset's 'modes' (ring: "
+        "by angle; grid: x-major, then y), divided by their sum for you (so [1, 2, 1, 1] is "
+        "fine); not for 'swissroll'. None = equal weights, drawn exactly as before weights "
+        "existed (an explicit list of equal weights is the same mixture but another draw)"
+    )
 
     def __attrs_post_init__(self) -> None:
         applies_to = {
-            "radius": "ring",
-            "ring_modes": "ring",
-            "grid_side": "grid",
-            "spacing": "grid",
+            "radius": ("ring",),
+            "ring_modes": ("ring",),
+            "grid_side": ("grid",),
+            "spacing": ("grid",),
+            "center": ("ring", "grid"),
         }
-        for name, mixture in applies_to.items():
-            if getattr(self, name) is not None and self.mixture != mixture:
+        for name, mixtures in applies_to.items():
+            if getattr(self, name) is not None and self.mixture not in mixtures:
+                which = " and ".join(f"'{m}'" for m in mixtures)
+                noun = "mixture" if len(mixtures) == 1 else "mixtures"
                 raise ValueError(
-                    f"toy2d: '{name}' applies only to mixture '{mixture}' "
-                    f"(got mixture '{self.mixture}')"
+                    f"toy2d: '{name}' applies only to {noun} {which} (got mixture '{self.mixture}')"
                 )
+        if self.weights is not None:
+            if self.mixture == "swissroll":
+                raise ValueError(
+                    "toy2d: 'weights' does not apply to mixture 'swissroll' (no modes)"
+                )
+            if len(self.weights) != self.num_modes:
+                raise ValueError(
+                    f"toy2d: 'weights' must have one number per mode: {self.num_modes} for "
+                    f"mixture '{self.mixture}' (got {len(self.weights)})"
+                )
+
+    @property
+    def num_modes(self) -> int | None:
+        """The number of Gaussians of the mixture (``None`` for 'swissroll')."""
+        if self.mixture == "ring":
+            return self.ring_modes or 8
+        if self.mixture == "grid":
+            return (self.grid_side or 5) ** 2
+        return {"8gaussians": 8, "25gaussians": 25}.get(self.mixture)
 
 
 def _ring_centres(count: int, radius: float) -> np.ndarray:
@@ -183,9 +277,12 @@ def _grid_centres(side: int, spacing: float) -> np.ndarray:
 class Toy2dDataset:
     """``size`` points ``{"x": [2]}`` of a 2-D mixture, drawn once from ``seed``.
 
-    ``points`` is ``[size, 2]`` float32. ``modes`` (``[M, 2]`` float64) and ``mode_std`` are the
-    centres and per-coordinate standard deviation of the final (rescaled) mixture; both are
-    ``None`` for 'swissroll'. Each point picks its Gaussian uniformly at random.
+    ``points`` is ``[size, 2]`` float32. ``modes`` (``[M, 2]`` float64), ``mode_std`` and
+    ``mode_weights`` (``[M]`` float64, summing to 1) are the centres, per-coordinate standard
+    deviation and weights of the final (rescaled) mixture; all are ``None`` for 'swissroll'. Each
+    point picks its Gaussian at random: uniformly (``rng.integers``, the draw of every run before
+    weights existed) without ``weights``, else with probabilities ``mode_weights``
+    (``rng.choice``).
     """
 
     def __init__(self, options: Toy2dOptions) -> None:
@@ -194,6 +291,7 @@ class Toy2dDataset:
         mixture = options.mixture
         modes: np.ndarray | None
         mode_std: float | None
+        weights: np.ndarray | None = None
         if mixture == "swissroll":
             # Lazy import: scikit-learn is slow to import and only needed here and for digits.
             from sklearn.datasets import make_swiss_roll
@@ -219,13 +317,24 @@ class Toy2dDataset:
             else:  # 25gaussians
                 centres = _grid_centres(5, 2.0)
                 std, divisor = options.std or 0.05, _WGAN_GP_25GAUSSIANS_DIVISOR
-            which = rng.integers(len(centres), size=options.size)
+            if options.center is not None:  # ring and grid only (divisor 1)
+                centres = centres + np.asarray(options.center, dtype=np.float64)
+            if options.weights is None:
+                # Uniform: the draw every earlier run (and published figure) used; keep it.
+                which = rng.integers(len(centres), size=options.size)
+                weights = np.full(len(centres), 1.0 / len(centres))
+            else:
+                weights = _normalized_weights(options.weights)
+                which = rng.choice(len(centres), size=options.size, p=weights)
             noise = rng.standard_normal((options.size, 2)) * std
             points = (centres[which] + noise) / divisor
             modes, mode_std = centres / divisor, std / divisor
         self.points = torch.from_numpy(points.astype(np.float32))
         self.modes: torch.Tensor | None = None if modes is None else torch.from_numpy(modes)
         self.mode_std: float | None = mode_std
+        self.mode_weights: torch.Tensor | None = (
+            None if weights is None else torch.from_numpy(weights)
+        )
         self.shapes: Mapping[str, tuple[int, ...]] = {"x": (2,)}
 
     def __len__(self) -> int:
@@ -333,6 +442,7 @@ class DigitsDataset:
 
     modes: torch.Tensor | None = None
     mode_std: float | None = None
+    mode_weights: torch.Tensor | None = None
 
     def __init__(self, options: DigitsOptions) -> None:
         # Lazy import: scikit-learn is slow to import. load_digits reads a file bundled with it.
@@ -534,6 +644,7 @@ class ImageFolderDataset:
 
     modes: torch.Tensor | None = None
     mode_std: float | None = None
+    mode_weights: torch.Tensor | None = None
 
     def __init__(self, options: ImageFolderOptions) -> None:
         self.options = options
@@ -653,8 +764,15 @@ class NpzOptions:
             "doc": "name of the array in the archive: [N, C, H, W] or [N, H, W] images (a channel "
             "axis is added) or [N, D] vectors; uint8 is mapped from [0, 255] to [-1, 1], floating "
             "point is used as is (float images must already lie in [-1, 1]). Optional arrays "
-            "'modes' [M, D] and 'mode_std' (scalar) enable the mode-coverage metric"
+            "'modes' [M, D] and 'mode_std' (scalar) enable the mode-coverage metric, and "
+            "'mode_weights' [M] gives the mixture's weights (as the option 'weights' does)"
         },
+    )
+    weights: tuple[float, ...] | None = _weights_field(
+        "mixture weights of the archive's 'modes', one number > 0 per mode in their order, "
+        "divided by their sum for you; only with 'modes', and not when the archive holds "
+        "'mode_weights' too. None = the archive's 'mode_weights', else equal weights. Only the "
+        "mode-coverage metric reads them (the data is what the archive holds)"
     )
 
 
@@ -662,7 +780,9 @@ class NpzDataset:
     """Items ``{"x": [C, H, W]}`` or ``{"x": [D]}`` from one array of a ``.npz`` archive.
 
     ``data`` holds all ``N`` items as float32. ``modes`` (``[M, D]`` float64) and ``mode_std`` come
-    from the archive's ``modes`` and ``mode_std`` arrays when present, else ``None``.
+    from the archive's ``modes`` and ``mode_std`` arrays when present, else ``None``;
+    ``mode_weights`` (``[M]`` float64, summing to 1) from the option ``weights`` or the archive's
+    ``mode_weights``, equal weights when neither is given, ``None`` without modes.
     """
 
     def __init__(self, options: NpzOptions) -> None:
@@ -698,8 +818,15 @@ class NpzDataset:
         self.data = self._prepare(arrays[options.key])
         self.modes: torch.Tensor | None = None
         self.mode_std: float | None = None
+        self.mode_weights: torch.Tensor | None = None
         if "modes" in arrays or "mode_std" in arrays:
             self.modes, self.mode_std = self._mode_arrays(arrays)
+            self.mode_weights = self._mode_weights(arrays, len(self.modes))
+        elif options.weights is not None or "mode_weights" in arrays:
+            given = "option 'weights'" if options.weights is not None else "array 'mode_weights'"
+            raise ValueError(
+                f"npz: {given} needs the archive's 'modes' and 'mode_std', which '{name}' lacks"
+            )
         self.shapes: Mapping[str, tuple[int, ...]] = {"x": tuple(self.data.shape[1:])}
 
     def _prepare(self, array: np.ndarray) -> torch.Tensor:
@@ -748,6 +875,28 @@ class NpzDataset:
                 f"npz: 'mode_std' in '{name}' must be one positive number (got {std.tolist()!r})"
             )
         return torch.from_numpy(modes.astype(np.float64)), float(std.reshape(()))
+
+    def _mode_weights(self, arrays: dict[str, np.ndarray], num_modes: int) -> torch.Tensor:
+        name = self.options.path
+        stored = arrays.get("mode_weights")
+        if stored is not None and self.options.weights is not None:
+            raise ValueError(
+                f"npz: '{name}' holds 'mode_weights' and the option 'weights' is set too; give "
+                "the weights once"
+            )
+        if stored is None and self.options.weights is None:
+            return torch.full((num_modes,), 1.0 / num_modes, dtype=torch.float64)
+        where = "option 'weights'" if stored is None else f"'mode_weights' in '{name}'"
+        values = np.asarray(self.options.weights if stored is None else stored)
+        if values.shape != (num_modes,):
+            raise ValueError(
+                f"npz: {where} must have one number per mode: {num_modes}, as 'modes' has "
+                f"(got shape {tuple(values.shape)})"
+            )
+        real = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
+        if not (real and np.all(np.isfinite(values)) and np.all(values > 0)):
+            raise ValueError(f"npz: {where} must be finite numbers > 0 (got {values.tolist()!r})")
+        return torch.from_numpy(_normalized_weights(values))
 
     def __len__(self) -> int:
         return len(self.data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from pathlib import Path
@@ -24,6 +25,9 @@ from gancore.builtin.datasets import (
     build_toy2d,
 )
 from gancore.protocols import Dataset
+
+# sha256 of toy2d's grid, seed 0, 1,000 points (float32): the draw before mixture weights existed.
+GRID_SEED0_SHA256 = "1160c84d28427db9020fb11dfb98a06960b474a9eb9ad74a7b8ca08914e24874"
 
 
 def _per_mode_std(points: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
@@ -113,6 +117,116 @@ class TestToy2d:
         assert torch.equal(dataset[-1]["x"], item["x"])
         with pytest.raises(IndexError, match="toy2d: index 10 out of range for 10 items"):
             dataset[10]
+
+    def test_unweighted_draw_is_pinned(self) -> None:
+        """Without weights, points are the draw every earlier run used (rng.integers, then the
+        noise): the first ring point and a hash of 1,000 grid points are fixed."""
+        ring = build_toy2d(Toy2dOptions(mixture="ring", size=1000, seed=0), None)
+        rng = np.random.default_rng(0)
+        which = rng.integers(8, size=1000)
+        noise = rng.standard_normal((1000, 2)) * 0.01
+        angle = 2 * math.pi * which[0] / 8
+        first = np.array([math.cos(angle), math.sin(angle)]) + noise[0]
+        assert ring.points[0].tolist() == first.astype(np.float32).tolist()
+        grid = build_toy2d(Toy2dOptions(mixture="grid", size=1000, seed=0), None)
+        digest = hashlib.sha256(grid.points.numpy().tobytes()).hexdigest()
+        assert digest == GRID_SEED0_SHA256
+
+    def test_mode_weights(self) -> None:
+        """Every mixture with modes has float64 weights summing to 1: 1/M unless weights are set;
+        swissroll has none."""
+        for mixture, count in (("ring", 8), ("grid", 25), ("8gaussians", 8), ("25gaussians", 25)):
+            dataset = build_toy2d(Toy2dOptions(mixture=mixture, size=10), None)
+            assert dataset.mode_weights is not None
+            assert dataset.mode_weights.dtype == torch.float64
+            assert torch.equal(
+                dataset.mode_weights, torch.full((count,), 1 / count, dtype=torch.float64)
+            )
+        assert build_toy2d(Toy2dOptions(mixture="swissroll", size=10), None).mode_weights is None
+
+    def test_weights(self) -> None:
+        """weights are normalized for the user and each mode gets its share of the points."""
+        options = Toy2dOptions(mixture="ring", ring_modes=4, size=40_000, weights=[1, 2, 3, 4])
+        assert options.weights == (1.0, 2.0, 3.0, 4.0)
+        dataset = build_toy2d(options, None)
+        assert dataset.mode_weights is not None
+        assert dataset.mode_weights.tolist() == [0.1, 0.2, 0.3, 0.4]
+        assert dataset.modes is not None
+        nearest = torch.cdist(dataset.points.double(), dataset.modes).argmin(dim=1)
+        shares = torch.bincount(nearest, minlength=4).double() / 40_000
+        # Binomial standard error at n = 40,000 is at most 0.0025; allow 4 of them.
+        torch.testing.assert_close(shares, dataset.mode_weights, rtol=0.0, atol=0.01)
+        _ = build_toy2d(Toy2dOptions(mixture="25gaussians", size=10, weights=[1.0] * 25), None)
+
+    def test_weights_errors(self) -> None:
+        """Weights of the wrong count, on swissroll, or not positive are one line naming them."""
+        with pytest.raises(ValueError, match="toy2d") as exc:
+            Toy2dOptions(mixture="grid", grid_side=3, weights=[1.0, 2.0])
+        assert str(exc.value) == (
+            "toy2d: 'weights' must have one number per mode: 9 for mixture 'grid' (got 2)"
+        )
+        with pytest.raises(ValueError, match="toy2d") as exc:
+            Toy2dOptions(mixture="swissroll", weights=[1.0])
+        assert str(exc.value) == "toy2d: 'weights' does not apply to mixture 'swissroll' (no modes)"
+        for bad in ([], [1.0, 0.0], [1.0, -2.0], [1.0, math.inf], ["a", 1.0]):
+            with pytest.raises(ValueError, match="'weights' must be") as exc:
+                Toy2dOptions(mixture="ring", ring_modes=2, weights=bad)
+            assert str(exc.value) == (
+                "'weights' must be a non-empty list of finite numbers > 0, one per mode "
+                f"(got {[float(v) if not isinstance(v, str) else v for v in bad]!r})"
+            )
+
+    def test_weights_in_a_config(self) -> None:
+        """A config with a wrong weights count is one line naming data and the key."""
+        document = {
+            "run": {"name": "x"},
+            "data": {"name": "toy2d", "weights": [1, 2]},
+            "generator": {"name": "mlp"},
+            "critic": {"name": "mlp"},
+            "loss": {"name": "gancore:non-saturating"},
+        }
+        with pytest.raises(gancore.ConfigError) as exc:
+            gancore.parse_config(document, gancore.get_registry())
+        assert exc.value.problems == [
+            "data: toy2d: 'weights' must have one number per mode: 8 for mixture 'ring' (got 2)"
+        ]
+
+    def test_center(self) -> None:
+        """center moves every ring and grid centre; the points move with them."""
+        plain = build_toy2d(Toy2dOptions(mixture="ring", size=100, radius=2, ring_modes=4), None)
+        moved = build_toy2d(
+            Toy2dOptions(mixture="ring", size=100, radius=2, ring_modes=4, center=[1, -3]), None
+        )
+        assert plain.modes is not None and moved.modes is not None
+        offset = torch.tensor([1.0, -3.0], dtype=torch.float64)
+        assert torch.equal(moved.modes, plain.modes + offset)
+        torch.testing.assert_close(moved.points, plain.points + offset.float())
+        grid = build_toy2d(
+            Toy2dOptions(mixture="grid", size=10, grid_side=2, spacing=1, center=(10, 0)), None
+        )
+        assert grid.modes is not None
+        assert grid.modes.tolist() == [[9.5, -0.5], [9.5, 0.5], [10.5, -0.5], [10.5, 0.5]]
+
+    def test_center_errors(self) -> None:
+        """center is for ring and grid only and must be two finite numbers."""
+        with pytest.raises(ValueError, match="toy2d") as exc:
+            Toy2dOptions(mixture="8gaussians", center=[1.0, 1.0])
+        assert str(exc.value) == (
+            "toy2d: 'center' applies only to mixtures 'ring' and 'grid' (got mixture '8gaussians')"
+        )
+        for bad in ([1.0], [1.0, 2.0, 3.0], [math.nan, 0.0]):
+            with pytest.raises(ValueError, match="'center' must be") as exc:
+                Toy2dOptions(mixture="grid", center=bad)
+            assert str(exc.value) == f"'center' must be two finite numbers [x, y] (got {bad!r})"
+
+    def test_std_for_ring_and_grid(self) -> None:
+        """std sets the spread of both ring and grid Gaussians."""
+        for mixture in ("ring", "grid"):
+            dataset = build_toy2d(Toy2dOptions(mixture=mixture, size=20_000, std=0.02), None)
+            assert dataset.mode_std == 0.02
+            assert dataset.modes is not None
+            std = _per_mode_std(dataset.points, dataset.modes)
+            torch.testing.assert_close(std, torch.full_like(std, 0.02), rtol=0.12, atol=0.0)
 
     def test_swissroll(self) -> None:
         """Swiss roll has no modes; noise-free, it lies at radius t / 7.5, t in [1.5pi, 4.5pi]."""
@@ -476,6 +590,60 @@ class TestNpz:
         assert dataset.modes.dtype == torch.float64
         assert dataset.modes.tolist() == [[0.0, 0.0]]
         assert dataset.mode_std == pytest.approx(0.1)
+
+    def test_mode_weights(self, tmp_path: Path) -> None:
+        """Weights come from the option or the archive's 'mode_weights', normalized; equal
+        without either."""
+        path = tmp_path / "mixture.npz"
+        modes = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        np.savez(path, x=np.zeros((4, 2)), modes=modes, mode_std=np.array(0.1))
+        plain = build_npz(NpzOptions(path=str(path)), None)
+        assert plain.mode_weights is not None
+        assert torch.equal(plain.mode_weights, torch.full((3,), 1 / 3, dtype=torch.float64))
+        option = build_npz(NpzOptions(path=str(path), weights=[2, 1, 1]), None)
+        assert option.mode_weights is not None
+        assert option.mode_weights.tolist() == [0.5, 0.25, 0.25]
+        np.savez(
+            path, x=np.zeros((4, 2)), modes=modes, mode_std=np.array(0.1), mode_weights=[1, 1, 2]
+        )
+        stored = build_npz(NpzOptions(path=str(path)), None)
+        assert stored.mode_weights is not None
+        assert stored.mode_weights.dtype == torch.float64
+        assert stored.mode_weights.tolist() == [0.25, 0.25, 0.5]
+
+    def test_mode_weights_errors(self, tmp_path: Path) -> None:
+        """Weights twice, without modes, of the wrong count or not positive are one line."""
+        path = tmp_path / "mixture.npz"
+        modes = np.array([[0.0, 0.0], [1.0, 0.0]])
+        np.savez(path, x=np.zeros((4, 2)), modes=modes, mode_std=np.array(0.1), mode_weights=[1, 2])
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path), weights=[1, 2]), None)
+        assert str(exc.value) == (
+            f"npz: '{path}' holds 'mode_weights' and the option 'weights' is set too; give the "
+            "weights once"
+        )
+        np.savez(path, x=np.zeros((4, 2)))
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path), weights=[1, 2]), None)
+        assert str(exc.value) == (
+            f"npz: option 'weights' needs the archive's 'modes' and 'mode_std', which '{path}' "
+            "lacks"
+        )
+        np.savez(path, x=np.zeros((4, 2)), modes=modes, mode_std=np.array(0.1))
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path), weights=[1, 2, 3]), None)
+        assert str(exc.value) == (
+            "npz: option 'weights' must have one number per mode: 2, as 'modes' has "
+            "(got shape (3,))"
+        )
+        np.savez(
+            path, x=np.zeros((4, 2)), modes=modes, mode_std=np.array(0.1), mode_weights=[1.0, 0.0]
+        )
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == (
+            f"npz: 'mode_weights' in '{path}' must be finite numbers > 0 (got [1.0, 0.0])"
+        )
 
     def test_missing_key(self, tmp_path: Path) -> None:
         """A missing key is rejected with the available keys listed."""
