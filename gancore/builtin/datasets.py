@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image
 
+from gancore.builtin.mode_coverage import mode_weights_or_uniform
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MIXTURES",
@@ -130,11 +132,9 @@ def _weights_field(doc: str) -> Any:
 
 
 def _normalized_weights(weights: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Mixture weights as float64 summing to 1 (equal weights exactly 1/M)."""
-    values = np.asarray(weights, dtype=np.float64)
-    if np.all(values == values[0]):
-        return np.full(len(values), 1.0 / len(values))
-    return values / values.sum()
+    """Validated mixture weights as float64 summing to 1, normalized as the metric does (equal
+    weights exactly 1/M)."""
+    return mode_weights_or_uniform(np.asarray(weights, dtype=np.float64), len(weights)).numpy()
 
 
 def _index(dataset: str, index: int, length: int) -> int:
