@@ -58,12 +58,13 @@ def _conditional_network(
     shape = tuple(context.dataset.shapes["x"])
     module = component.build(LabelledBuildContext(data_shape=shape, num_classes=classes))
     if getattr(module, "num_classes", None) != classes:
+        name = component.name.rpartition(":")[2]
         wrappers = "'concat' or 'conditional-batchnorm'" if section == "generator" else (
             "'concat' or 'projection'"
         )
         raise ValueError(
-            f"task {task!r}: {section} {component.name!r} is not class-conditional; wrap it: "
-            f'[{section}] name = {wrappers} with inner = {{ name = "{component.name}", ... }}'
+            f"task {task!r}: {section} {name!r} is not class-conditional; wrap it: "
+            f'[{section}] name = {wrappers} with inner = {{ name = "{name}", ... }}'
         )
     if not isinstance(module, nn.Module):
         raise ValueError(f"task {task!r}: {section} {component.name!r} is not a torch.nn.Module")
@@ -380,10 +381,14 @@ class InfoGAN:
         validator=attrs.validators.ge(0),
         metadata={"doc": "lambda of the continuous codes' L_I, >= 0 (paper: smaller than 1)"},
     )
-    continuous_std: float | None = attrs.field(
+    continuous_std: float = attrs.field(
         default=1.0,
-        validator=attrs.validators.optional(attrs.validators.gt(0)),
-        metadata={"doc": "fixed std of Q's Gaussian for continuous codes, > 0; None = learned"},
+        validator=attrs.validators.gt(0),
+        metadata={"doc": "fixed std of Q's Gaussian for continuous codes, > 0 (unless learn_std)"},
+    )
+    learn_std: bool = attrs.field(
+        default=False,
+        metadata={"doc": "true: Q also predicts each continuous code's log std"},
     )
     head_hidden: int = attrs.field(
         default=128,
@@ -400,7 +405,7 @@ class InfoGAN:
     def head_dim(self) -> int:
         """Outputs of the Q head: logits of each categorical code, then the continuous means
         (and log stds when learned)."""
-        return sum(self.categorical) + self.continuous * (2 if self.continuous_std is None else 1)
+        return sum(self.categorical) + self.continuous * (2 if self.learn_std else 1)
 
     def build(self, context: gancore.TaskBuildContext) -> tuple[dict[str, nn.Module], ...]:
         if not self.categorical and not self.continuous:
@@ -450,7 +455,7 @@ class InfoGAN:
         self, step: gancore.StepContext, q_out: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor
     ) -> torch.Tensor:
         loss, bound_cat, bound_cont = info_loss(
-            q_out, cat, cont, self.categorical, self.continuous_std,
+            q_out, cat, cont, self.categorical, None if self.learn_std else self.continuous_std,
             self.categorical_weight, self.continuous_weight,
         )
         if self.categorical:
