@@ -126,7 +126,8 @@ class _Generated:
     ) -> Iterator[tuple[torch.Tensor, Mapping[str, torch.Tensor]]]:
         """(images, their inputs) by batch; the inputs are drawn once, so batch size changes no
         sample."""
-        assert self.task is not None and self.generators is not None
+        assert self.task is not None
+        assert self.generators is not None
         if labels is None:
             inputs = self.task.sample_inputs(self.generators, self.dataset, num, seed)
         else:
@@ -136,7 +137,9 @@ class _Generated:
         for lo in range(0, num, batch_size):
             share = {k: v[lo : lo + batch_size] for k, v in inputs.items()}
             with torch.no_grad():
-                grid = self.task.sample(self.generators, {k: v.to(self.device) for k, v in share.items()})
+                grid = self.task.sample(
+                    self.generators, {k: v.to(self.device) for k, v in share.items()}
+                )
             yield grid.images.float(), share
 
 
@@ -239,7 +242,8 @@ class IntraFIDMetric(_ExtractorMetric):
         if labels_of is None:
             raise ValueError(f"metric {self.name!r}: the dataset keeps no 'labels' per item")
         wanted = range(len(names)) if gen.label is None else [gen.label]
-        key, values, result = self._key(), [], {}
+        key, values = self._key(), []
+        result: dict[str, Any] = {}
         for k in wanted:
             fake_stats, real_stats = FeatureStats(), FeatureStats()
             labels = torch.full((self.options.num_per_class,), k, dtype=torch.int64)
@@ -248,14 +252,19 @@ class IntraFIDMetric(_ExtractorMetric):
             ):
                 fake_stats.update(self._run(images, gen.device)[0])
             rows = torch.nonzero(torch.as_tensor(labels_of) == k).flatten()
-            order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(self.options.seed))
+            order = torch.randperm(
+                len(rows), generator=torch.Generator().manual_seed(self.options.seed)
+            )
             rows = rows[order[: self.options.num_real_per_class]]
             for lo in range(0, len(rows), self.options.batch_size):
                 part = rows[lo : lo + self.options.batch_size].tolist()
                 real = torch.stack([gen.dataset[i]["x"] for i in part])
                 real_stats.update(self._run(real, gen.device)[0])
             distance = frechet_distance(
-                fake_stats.mean(), fake_stats.covariance(), real_stats.mean(), real_stats.covariance()
+                fake_stats.mean(),
+                fake_stats.covariance(),
+                real_stats.mean(),
+                real_stats.covariance(),
             )
             values.append(distance)
             result[f"{key}/{names[k]}"] = distance
@@ -282,7 +291,9 @@ class CodeAccuracyMetric(_ExtractorMetric):
     def evaluate(self, context: Any) -> dict[str, Any]:
         gen = _Generated(self.name, context)
         codes, predicted = [], []
-        for images, inputs in gen.batches(self.options.num, self.options.batch_size, self.options.seed):
+        for images, inputs in gen.batches(
+            self.options.num, self.options.batch_size, self.options.seed
+        ):
             if "categorical" not in inputs:
                 raise ValueError(
                     f"metric {self.name!r}: the task's inputs have no 'categorical' codes "

@@ -129,7 +129,7 @@ def _check_labels(component: str, labels: torch.Tensor, batch: int, classes: int
 class ConcatGeneratorOptions:
     """Options of the ``concat`` generator conditioning (cGAN)."""
 
-    inner: dict[str, Any] = _inner_field('{ name = "dcgan", channels = 32 }')
+    inner: dict[str, Any] = _inner_field('{ name = "dcgan", channels = 32 }')  # noqa: RUF009 (returns attrs.field)
     latent_dim: int = attrs.field(
         default=100,
         validator=attrs.validators.ge(1),
@@ -217,6 +217,8 @@ class ConditionalNorm(nn.Module):
         shift = torch.zeros(channels) if bias is None else bias.detach().clone()
         norm.register_parameter("weight", None)  # the per-class parameters replace these
         norm.register_parameter("bias", None)
+        if hasattr(norm, "affine"):  # BatchNorm, InstanceNorm, GroupNorm (and their copies) read it
+            norm.affine = False  # type: ignore[assignment]
         self.norm = norm
         self.gain = nn.Parameter(repeat(gain, "c -> k c", k=num_classes).clone())
         self.bias = nn.Parameter(repeat(shift, "c -> k c", k=num_classes).clone())
@@ -258,7 +260,7 @@ def conditional_norm_layers(generator: nn.Module) -> list[str]:
 class ConditionalBatchNormOptions:
     """Options of the ``conditional-batchnorm`` generator conditioning."""
 
-    inner: dict[str, Any] = _inner_field('{ name = "dcgan", latent_dim = 64 }')
+    inner: dict[str, Any] = _inner_field('{ name = "dcgan", latent_dim = 64 }')  # noqa: RUF009 (returns attrs.field)
     classes: int | None = _classes_field()
 
 
@@ -321,7 +323,7 @@ def build_cbn_generator(
 class ConcatCriticOptions:
     """Options of the ``concat`` critic conditioning (cGAN)."""
 
-    inner: dict[str, Any] = _inner_field('{ name = "dcgan", channels = 32 }')
+    inner: dict[str, Any] = _inner_field('{ name = "dcgan", channels = 32 }')  # noqa: RUF009 (returns attrs.field)
     classes: int | None = _classes_field()
 
 
@@ -377,7 +379,7 @@ def build_concat_critic(options: ConcatCriticOptions, context: Any) -> ConcatCri
 class ProjectionCriticOptions:
     """Options of the ``projection`` critic (Miyato & Koyama 2018)."""
 
-    inner: dict[str, Any] = _inner_field('{ name = "dcgan", norm = "none" }')
+    inner: dict[str, Any] = _inner_field('{ name = "dcgan", norm = "none" }')  # noqa: RUF009 (returns attrs.field)
     classes: int | None = _classes_field()
 
 

@@ -59,8 +59,10 @@ def _conditional_network(
     module = component.build(LabelledBuildContext(data_shape=shape, num_classes=classes))
     if getattr(module, "num_classes", None) != classes:
         name = component.name.rpartition(":")[2]
-        wrappers = "'concat' or 'conditional-batchnorm'" if section == "generator" else (
-            "'concat' or 'projection'"
+        wrappers = (
+            "'concat' or 'conditional-batchnorm'"
+            if section == "generator"
+            else ("'concat' or 'projection'")
         )
         raise ValueError(
             f"task {task!r}: {section} {name!r} is not class-conditional; wrap it: "
@@ -157,7 +159,7 @@ class Conditional:
     def _fakes(
         self, step: gancore.StepContext, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        generator = step.unwrap("generator")
+        generator: Any = step.unwrap("generator")
         fake_labels = _fake_labels(self.fake_labels, step, labels, int(generator.num_classes))
         z = step.latents(labels.shape[0], int(generator.latent_dim))
         return step.generators["generator"](z, fake_labels), fake_labels
@@ -251,7 +253,7 @@ class ACGAN:
     def _fakes(
         self, step: gancore.StepContext, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        generator = step.unwrap("generator")
+        generator: Any = step.unwrap("generator")
         fake_labels = _fake_labels(self.fake_labels, step, labels, int(generator.num_classes))
         z = step.latents(labels.shape[0], int(generator.latent_dim))
         return step.generators["generator"](z, fake_labels), fake_labels
@@ -339,8 +341,10 @@ def info_loss(
             log_std = q_out[:, offset + count : offset + 2 * count]
         else:
             log_std = torch.full_like(mean, math.log(std))
-        log_q = -log_std - 0.5 * math.log(2 * math.pi) - (continuous - mean) ** 2 / (
-            2 * torch.exp(2 * log_std)
+        log_q = (
+            -log_std
+            - 0.5 * math.log(2 * math.pi)
+            - (continuous - mean) ** 2 / (2 * torch.exp(2 * log_std))
         )
         log_q_cont = log_q.sum(dim=1).mean()
     loss = -(categorical_weight * log_q_cat + continuous_weight * log_q_cont)
@@ -430,7 +434,9 @@ class InfoGAN:
     ) -> torch.Tensor:
         """``[noise, onehot(c_1), ..., u]``: the generator's input."""
         parts = [noise]
-        parts += [F.one_hot(categorical[:, j], k).to(noise.dtype) for j, k in enumerate(self.categorical)]
+        parts += [
+            F.one_hot(categorical[:, j], k).to(noise.dtype) for j, k in enumerate(self.categorical)
+        ]
         return torch.cat([*parts, continuous.to(noise.dtype)], dim=1)
 
     def codes_from_normal(self, normal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -443,7 +449,7 @@ class InfoGAN:
         return categorical, 2 * u[:, m:] - 1
 
     def _fakes(self, step: gancore.StepContext, n: int) -> tuple[torch.Tensor, ...]:
-        dim = int(step.unwrap("generator").latent_dim)
+        dim = int(step.unwrap("generator").latent_dim)  # type: ignore[arg-type]
         noise = step.latents(n, dim - self.code_dim)
         categorical, continuous = self.codes_from_normal(
             step.latents(n, len(self.categorical) + self.continuous)
@@ -455,8 +461,13 @@ class InfoGAN:
         self, step: gancore.StepContext, q_out: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor
     ) -> torch.Tensor:
         loss, bound_cat, bound_cont = info_loss(
-            q_out, cat, cont, self.categorical, None if self.learn_std else self.continuous_std,
-            self.categorical_weight, self.continuous_weight,
+            q_out,
+            cat,
+            cont,
+            self.categorical,
+            None if self.learn_std else self.continuous_std,
+            self.categorical_weight,
+            self.continuous_weight,
         )
         if self.categorical:
             step.log("info/categorical", bound_cat)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gan_conditional.metrics import matched_accuracy
 
 import gancore
 import gancore.testing as gt
-from gan_conditional.metrics import matched_accuracy
 
 
 class TestMatchedAccuracy:
@@ -43,7 +43,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             2,
             task={"name": "conditional"},
             data=data,
-            generator={"name": "concat", "latent_dim": 4, "inner": {"name": "dcgan", "channels": 4}},
+            generator={
+                "name": "concat",
+                "latent_dim": 4,
+                "inner": {"name": "dcgan", "channels": 4},
+            },
             critic={"name": "projection", "inner": {"name": "dcgan", "channels": 4}},
         )
         infogan = gt.tiny_run(
@@ -63,18 +67,23 @@ class TestMetrics:
     def test_class_accuracy(self, runs: dict[str, Path]) -> None:
         """Mean of per-class accuracies in [0, 1], every class reported, with its protocol."""
         context = gancore.load_run(runs["conditional"]).context()
-        result = gt.check_metric("class-accuracy", {"num_per_class": 4, "batch_size": 3}, context=context)
+        result = gt.check_metric(
+            "class-accuracy", {"num_per_class": 4, "batch_size": 3}, context=context
+        )
         per_class = [result[f"accuracy/{k}"] for k in range(10)]
         assert result["accuracy"] == pytest.approx(np.mean(per_class))
         assert result["protocol"]["extractor"] == "digits-classifier"
-        again = gt.check_metric("class-accuracy", {"num_per_class": 4, "batch_size": 4}, context=context)
+        again = gt.check_metric(
+            "class-accuracy", {"num_per_class": 4, "batch_size": 4}, context=context
+        )
         assert again["accuracy"] == result["accuracy"]  # batch size changes no sample
 
     def test_class_accuracy_of_one_class(self, runs: dict[str, Path]) -> None:
         """A per-class context (gan eval --per-class) scores only its class."""
         context = gancore.load_run(runs["conditional"]).context(label=7)
         result = gt.check_metric("class-accuracy", {"num_per_class": 4}, context=context)
-        assert result["accuracy"] == result["accuracy/7"] and "accuracy/3" not in result
+        assert result["accuracy"] == result["accuracy/7"]
+        assert "accuracy/3" not in result
 
     def test_intra_fid(self, runs: dict[str, Path]) -> None:
         """Mean over classes of non-negative per-class distances."""

@@ -5,10 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import gancore
-import gancore.testing as gt
 from gan_conditional.networks import (
     AuxiliaryCritic,
     ConcatGenerator,
@@ -19,6 +15,10 @@ from gan_conditional.networks import (
     build_projection_critic,
     conditional_norm_layers,
 )
+from torch import nn
+
+import gancore
+import gancore.testing as gt
 
 LABELS = torch.tensor([0, 1, 2, 1])
 
@@ -110,9 +110,13 @@ class TestConcatCritic:
 class TestConcatGenerator:
     def test_label_code_is_concatenated(self) -> None:
         """The inner generator gets [z, one-hot(y)]: latent_dim + K inputs."""
-        gen = build("generator", {"name": "concat", "latent_dim": 5, "inner": {"name": "dcgan", "channels": 4}})
+        gen = build(
+            "generator",
+            {"name": "concat", "latent_dim": 5, "inner": {"name": "dcgan", "channels": 4}},
+        )
         assert isinstance(gen, ConcatGenerator)
-        assert gen.latent_dim == 5 and gen.inner.latent_dim == 8
+        assert gen.latent_dim == 5
+        assert gen.inner.latent_dim == 8
         z = torch.randn(4, 5)
         joined = torch.cat([z, F.one_hot(LABELS, 3).float()], dim=1)
         gen.eval()
@@ -120,7 +124,16 @@ class TestConcatGenerator:
 
     def test_embedding(self) -> None:
         """With embed_dim the code is a learned embedding of that size."""
-        gen = build("generator", {"name": "concat", "latent_dim": 5, "embed_dim": 2, "inner": {"name": "mlp", "hidden": 8}}, shape=(2,))
+        gen = build(
+            "generator",
+            {
+                "name": "concat",
+                "latent_dim": 5,
+                "embed_dim": 2,
+                "inner": {"name": "mlp", "hidden": 8},
+            },
+            shape=(2,),
+        )
         assert gen.inner.latent_dim == 7
         assert torch.equal(gen.code(LABELS), gen.embed.weight[LABELS])
 
@@ -130,22 +143,34 @@ class TestConcatGenerator:
 
     def test_conformance(self) -> None:
         """check_generator with labels, images and vectors."""
-        gt.check_generator("concat", {"inner": {"name": "dcgan", "channels": 4}, "classes": 3}, extra=[LABELS])
         gt.check_generator(
-            "concat", {"inner": {"name": "mlp", "hidden": 8}, "classes": 3}, data_shape=(2,), extra=[LABELS]
+            "concat", {"inner": {"name": "dcgan", "channels": 4}, "classes": 3}, extra=[LABELS]
+        )
+        gt.check_generator(
+            "concat",
+            {"inner": {"name": "mlp", "hidden": 8}, "classes": 3},
+            data_shape=(2,),
+            extra=[LABELS],
         )
 
 
 class TestConditionalBatchNorm:
     def test_every_batchnorm_is_replaced(self) -> None:
         """dcgan's BatchNorm layers become ConditionalNorms without their own affine."""
-        gen = build("generator", {"name": "conditional-batchnorm", "inner": {"name": "dcgan", "latent_dim": 4, "channels": 4}})
+        gen = build(
+            "generator",
+            {
+                "name": "conditional-batchnorm",
+                "inner": {"name": "dcgan", "latent_dim": 4, "channels": 4},
+            },
+        )
         assert isinstance(gen, ConditionalBatchNormGenerator)
         norms = gen.norms()
         assert len(norms) == 1  # 8x8 dcgan: one hidden BatchNorm (4x4)
         assert all(n.norm.weight is None and n.norm.bias is None for n in norms)
         assert not conditional_norm_layers(gen.inner) or all(
-            isinstance(gen.inner.get_submodule(n), nn.BatchNorm2d) for n in conditional_norm_layers(gen.inner)
+            isinstance(gen.inner.get_submodule(n), nn.BatchNorm2d)
+            for n in conditional_norm_layers(gen.inner)
         )
 
     def test_picks_each_class_parameters(self) -> None:
@@ -174,7 +199,13 @@ class TestConditionalBatchNorm:
     def test_label_routing(self) -> None:
         """Sample i depends on its own label only (eval mode: no batch statistics)."""
         torch.manual_seed(0)
-        gen = build("generator", {"name": "conditional-batchnorm", "inner": {"name": "dcgan", "latent_dim": 4, "channels": 4}})
+        gen = build(
+            "generator",
+            {
+                "name": "conditional-batchnorm",
+                "inner": {"name": "dcgan", "latent_dim": 4, "channels": 4},
+            },
+        )
         with torch.no_grad():
             for n in gen.norms():
                 n.gain.normal_()
@@ -204,11 +235,14 @@ class TestConditionalBatchNorm:
                 return self.b(self.a(z))
 
         gen = ConditionalBatchNormGenerator(Mine(), 3, conditional_norm_layers(Mine()))
-        assert isinstance(gen.inner.b, ConditionalNorm) and isinstance(gen.inner.a, nn.BatchNorm1d)
+        assert isinstance(gen.inner.b, ConditionalNorm)
+        assert isinstance(gen.inner.a, nn.BatchNorm1d)
 
     def test_mlp_has_no_norm_layers(self) -> None:
         with pytest.raises(ValueError, match="has no normalization layers to condition"):
-            build("generator", {"name": "conditional-batchnorm", "inner": {"name": "mlp"}}, shape=(2,))
+            build(
+                "generator", {"name": "conditional-batchnorm", "inner": {"name": "mlp"}}, shape=(2,)
+            )
 
     def test_conformance(self) -> None:
         gt.check_generator(

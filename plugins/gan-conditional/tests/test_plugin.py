@@ -41,7 +41,8 @@ class TestRegistered:
         for kind, name in NAMES:
             spec = registry.get(kind, name)
             assert spec.provider == "gan-conditional", (kind, name)
-            assert spec.description and "\n" not in spec.description
+            assert spec.description
+            assert "\n" not in spec.description
             assert len(spec.description) <= 100
 
     def test_every_option_is_documented(self) -> None:
