@@ -57,8 +57,16 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "resnet": "gan-cyclegan",
         "unet": "gan-cyclegan",
         "deepfill": "gan-inpaint",
+        "concat": "gan-conditional",
+        "conditional-batchnorm": "gan-conditional",
     },
-    "critic": {"stylegan2": "gan-stylegan", "patchgan": "gan-cyclegan", "deepfill": "gan-inpaint"},
+    "critic": {
+        "stylegan2": "gan-stylegan",
+        "patchgan": "gan-cyclegan",
+        "deepfill": "gan-inpaint",
+        "concat": "gan-conditional",
+        "projection": "gan-conditional",
+    },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada"},
     "dataset": {
         "digits-translation": "gan-cyclegan",
@@ -66,8 +74,20 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "unpaired": "gan-cyclegan",
         "skimage-patches": "gan-inpaint",
     },
-    "task": {"cyclegan": "gan-cyclegan", "pix2pix": "gan-cyclegan", "inpaint": "gan-inpaint"},
-    "metric": {"inpaint-quality": "gan-inpaint"},
+    "task": {
+        "cyclegan": "gan-cyclegan",
+        "pix2pix": "gan-cyclegan",
+        "inpaint": "gan-inpaint",
+        "conditional": "gan-conditional",
+        "acgan": "gan-conditional",
+        "infogan": "gan-conditional",
+    },
+    "metric": {
+        "inpaint-quality": "gan-inpaint",
+        "class-accuracy": "gan-conditional",
+        "intra-fid": "gan-conditional",
+        "code-accuracy": "gan-conditional",
+    },
 }
 
 

@@ -324,6 +324,7 @@ def check_generator(
     *,
     data_shape: Sequence[int] = (1, 8, 8),
     input_shape: Sequence[int] | None = None,
+    extra: Sequence[torch.Tensor] = (),
     batch_size: int = 4,
     seed: int = 0,
 ) -> nn.Module:
@@ -331,6 +332,8 @@ def check_generator(
 
     Unconditional (``input_shape=None``): it exposes an integer ``latent_dim >= 1`` and takes
     latents ``[N, latent_dim]``. Image-to-image: it takes ``[N, *input_shape]`` in ``[-1, 1]``.
+    ``extra`` are conditioning tensors passed after the inputs, each with a leading batch
+    dimension (labels ``[N]`` of a class-conditional generator: ``generator(z, labels)``).
     The output is a finite tensor of the default float dtype, and gradients reach the parameters.
     """
     shape = tuple(data_shape)
@@ -351,7 +354,7 @@ def check_generator(
             inputs = torch.randn(batch_size, latent_dim)
         else:
             inputs = _uniform(batch_size, *input_shape)
-        out = _check_tensor(label, "output", generator(inputs))
+        out = _check_tensor(label, "output", generator(inputs, *extra))
         expected = (batch_size, *shape)
         if tuple(out.shape) != expected:
             raise _fail(

@@ -21,7 +21,14 @@ from gancore._config import config_to_dict, parse_config
 from gancore.protocols import KINDS
 from tests.conftest import require_test_plugins
 
-FIRST_PARTY = ["gan-ada", "gan-cyclegan", "gan-inpaint", "gan-stylegan", "gan-wgan"]
+FIRST_PARTY = [
+    "gan-ada",
+    "gan-conditional",
+    "gan-cyclegan",
+    "gan-inpaint",
+    "gan-stylegan",
+    "gan-wgan",
+]
 
 BAD_RUN = """\
 [run]

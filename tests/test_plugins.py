@@ -387,7 +387,14 @@ class TestPluginInfo:
         assert names == sorted({ep.name for ep in importlib.metadata.entry_points(group="gancore")})
 
 
-FIRST_PARTY = ("gan-ada", "gan-cyclegan", "gan-inpaint", "gan-stylegan", "gan-wgan")
+FIRST_PARTY = (
+    "gan-ada",
+    "gan-conditional",
+    "gan-cyclegan",
+    "gan-inpaint",
+    "gan-stylegan",
+    "gan-wgan",
+)
 
 
 class TestFirstPartyTogether:

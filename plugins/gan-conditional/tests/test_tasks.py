@@ -1,0 +1,243 @@
+"""The tasks: ACGAN's and InfoGAN's losses against their formulas, label routing, short runs,
+exact resume and two processes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from gan_conditional.tasks import InfoGAN, acgan_losses, info_loss, uniform_from_normal
+
+import gancore
+import gancore.testing as gt
+from gancore.builtin.losses import NonSaturating
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def tiny(task: dict[str, Any], steps: int = 2, **sections: Any) -> dict[str, Any]:
+    """A digits 8x8 run with tiny DCGANs, conditioned as ``sections`` say."""
+    document = gt.tiny_run(
+        steps,
+        task=task,
+        data={"name": "digits", "resolution": 8},
+        generator={
+            "name": "conditional-batchnorm",
+            "inner": {"name": "dcgan", "latent_dim": 4, "channels": 4},
+        },
+        critic={"name": "projection", "inner": {"name": "dcgan", "channels": 4, "norm": "none"}},
+    )
+    document.update(sections)
+    return document
+
+
+class TestFormulas:
+    def test_acgan_losses(self) -> None:
+        """D minimises -(L_S + w L_C), G minimises -(w L_C_fake) + its adversarial term, with
+        L_S = E log sigmoid(D(real)) + E log(1 - sigmoid(D(fake))) for the logistic loss."""
+        real_s, fake_s = torch.tensor([0.5, -1.0]), torch.tensor([-0.3, 2.0])
+        real_l = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        fake_l = torch.tensor([[0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
+        y, y_fake = torch.tensor([0, 1]), torch.tensor([2, 0])
+        critic, generator = acgan_losses(
+            NonSaturating(), real_s, fake_s, real_l, fake_l, y, y_fake, 0.5
+        )
+        log_p = lambda logits, labels: logits.log_softmax(1)[torch.arange(2), labels].mean()  # noqa: E731
+        l_s = F.logsigmoid(real_s).mean() + torch.log1p(-torch.sigmoid(fake_s)).mean()
+        l_c = log_p(real_l, y) + log_p(fake_l, y_fake)
+        torch.testing.assert_close(critic, -(l_s + 0.5 * l_c))
+        torch.testing.assert_close(
+            generator, -F.logsigmoid(fake_s).mean() - 0.5 * log_p(fake_l, y_fake)
+        )
+
+    def test_info_loss_closed_form(self) -> None:
+        """For a known Q output, L_I and the loss equal the log-likelihoods by hand."""
+        # Two samples, one Cat(2) code, one continuous code; Q: logits and a mean.
+        q = torch.tensor([[math.log(3.0), 0.0, 0.5], [0.0, 0.0, -0.5]])
+        cat, cont = torch.tensor([[0], [1]]), torch.tensor([[0.5], [0.0]])
+        loss, bound_cat, bound_cont = info_loss(q, cat, cont, (2,), 2.0, 1.0, 0.1)
+        log_q_cat = (math.log(3 / 4) + math.log(1 / 2)) / 2  # p(c=0) = 3/4, p(c=1) = 1/2
+        gauss = lambda c, m: -math.log(2.0) - 0.5 * math.log(2 * math.pi) - (c - m) ** 2 / 8  # noqa: E731
+        log_q_cont = (gauss(0.5, 0.5) + gauss(0.0, -0.5)) / 2
+        assert bound_cat.item() == pytest.approx(log_q_cat + math.log(2))
+        assert bound_cont.item() == pytest.approx(log_q_cont + math.log(2))
+        assert loss.item() == pytest.approx(-(log_q_cat + 0.1 * log_q_cont))
+
+    def test_info_loss_learned_std(self) -> None:
+        """With a learned std Q also gives log sigma: log N(c; mu, e^s)."""
+        q = torch.tensor([[0.25, math.log(0.5)]])
+        _, _, bound = info_loss(
+            q, torch.zeros(1, 0, dtype=torch.long), torch.tensor([[0.75]]), (), None, 1.0, 1.0
+        )
+        expected = -math.log(0.5) - 0.5 * math.log(2 * math.pi) - 0.25 / (2 * 0.25) + math.log(2)
+        assert bound.item() == pytest.approx(expected)
+
+    def test_uniform_from_normal(self) -> None:
+        """Phi maps normal draws to uniform ones: quartiles at -0.674, 0, 0.674."""
+        u = uniform_from_normal(torch.tensor([-0.6744897501960817, 0.0, 0.6744897501960817]))
+        torch.testing.assert_close(u, torch.tensor([0.25, 0.5, 0.75]))
+
+    def test_codes(self) -> None:
+        """InfoGAN's latent is [noise, one-hot codes, continuous codes]; codes in range."""
+        task = InfoGAN(categorical=[3, 2], continuous=1)
+        cat, cont = task.codes_from_normal(
+            torch.randn(1000, 3, generator=torch.Generator().manual_seed(0))
+        )
+        assert cat[:, 0].max() == 2
+        assert cat[:, 1].max() == 1
+        assert cat.min() == 0
+        assert cont.abs().max() < 1
+        z = task.latent(torch.zeros(1000, 2), cat, cont)
+        assert z.shape == (1000, 2 + 3 + 2 + 1)
+        assert torch.equal(z[:, 2:5].argmax(1), cat[:, 0])
+        assert torch.equal(z[:, 7], cont[:, 0])
+
+
+class TestConditional:
+    def test_sample_inputs_route_labels(self, tmp_path: Path) -> None:
+        """A trained run draws class k when asked: inputs carry the labels; G output shape."""
+        config = gancore.parse_config(tiny({"name": "conditional"}), gancore.get_registry())
+        gancore.train(config, tmp_path / "run", progress=False)
+        context = gancore.load_run(tmp_path / "run").context()
+        labels = torch.tensor([7, 7, 3])
+        task, generators = context.task, context.generators
+        inputs = task.sample_inputs(generators, context.full_dataset, 3, 0, labels=labels)
+        assert torch.equal(inputs["label"], labels)
+        assert task.sample(generators, inputs).images.shape == (3, 1, 8, 8)
+        assert (tmp_path / "run" / "classes.json").exists()
+
+    def test_unconditioned_networks_are_refused(self, tmp_path: Path) -> None:
+        """A plain dcgan generator in a conditional task: one line saying how to wrap it."""
+        document = tiny({"name": "conditional"}, generator={"name": "dcgan", "channels": 4})
+        config = gancore.parse_config(document, gancore.get_registry())
+        with pytest.raises(ValueError, match="generator 'dcgan' is not class-conditional; wrap it"):
+            gancore.train(config, tmp_path / "run", progress=False)
+
+    def test_unlabelled_data_is_refused(self, tmp_path: Path) -> None:
+        config = gancore.parse_config(
+            tiny({"name": "conditional"}, data={"name": "toy2d"}), gancore.get_registry()
+        )
+        with pytest.raises(ValueError, match="the dataset must have classes and a 'label' key"):
+            gancore.train(config, tmp_path / "run", progress=False)
+
+    @pytest.mark.parametrize("fake_labels", ["data", "uniform"])
+    def test_check_task(self, tmp_path: Path, fake_labels: str) -> None:
+        """The conformance kit's training check, with R1 (extra = labels), an augmenter and EMA."""
+        document = tiny(
+            {"name": "conditional", "fake_labels": fake_labels},
+            regularizers=[{"name": "r1", "gamma": 1.0}],
+            augmenter={"name": "hflip"},
+        )
+        document["training"]["ema_half_life_images"] = 16
+        events = gt.check_training(document, tmp_path / "run")
+        assert events.step == 2
+
+    def test_concat_both_sides(self, tmp_path: Path) -> None:
+        """cGAN: concat generator and concat critic, hinge loss."""
+        document = tiny(
+            {"name": "conditional"},
+            generator={
+                "name": "concat",
+                "latent_dim": 4,
+                "inner": {"name": "dcgan", "channels": 4},
+            },
+            critic={"name": "concat", "inner": {"name": "dcgan", "channels": 4}},
+            loss={"name": "hinge"},
+        )
+        gt.check_training(document, tmp_path / "run")
+
+    def test_exact_resume(self, tmp_path: Path) -> None:
+        """3 steps, stop, resume to 6 gives the weights of 6 straight (uniform fake labels)."""
+        document = tiny({"name": "conditional", "fake_labels": "uniform"}, steps=6)
+        document["training"].update(checkpoint_every=3, sample_every=0)
+        registry = gancore.get_registry()
+        gancore.train(
+            gancore.parse_config(document, registry), tmp_path / "straight", progress=False
+        )
+        config = gancore.parse_config(document, registry)
+        gt.train_interrupted(config, tmp_path / "resumed", after=3)
+        gt.train_interrupted(config, tmp_path / "resumed", after=100, resume=True)
+        straight, _ = gancore.load_checkpoint(
+            gancore.find_checkpoint(tmp_path / "straight" / "checkpoints")
+        )
+        resumed, _ = gancore.load_checkpoint(
+            gancore.find_checkpoint(tmp_path / "resumed" / "checkpoints")
+        )
+        for group in ("generators", "critics"):
+            for key, value in straight[group].items():
+                assert torch.equal(value, resumed[group][key]), (group, key)
+
+
+class TestACGAN:
+    def test_check_task_logs_accuracy(self, tmp_path: Path) -> None:
+        """ACGAN trains and logs the classifier head's accuracy on real and fake images."""
+        document = tiny({"name": "acgan"}, critic={"name": "dcgan", "channels": 4, "norm": "none"})
+        gt.check_training(document, tmp_path / "run")
+        text = (tmp_path / "run" / "metrics.jsonl").read_text()
+        for key in ("classifier/accuracy-real", "classifier/accuracy-fake", "loss/classifier"):
+            assert key in text
+        weights, _ = gancore.load_checkpoint(
+            gancore.find_checkpoint(tmp_path / "run" / "checkpoints")
+        )
+        assert weights["critics"]["critic.head.weight"].shape == (10, 4 * 4 * 4 * 4 // 4)
+
+
+class TestInfoGAN:
+    def test_check_task(self, tmp_path: Path) -> None:
+        """InfoGAN trains on unlabelled toy points, and on digits with R1 and EMA."""
+        gt.check_task(
+            {"name": "infogan", "categorical": [3], "continuous": 1},
+            tmp_path / "toy",
+            generator={"name": "mlp", "latent_dim": 6, "hidden": 8, "depth": 1},
+        )
+        document = tiny(
+            {"name": "infogan", "categorical": [10], "continuous": 2, "learn_std": True},
+            generator={"name": "dcgan", "latent_dim": 16, "channels": 4},
+            critic={"name": "dcgan", "channels": 4, "norm": "none"},
+            regularizers=[{"name": "r1", "gamma": 1.0}],
+        )
+        gt.check_training(document, tmp_path / "digits")
+        assert "info/categorical" in (tmp_path / "digits" / "metrics.jsonl").read_text()
+
+    def test_latent_too_small(self, tmp_path: Path) -> None:
+        document = gt.tiny_run(2, task={"name": "infogan"})
+        config = gancore.parse_config(document, gancore.get_registry())
+        with pytest.raises(
+            ValueError, match=r"latent_dim \(2\) must exceed the codes' size \(12\)"
+        ):
+            gancore.train(config, tmp_path / "run", progress=False)
+
+
+@pytest.mark.slow
+class TestTwoProcesses:
+    def test_ranks_identical(self, tmp_path: Path) -> None:
+        """`conditional` in 2 gloo processes: both ranks end with the same weights."""
+        import tomli_w
+
+        document = tiny({"name": "conditional", "fake_labels": "uniform"}, steps=4)
+        document["training"].update(sample_every=0, checkpoint_every=4, log_every=2)
+        (tmp_path / "run.toml").write_text(tomli_w.dumps(document))
+        ranks = gt.train_processes(
+            tmp_path / "run.toml", tmp_path / "two", env={"GANCORE_LOAD_PLUGINS": "gan-conditional"}
+        )
+        for key in ranks[0]:
+            assert torch.equal(ranks[0][key], ranks[1][key]), key
+
+
+@pytest.mark.slow
+class TestExamples:
+    @pytest.mark.parametrize("name", ["conditional-digits", "acgan-digits", "infogan-digits"])
+    def test_example_trains(self, tmp_path: Path, name: str) -> None:
+        """Each example trains 30 steps as shipped (shortened)."""
+        import tomllib
+
+        raw = tomllib.loads((EXAMPLES / f"{name}.toml").read_text())
+        raw["run"]["steps"] = 30
+        raw["training"].update(sample_every=30, checkpoint_every=30, log_every=10)
+        for metric in raw.get("metrics", []):
+            metric.update({"num_per_class": 5} if "num_per_class" in metric else {"num": 50})
+        gt.check_training(raw, tmp_path / "run")
