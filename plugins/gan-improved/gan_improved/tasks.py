@@ -188,7 +188,7 @@ def surrogate_step(
     if kind == "rmsprop":
         alpha = float(group["alpha"])
         avg = alpha * state.get("square_avg", torch.zeros_like(param)) + (1.0 - alpha) * grad * grad
-        state["square_avg"] = avg
+        state.update(step=torch.tensor(float(state.get("step", 0.0)) + 1.0), square_avg=avg)
         momentum = float(group.get("momentum", 0.0))
         update = grad / (torch.sqrt(avg + 1e-30) + float(group["eps"]))
         if momentum:
