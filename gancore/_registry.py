@@ -40,7 +40,7 @@ SAMPLE_ARGUMENT_KEYS = ("action", "type", "choices", "metavar", "nargs", "const"
 # First-party components, so an unknown name can say which distribution provides it.
 # (A hint table, not an import: the core never imports a plugin.)
 FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
-    "loss": {"wgan": "gan-wgan"},
+    "loss": {"wgan": "gan-wgan", "label-smoothing": "gan-improved"},
     "regularizer": {
         "weight-clip": "gan-wgan",
         "wgan-gp": "gan-wgan",
@@ -50,6 +50,8 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "spectral-norm": "gan-wgan",
         "freeze-d": "gan-ada",
         "path-length": "gan-stylegan",
+        "feature-matching": "gan-improved",
+        "historical-averaging": "gan-improved",
     },
     "generator": {
         "stylegan": "gan-stylegan",
@@ -57,8 +59,15 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "resnet": "gan-cyclegan",
         "unet": "gan-cyclegan",
         "deepfill": "gan-inpaint",
+        "virtual-batchnorm": "gan-improved",
     },
-    "critic": {"stylegan2": "gan-stylegan", "patchgan": "gan-cyclegan", "deepfill": "gan-inpaint"},
+    "critic": {
+        "stylegan2": "gan-stylegan",
+        "patchgan": "gan-cyclegan",
+        "deepfill": "gan-inpaint",
+        "minibatch-discrimination": "gan-improved",
+        "pacgan": "gan-improved",
+    },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada"},
     "dataset": {
         "digits-translation": "gan-cyclegan",
@@ -66,7 +75,12 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "unpaired": "gan-cyclegan",
         "skimage-patches": "gan-inpaint",
     },
-    "task": {"cyclegan": "gan-cyclegan", "pix2pix": "gan-cyclegan", "inpaint": "gan-inpaint"},
+    "task": {
+        "cyclegan": "gan-cyclegan",
+        "pix2pix": "gan-cyclegan",
+        "inpaint": "gan-inpaint",
+        "unrolled": "gan-improved",
+    },
     "metric": {"inpaint-quality": "gan-inpaint"},
 }
 

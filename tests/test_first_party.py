@@ -14,7 +14,14 @@ import pytest
 import gancore
 from gancore._registry import FIRST_PARTY_HINTS
 
-FIRST_PARTY = ("gan-wgan", "gan-stylegan", "gan-ada", "gan-cyclegan", "gan-inpaint")
+FIRST_PARTY = (
+    "gan-wgan",
+    "gan-stylegan",
+    "gan-ada",
+    "gan-cyclegan",
+    "gan-inpaint",
+    "gan-improved",
+)
 
 
 def installed(distribution: str) -> bool:

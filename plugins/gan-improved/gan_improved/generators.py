@@ -114,6 +114,8 @@ class VirtualBatchNormGenerator(nn.Module):
     returns the given latents' samples only.
     """
 
+    reference: torch.Tensor  # the reference latents [n, latent_dim] (buffer)
+
     def __init__(self, inner: nn.Module, reference_size: int) -> None:
         super().__init__()
         latent_dim = getattr(inner, "latent_dim", None)
@@ -133,8 +135,7 @@ class VirtualBatchNormGenerator(nn.Module):
         self.register_buffer("reference", torch.randn(reference_size, latent_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        reference: torch.Tensor = self.reference
-        both = torch.cat([reference.to(z.dtype), z])
+        both = torch.cat([self.reference.to(z.dtype), z])
         out: torch.Tensor = self.inner(both)[self.reference_size :]
         return out
 

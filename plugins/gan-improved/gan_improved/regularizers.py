@@ -118,6 +118,7 @@ class HistoricalAveraging(nn.Module):
     """
 
     interval: ClassVar[int] = 1
+    count: torch.Tensor  # updates seen, the first weights counted (int64 scalar buffer)
 
     def __init__(self, options: HistoricalAveragingOptions) -> None:
         super().__init__()

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from einops import rearrange
+from gan_improved.critics import MinibatchDiscrimination, PacCritic
 from torch import nn
 
 import gancore
 import gancore.testing as gt
-from gan_improved.critics import MinibatchDiscrimination, PacCritic
 from gancore.builtin.regularizers import R1
 
 MLP = {"name": "mlp", "hidden": 8, "depth": 1}
@@ -158,7 +158,8 @@ class TestPacGAN:
         penalty = gan_wgan.GradientPenalty().penalty(
             critic, torch.randn(4, 2), torch.randn(4, 2), ()
         )
-        assert torch.isfinite(penalty) and penalty.requires_grad
+        assert torch.isfinite(penalty)
+        assert penalty.requires_grad
 
     def test_trains_with_r1(self, tmp_path: Path) -> None:
         """A tiny run with a packed critic and r1 trains, samples and checkpoints."""

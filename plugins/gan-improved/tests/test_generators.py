@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from gan_improved.generators import VirtualBatchNorm, VirtualBatchNormGenerator
 from torch import nn
 
 import gancore.testing as gt
-from gan_improved.generators import VirtualBatchNorm, VirtualBatchNormGenerator
 
 DCGAN = {"name": "dcgan", "latent_dim": 8, "channels": 8}
 
@@ -41,7 +41,8 @@ class TestVirtualBatchNormLayer:
         """weight and bias are the replaced layer's own parameters."""
         norm = nn.BatchNorm1d(2)
         layer = VirtualBatchNorm(norm, 2)
-        assert layer.weight is norm.weight and layer.bias is norm.bias
+        assert layer.weight is norm.weight
+        assert layer.bias is norm.bias
 
 
 class TestVirtualBatchNormGenerator:
@@ -52,7 +53,8 @@ class TestVirtualBatchNormGenerator:
         )
         assert generator.latent_dim == 8
         kinds = {type(m) for m in generator.modules()}
-        assert VirtualBatchNorm in kinds and nn.BatchNorm2d not in kinds
+        assert VirtualBatchNorm in kinds
+        assert nn.BatchNorm2d not in kinds
 
     def test_samples_do_not_depend_on_the_batch(self) -> None:
         """A sample is the same alone or in a batch, in training mode too: only the reference

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from gan_improved.losses import LabelSmoothing
 
 import gancore.testing as gt
-from gan_improved.losses import LabelSmoothing
 
 
 class TestLabelSmoothing:
@@ -29,7 +29,8 @@ class TestLabelSmoothing:
         best = torch.logit(torch.tensor(0.8))
         scores = best + torch.tensor([-0.1, 0.0, 0.1])
         values = [loss.critic_loss(s.reshape(1), torch.tensor([-50.0])).item() for s in scores]
-        assert values[1] < values[0] and values[1] < values[2]
+        assert values[1] < values[0]
+        assert values[1] < values[2]
 
     def test_target_one_is_the_plain_logistic_loss(self) -> None:
         """real_target = 1 gives the ordinary logistic critic loss."""

@@ -40,7 +40,8 @@ class TestRegistered:
         for kind, name in NAMES:
             spec = registry.get(kind, name)
             assert spec.provider == "gan-improved", spec
-            assert spec.description and "\n" not in spec.description
+            assert spec.description
+            assert "\n" not in spec.description
             assert len(spec.description) <= 100
             assert registry.get(kind, f"gan-improved:{name}").name == name
 

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 import torch
-from torch import nn
-
-import gancore
-import gancore.testing as gt
 from gan_improved.regularizers import (
     FeatureMatching,
     HistoricalAveraging,
     HistoricalAveragingOptions,
 )
+from torch import nn
+
+import gancore
+import gancore.testing as gt
 from gancore._phases import loss_terms, split_regularizers
 
 
@@ -169,7 +169,7 @@ class TestFeatureMatching:
             def loss_term(self, *args: Any) -> torch.Tensor:
                 return torch.zeros(())
 
-        with pytest.raises(ValueError, match="'lazy'.*interval must be 1 \\(got 4\\)"):
+        with pytest.raises(ValueError, match=r"'lazy'.*interval must be 1 \(got 4\)"):
             loss_terms([("lazy", Lazy())])
 
     def test_trains(self, tmp_path: Path) -> None:
@@ -178,7 +178,8 @@ class TestFeatureMatching:
             gt.tiny_run(2, regularizers=[{"name": "feature-matching"}]), tmp_path / "run"
         )
         text = (tmp_path / "run" / "metrics.jsonl").read_text()
-        assert "reg/feature-matching" in text and "loss/generator" not in text
+        assert "reg/feature-matching" in text
+        assert "loss/generator" not in text
         assert result.step == 2
 
 
@@ -242,7 +243,8 @@ class TestHistoricalAveraging:
         config = gancore.parse_config(document, gancore.get_registry())
         straight = gancore.train(config, tmp_path / "straight", progress=False)
         first = gt.train_interrupted(config, tmp_path / "resumed", after=2)
-        assert first.interrupted and first.step == 2
+        assert first.interrupted
+        assert first.step == 2
         resumed = gancore.train(config, tmp_path / "resumed", resume=True, progress=False)
         for (_, a), (_, b) in zip(straight.regularizers, resumed.regularizers, strict=True):
             state_a, state_b = a.state_dict(), b.state_dict()

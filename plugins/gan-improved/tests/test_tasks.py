@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import torch
+from gan_improved.tasks import Unrolled, surrogate_step
 from torch import nn
 
 import gancore
 import gancore.testing as gt
-from gan_improved.tasks import Unrolled, surrogate_step
 from gancore.builtin.augmenters import NoAugment
 from gancore.builtin.losses import NonSaturating
 
@@ -190,7 +190,9 @@ class TestUnrolled:
 
     def test_refuses_amsgrad(self, tmp_path: Path) -> None:
         """Adam's amsgrad is not replayed: refused, naming the key."""
-        with pytest.raises(ValueError, match="optimizers.critic.amsgrad = True is not supported"):
+        with pytest.raises(
+            ValueError, match=r"optimizers\.critic\.amsgrad = True is not supported"
+        ):
             gt.check_task(
                 "unrolled",
                 tmp_path / "run",
