@@ -60,3 +60,15 @@ class TestRegistered:
                 continue
             for field in attrs.fields(options):
                 assert field.metadata.get("doc"), (name, field.name)
+
+    def test_components_satisfy_their_protocols(self) -> None:
+        """Built with default options, each is an instance of its kind's protocol."""
+        from gancore import protocols
+
+        registry, _ = gancore.load_registry()
+        loss = registry.get("loss", "label-smoothing")
+        assert isinstance(loss.build(loss.defaults()), protocols.Loss)
+        spec = registry.get("regularizer", "feature-matching")
+        assert isinstance(spec.build(spec.defaults()), protocols.GeneratorLossTerm)
+        spec = registry.get("regularizer", "historical-averaging")
+        assert isinstance(spec.build(spec.defaults()), protocols.CriticRegularizer)
