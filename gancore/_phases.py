@@ -15,7 +15,14 @@ from typing import Any
 
 import attrs
 
-__all__ = ["PHASE_KEYS", "Phase", "lazy_correction", "plan_phases", "split_regularizers"]
+__all__ = [
+    "PHASE_KEYS",
+    "Phase",
+    "lazy_correction",
+    "loss_terms",
+    "plan_phases",
+    "split_regularizers",
+]
 
 # The key of each phase's random stream (latents): the critic's and the generator's are fixed, so
 # that their latents do not depend on which other phases a task has.
@@ -41,11 +48,30 @@ def split_regularizers(
 ) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]:
     """(every-step, lazy) regularizers of ``player``: ``interval == 1`` is part of every update's
     loss; ``interval = k > 1`` is its own update every ``k`` updates, penalty times ``k``."""
-    mine = [(n, r) for n, r in regularizers if r.player == player]
+    mine = [(n, r) for n, r in regularizers if r.player == player and not _is_loss_term(r)]
     return (
         tuple((n, r) for n, r in mine if r.interval == 1),
         tuple((n, r) for n, r in mine if r.interval > 1),
     )
+
+
+def _is_loss_term(regularizer: Any) -> bool:
+    return regularizer.player == "generator" and callable(getattr(regularizer, "loss_term", None))
+
+
+def loss_terms(regularizers: Sequence[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
+    """The generator regularizers that are terms of the generator's adversarial loss: those with
+    a ``loss_term(critic, real, fake, extra)`` method (feature matching). They see the critic and
+    the real batch, so they run inside ``StepContext.generator_loss`` on every generator update,
+    never lazily; an ``interval`` other than 1 is refused."""
+    terms = tuple((n, r) for n, r in regularizers if _is_loss_term(r))
+    for name, reg in terms:
+        if reg.interval != 1:
+            raise ValueError(
+                f"regularizer {name!r}: a generator loss term runs on every generator update; "
+                f"interval must be 1 (got {reg.interval})"
+            )
+    return terms
 
 
 def lazy_correction(intervals: Sequence[int]) -> float:

@@ -40,7 +40,7 @@ SAMPLE_ARGUMENT_KEYS = ("action", "type", "choices", "metavar", "nargs", "const"
 # First-party components, so an unknown name can say which distribution provides it.
 # (A hint table, not an import: the core never imports a plugin.)
 FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
-    "loss": {"wgan": "gan-wgan"},
+    "loss": {"wgan": "gan-wgan", "label-smoothing": "gan-improved"},
     "regularizer": {
         "weight-clip": "gan-wgan",
         "wgan-gp": "gan-wgan",
@@ -50,6 +50,8 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "spectral-norm": "gan-wgan",
         "freeze-d": "gan-ada",
         "path-length": "gan-stylegan",
+        "feature-matching": "gan-improved",
+        "historical-averaging": "gan-improved",
     },
     "generator": {
         "stylegan": "gan-stylegan",
@@ -59,6 +61,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "deepfill": "gan-inpaint",
         "concat": "gan-conditional",
         "conditional-batchnorm": "gan-conditional",
+        "virtual-batchnorm": "gan-improved",
     },
     "critic": {
         "stylegan2": "gan-stylegan",
@@ -66,6 +69,8 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "deepfill": "gan-inpaint",
         "concat": "gan-conditional",
         "projection": "gan-conditional",
+        "minibatch-discrimination": "gan-improved",
+        "pacgan": "gan-improved",
     },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada"},
     "dataset": {
@@ -81,6 +86,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "conditional": "gan-conditional",
         "acgan": "gan-conditional",
         "infogan": "gan-conditional",
+        "unrolled": "gan-improved",
     },
     "metric": {
         "inpaint-quality": "gan-inpaint",

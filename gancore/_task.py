@@ -9,7 +9,7 @@ checkpoints, so a task never does any of those.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -165,7 +165,11 @@ class StepContext:
     - ``loss``: the configured adversarial loss.
     - :meth:`latents`: deterministic latents for this step, this process's share of the global batch.
     - :meth:`critic_loss` / :meth:`generator_loss`: apply the augmenter, the critic and the loss,
-      and (for the critic) the regularizers that run on every step.
+      and (for the critic) the regularizers that run on every step; the generator's adds the
+      configured generator loss terms (feature matching), which need the real batch
+      (``real=``).
+    - :meth:`augment`: the configured augmenter, for a task that calls a critic itself.
+    - :meth:`optimizer`: a player group's optimizer, to read (its hyperparameters and state).
     - :meth:`log`: extra scalars for metrics.jsonl.
     """
 
@@ -181,10 +185,15 @@ class StepContext:
         seed: int,
         rank: int,
         world_size: int,
+        loss_terms: Sequence[tuple[str, Any]] = (),
+        optimizers: Mapping[str, Any] | None = None,
     ) -> None:
         self.loss = loss
         self.device = device
-        self.set_players(players, modules)
+        self.set_players(players, modules, optimizers)
+        # Generator regularizers with a loss_term (gancore._phases.loss_terms); empty for most runs.
+        self._terms = tuple(loss_terms)
+        self._replaced = any(getattr(t, "replaces_loss", False) for _, t in self._terms)
         self._augmenter = augmenter
         self._feedback = feedback
         self._seed = seed
@@ -211,9 +220,11 @@ class StepContext:
         self,
         players: Mapping[str, Mapping[str, Callable[..., torch.Tensor]]],
         modules: Mapping[str, nn.Module],
+        optimizers: Mapping[str, Any] | None = None,
     ) -> None:
-        """The players steps call (by group, then name) and their bare modules; the loop sets
-        them again when a stage grows or adds networks."""
+        """The players steps call (by group, then name), their bare modules and each group's
+        optimizer; the loop sets them again when a stage grows or adds networks."""
+        self._optimizers = dict(optimizers or {})
         self.players = players
         self.generators = players.get("generator", {})
         self.critics = players.get("critic", {})
@@ -280,11 +291,68 @@ class StepContext:
         self.critic_calls.append((critic, _detached(real), fake, tuple(extra)))
         return total
 
-    def generator_loss(self, critic: str, fake: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
-        """Adversarial generator loss: loss.generator_loss(D(aug(fake)))."""
+    def generator_loss(
+        self,
+        critic: str,
+        fake: torch.Tensor,
+        *extra: torch.Tensor,
+        real: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Adversarial generator loss: loss.generator_loss(D(aug(fake))).
+
+        With generator loss terms configured (regularizers with a ``loss_term``, such as feature
+        matching), each term's ``loss_term(critic, aug(real), aug(fake), extra)`` is added, or
+        replaces the adversarial loss when a term's ``replaces_loss`` is true; those terms need
+        ``real``, the real samples of the step's batch (``batch["x"]`` for the core task).
+        """
+        if self._terms:
+            return self._with_terms(critic, fake, extra, real)
         total = self.loss.generator_loss(self.scorer(critic)(fake, *extra))
         self._log_once(f"loss/generator{critic_tag(critic)}", total)
         return total
+
+    def _with_terms(
+        self,
+        critic: str,
+        fake: torch.Tensor,
+        extra: tuple[torch.Tensor, ...],
+        real: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """:meth:`generator_loss` with the generator loss terms."""
+        tag = critic_tag(critic)
+        if real is None:
+            names = ", ".join(repr(n) for n, _ in self._terms)
+            raise ValueError(
+                f"regularizers {names} need the real batch in the generator step, and the task "
+                "calls step.generator_loss without real= (see docs/tasks.md, StepContext)"
+            )
+        total: torch.Tensor | None = None
+        if not self._replaced:
+            total = self.loss.generator_loss(self.scorer(critic)(fake, *extra))
+            self._log_once(f"loss/generator{tag}", total)
+        # The bare critic (frozen in this phase: nothing of it to all-reduce) on inputs augmented
+        # as every critic input is; the fake keeps its graph to the generator.
+        module = self._modules[critic]
+        real_seen, fake_seen = self._augmenter(_detached(real)), self._augmenter(fake)
+        for name, term in self._terms:
+            value = term.loss_term(module, real_seen, fake_seen, extra)
+            self._log_once(f"reg/{name}{tag}", value)
+            total = value if total is None else total + value
+        assert total is not None  # at least one term
+        return total
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The configured augmenter applied to ``x`` (what every critic input goes through), for
+        a task that calls a critic's functions itself."""
+        return self._augmenter(x)
+
+    def optimizer(self, group: str) -> torch.optim.Optimizer:
+        """The torch optimizer of player group ``group``, to read its hyperparameters
+        (``param_groups``) and state (``state``, keyed by parameter), e.g. for the surrogate
+        critic steps of an unrolled GAN. Only the loop steps it; a task never changes it."""
+        optimizer = self._optimizers[group]
+        inner: torch.optim.Optimizer = getattr(optimizer, "optimizer", optimizer)
+        return inner
 
     def scorer(self, critic: str) -> Callable[..., torch.Tensor]:
         """``x, *extra -> D(aug(x), *extra)`` for the named critic."""
@@ -377,7 +445,8 @@ class Unconditional:
     def generator_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         z = step.latents(batch["x"].shape[0], _latent_dim(step))
         step.record_generator_inputs("generator", z)
-        return step.generator_loss("critic", step.generators["generator"](z))
+        fake = step.generators["generator"](z)
+        return step.generator_loss("critic", fake, real=batch["x"])
 
     def sample_inputs(
         self, generators: Mapping[str, nn.Module], dataset: Dataset, num: int, seed: int

@@ -51,7 +51,7 @@ from gancore._errors import CheckpointError, ConfigError, TrainingError
 from gancore._fast import explained, frozen
 from gancore._init import apply_init
 from gancore._logbuffer import LogBuffer
-from gancore._phases import Phase, lazy_correction, plan_phases
+from gancore._phases import Phase, lazy_correction, loss_terms, plan_phases
 from gancore._players import Players
 from gancore._rundir import RunFiles, check_trackers, flat_config, report, truncate_log
 from gancore._runlock import RunLock, hold_run_dir
@@ -288,6 +288,8 @@ def _run(
         seed=config.run.seed,
         rank=rank,
         world_size=world,
+        loss_terms=loss_terms(built.regularizers),
+        optimizers=players.optimizers,
     )
     step.accumulate = training.accumulate  # micro-batches per update
     # Autocast only where it does something: entering an autocast context is not free.
@@ -302,7 +304,7 @@ def _run(
         changed = enter_stage(stage, task, built.players, config.run.seed)
         if changed or (stage.reset_optimizers and stage.index > 0):
             players.regroup(built.players, reset=stage.reset_optimizers)
-            step.set_players(players.wrapped, players.all_modules())
+            step.set_players(players.wrapped, players.all_modules(), players.optimizers)
         for group in players.modules:
             players.set_lr(group, stage.lr.get(group, config.optimizers[group].lr))
         step.stage = stage
@@ -543,7 +545,16 @@ class _Updates:
         self.state, self.backward, self.logs, self.autocast = state, backward, logs, autocast
         self.micro = micro  # micro-batches per update (training.accumulate)
         self.max_nonfinite = max_nonfinite  # non-finite losses in a row that stop the run
-        self.critic_regs = [r for _, r in built.regularizers if r.player == "critic"]
+        # What runs after each update of the critic / generator phase: the critic regularizers'
+        # after_step (constraints), and the generator regularizers' that define one.
+        self.after_step: dict[str, list[Any]] = {
+            "critic": [r for _, r in built.regularizers if r.player == "critic"],
+            "generator": [
+                r
+                for _, r in built.regularizers
+                if r.player == "generator" and callable(getattr(r, "after_step", None))
+            ],
+        }
         self.last_checkpoint: Path | None = None  # named by the non-finite guard
 
     def update(
@@ -627,10 +638,10 @@ class _Updates:
             if lazy:  # the penalty ran on the bare modules, outside DDP's all-reduce
                 _all_reduce_grads(self.accelerator, self.players.trainable(group))
             self.players.steppers[group].step()
-        if phase.name == "critic":  # weight clipping and other constraints
-            for reg in self.critic_regs:
-                for module in self.players.modules["critic"].values():
-                    reg.after_step(module)
+        # weight clipping and other constraints; running means of the parameters
+        for reg in self.after_step.get(phase.name, ()):
+            for module in self.players.modules[phase.name].values():
+                reg.after_step(module)
 
     def penalties(
         self, phase: Phase, name: str, reg: Any, recorded: Any, lazy: bool

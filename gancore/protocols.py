@@ -27,6 +27,7 @@ __all__ = [
     "FeatureCritic",
     "FeatureExtractor",
     "Generator",
+    "GeneratorLossTerm",
     "GeneratorRegularizer",
     "Loss",
     "Metric",
@@ -166,6 +167,13 @@ class GeneratorRegularizer(Protocol):
     Optional: ``check(players)``, as for :class:`CriticRegularizer`: path length refuses, when the
     run is built, a generator without ``mapping`` and ``synthesis``, which its first lazy step
     (``interval`` steps in) could not use.
+
+    Optional: ``after_step(generator: nn.Module) -> None``, if defined, is called after every
+    optimizer update of the generator phase (lazy ones included) with each generator module, as
+    a critic regularizer's ``after_step`` is (historical averaging updates its running mean).
+
+    A generator regularizer with a ``loss_term`` method is a :class:`GeneratorLossTerm` instead:
+    it needs no ``penalty``.
     """
 
     @property
@@ -177,6 +185,53 @@ class GeneratorRegularizer(Protocol):
 
     def penalty(self, generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """Weighted penalty (scalar) for ``generator`` on a batch of its inputs ``[N, ...]``."""
+        ...
+
+
+@runtime_checkable
+class GeneratorLossTerm(Protocol):
+    """A term of the generator's adversarial loss that looks at the critic and the real batch
+    (feature matching, Salimans et al. 2016, Sec. 3.1): a generator regularizer with
+    ``interval == 1`` and a ``loss_term`` method.
+
+    ``StepContext.generator_loss(critic, fake, *extra, real=...)`` calls
+    ``loss_term(critic, real, fake, extra)`` on every generator update, inside the same backward,
+    and adds the result to the adversarial loss; if ``replaces_loss`` is true the adversarial
+    loss is not computed and the terms are the generator's whole loss. The generator's task
+    must pass ``real`` (the core task passes ``batch["x"]``); a task that does not gets a
+    one-line error at its first generator step. Lazy regularization does not apply (an
+    ``interval`` other than 1 is an error when training starts).
+
+    Optional: ``check(players)``, as for :class:`CriticRegularizer` (feature matching refuses a
+    critic that is not a :class:`FeatureCritic`).
+    """
+
+    @property
+    def player(self) -> Player:  # always "generator"
+        ...
+
+    @property
+    def interval(self) -> int:  # always 1
+        ...
+
+    @property
+    def replaces_loss(self) -> bool: ...
+
+    def loss_term(
+        self,
+        critic: nn.Module,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        extra: tuple[torch.Tensor, ...],
+    ) -> torch.Tensor:
+        """Weighted term (scalar) for the generator's loss.
+
+        ``critic`` is the bare critic module (the one named in the ``generator_loss`` call; its
+        parameters are frozen in the generator phase, so it is called outside the multi-process
+        wrapper). ``real`` and ``fake`` ``[N, ...]`` are what the critic sees: both already
+        passed through the augmenter, ``real`` detached, ``fake`` with its graph to the
+        generator. ``extra`` (conditioning) goes to the critic unchanged.
+        """
         ...
 
 

@@ -102,7 +102,8 @@ class TinyGenerator(nn.Module):
 
 
 class TinyCritic(nn.Module):
-    """A two-layer perceptron on the flattened input: ``[N, *data_shape] -> [N]`` scores."""
+    """A two-layer perceptron on the flattened input: ``[N, *data_shape] -> [N]`` scores; a
+    :class:`~gancore.protocols.FeatureCritic` whose features are its hidden layer."""
 
     def __init__(self, data_shape: Sequence[int] = (2,), hidden: int = 8) -> None:
         super().__init__()
@@ -110,11 +111,19 @@ class TinyCritic(nn.Module):
             nn.Flatten(), nn.Linear(math.prod(data_shape), hidden), nn.LeakyReLU(0.2)
         )
         self.out = nn.Linear(hidden, 1)
+        self.feature_dim = hidden
 
     def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        return self.score(self.features(x, *extra))
+
+    def features(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         if extra:
             raise ValueError(f"TinyCritic takes no conditioning inputs (got {len(extra)})")
-        return self.out(self.net(x)).squeeze(1)
+        hidden: torch.Tensor = self.net(x)
+        return hidden
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(features).squeeze(1)
 
 
 class FakeDataset:
@@ -538,6 +547,11 @@ def check_regularizer(
     non-negative scalar with gradients to the critic's parameters, and ``after_step(critic)`` runs.
     A generator regularizer's ``penalty(generator, latents)`` (default generator: a
     :class:`TinyGenerator`) is a finite, non-negative scalar with gradients to the generator.
+    A generator loss term (:class:`~gancore.protocols.GeneratorLossTerm`: ``loss_term`` instead
+    of ``penalty``) has ``interval == 1`` and a boolean ``replaces_loss``, and its
+    ``loss_term(critic, real, generator(latents), ())`` (default critic: a :class:`TinyCritic`,
+    a feature critic, frozen as in the generator phase) is a finite scalar with gradients to the
+    generator.
     """
     shape = tuple(data_shape)
     with _seeded(seed):
@@ -548,6 +562,8 @@ def check_regularizer(
         interval = getattr(reg, "interval", None)
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise _fail(label, f"interval must be an integer >= 1 (got {interval!r})")
+        if player == "generator" and callable(getattr(reg, "loss_term", None)):
+            return _check_loss_term(label, reg, shape, critic, generator, batch_size)
         if not callable(getattr(reg, "penalty", None)):
             raise _fail(label, "lacks penalty(...)")
         # the optional build-time seam, called as build_run calls it (before setup_critic)
@@ -592,6 +608,37 @@ def check_regularizer(
         _check_parameter_gradients(label, net, penalty, whose=f"the {player}'s", nonzero=False)
         if player == "critic":
             reg.after_step(net)
+    return reg
+
+
+def _check_loss_term(
+    label: str,
+    reg: Any,
+    shape: tuple[int, ...],
+    critic: nn.Module | None,
+    generator: nn.Module | None,
+    batch_size: int,
+) -> Any:
+    """:func:`check_regularizer` for a generator loss term."""
+    if reg.interval != 1:
+        raise _fail(label, f"a generator loss term must have interval 1 (got {reg.interval})")
+    if not isinstance(getattr(reg, "replaces_loss", None), bool):
+        raise _fail(label, "a generator loss term needs a boolean replaces_loss")
+    net = generator if generator is not None else TinyGenerator(shape)
+    judge = critic if critic is not None else TinyCritic(shape)
+    check = getattr(reg, "check", None)
+    if callable(check):
+        check({"generator": {"generator": net}, "critic": {"critic": judge}})
+    real = _uniform(batch_size, *shape)
+    fake = net(torch.randn(batch_size, int(net.latent_dim)))  # type: ignore[arg-type]
+    judge.requires_grad_(False)  # as in the generator phase
+    try:
+        value = _check_tensor(label, "loss_term", reg.loss_term(judge, real, fake, ()))
+    finally:
+        judge.requires_grad_(True)
+    if value.dim() != 0:
+        raise _fail(label, f"loss_term of shape {tuple(value.shape)}, expected a scalar")
+    _check_parameter_gradients(label, net, value, whose="the generator's", nonzero=False)
     return reg
 
 

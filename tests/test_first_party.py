@@ -21,6 +21,7 @@ FIRST_PARTY = (
     "gan-cyclegan",
     "gan-inpaint",
     "gan-conditional",
+    "gan-improved",
 )
 
 

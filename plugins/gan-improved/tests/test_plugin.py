@@ -1,0 +1,74 @@
+"""The plugin is installed, loads through its entry point and registers all its names."""
+
+import importlib.metadata
+
+import attrs
+
+import gancore
+
+NAMES = (
+    ("generator", "virtual-batchnorm"),
+    ("critic", "minibatch-discrimination"),
+    ("critic", "pacgan"),
+    ("loss", "label-smoothing"),
+    ("regularizer", "feature-matching"),
+    ("regularizer", "historical-averaging"),
+    ("task", "unrolled"),
+)
+
+
+class TestInstalled:
+    def test_entry_point_is_declared(self) -> None:
+        """The distribution declares one entry point in the gancore group, named after itself."""
+        eps = importlib.metadata.entry_points(group="gancore")
+        (ep,) = [ep for ep in eps if ep.name == "gan-improved"]
+        assert ep.value == "gan_improved.plugin"
+
+    def test_plugin_loads(self) -> None:
+        """gancore finds the plugin and reports it loaded, without errors."""
+        _, infos = gancore.load_registry()
+        (info,) = [i for i in infos if i.name == "gan-improved"]
+        assert info.status == "loaded", info.error
+        assert info.version == "0.1.0"
+
+
+class TestRegistered:
+    def test_registers_every_name(self) -> None:
+        """Every component is registered by gan-improved with a one-line description, and is
+        reachable by its qualified name too."""
+        registry, _ = gancore.load_registry()
+        for kind, name in NAMES:
+            spec = registry.get(kind, name)
+            assert spec.provider == "gan-improved", spec
+            assert spec.description
+            assert "\n" not in spec.description
+            assert len(spec.description) <= 100
+            assert registry.get(kind, f"gan-improved:{name}").name == name
+
+    def test_registers_nothing_else(self) -> None:
+        """The plugin registers exactly these names."""
+        registry, _ = gancore.load_registry()
+        mine = {(s.kind, s.name) for s in registry.specs() if s.provider == "gan-improved"}
+        assert mine == set(NAMES)
+
+    def test_every_option_is_documented(self) -> None:
+        """Every option field carries its documentation."""
+        registry, _ = gancore.load_registry()
+        for kind, name in NAMES:
+            options = registry.get(kind, name).options
+            if options is None:
+                continue
+            for field in attrs.fields(options):
+                assert field.metadata.get("doc"), (name, field.name)
+
+    def test_components_satisfy_their_protocols(self) -> None:
+        """Built with default options, each is an instance of its kind's protocol."""
+        from gancore import protocols
+
+        registry, _ = gancore.load_registry()
+        loss = registry.get("loss", "label-smoothing")
+        assert isinstance(loss.build(loss.defaults()), protocols.Loss)
+        spec = registry.get("regularizer", "feature-matching")
+        assert isinstance(spec.build(spec.defaults()), protocols.GeneratorLossTerm)
+        spec = registry.get("regularizer", "historical-averaging")
+        assert isinstance(spec.build(spec.defaults()), protocols.CriticRegularizer)
