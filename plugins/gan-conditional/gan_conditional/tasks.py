@@ -174,7 +174,10 @@ class Conditional:
 
     def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
         fake, fake_labels = self._fakes(step, batch["label"])
-        return step.generator_loss("critic", fake, fake_labels)
+        # Generator loss terms (gan-improved's feature matching) score real and fake with the same
+        # labels: offered only when the fakes carry the batch's own labels (fake_labels = "data").
+        real = batch["x"] if fake_labels is batch["label"] else None
+        return step.generator_loss("critic", fake, fake_labels, real=real)
 
     def sample_inputs(
         self,
