@@ -129,6 +129,26 @@ class TestConditional:
         torch.testing.assert_close(pair[0], images[0])
         assert not torch.allclose(pair[0], pair[1])
 
+    def test_npz_with_labels(self, tmp_path: Path) -> None:
+        """An npz archive with 'labels' and 'class_names' trains a conditional task; the run
+        keeps the names."""
+        import json
+
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        path = tmp_path / "data.npz"
+        np.savez(
+            path,
+            x=rng.integers(0, 256, (12, 8, 8), dtype=np.uint8),
+            labels=np.arange(12) % 3,
+            class_names=np.array(["cat", "dog", "eel"]),
+        )
+        document = tiny({"name": "conditional"}, data={"name": "npz", "path": str(path)})
+        gt.check_training(document, tmp_path / "run")
+        classes = json.loads((tmp_path / "run" / "classes.json").read_text())
+        assert classes == {"classes": ["cat", "dog", "eel"]}
+
     def test_unconditioned_networks_are_refused(self, tmp_path: Path) -> None:
         """A plain dcgan generator in a conditional task: one line saying how to wrap it."""
         document = tiny({"name": "conditional"}, generator={"name": "dcgan", "channels": 4})
