@@ -10,7 +10,8 @@ Datasets with known mixture components expose ``modes`` (``[M, D]`` float64), ``
 ``mode_weights`` (``[M]`` float64, the mixture weights, summing to 1) for the mode-coverage metric
 (``gancore.builtin.mode_coverage``); the others set all three to ``None``.
 
-Datasets with classes (``digits``; ``image-folder`` with ``labels = "subfolders"``) add ``"label"``
+Datasets with classes (``digits``; ``image-folder`` with ``labels = "subfolders"``; ``npz`` with a
+``labels`` array) add ``"label"``
 to every item, an int64 scalar that indexes ``classes``, the tuple of class names, and keep every
 item's label in ``labels`` (int64 ``[len]``) so that per-class selection reads no images.
 """
@@ -765,7 +766,9 @@ class NpzOptions:
             "axis is added) or [N, D] vectors; uint8 is mapped from [0, 255] to [-1, 1], floating "
             "point is used as is (float images must already lie in [-1, 1]). Optional arrays "
             "'modes' [M, D] and 'mode_std' (scalar) enable the mode-coverage metric, and "
-            "'mode_weights' [M] gives the mixture's weights (as the option 'weights' does)"
+            "'mode_weights' [M] gives the mixture's weights (as the option 'weights' does). An "
+            "optional integer array 'labels' [N] (values 0..K-1) gives every item a class, "
+            "named by an optional string array 'class_names' [K] (else '0'..'K-1')"
         },
     )
     weights: tuple[float, ...] | None = _weights_field(
@@ -783,6 +786,11 @@ class NpzDataset:
     from the archive's ``modes`` and ``mode_std`` arrays when present, else ``None``;
     ``mode_weights`` (``[M]`` float64, summing to 1) from the option ``weights`` or the archive's
     ``mode_weights``, equal weights when neither is given, ``None`` without modes.
+
+    With a ``labels`` array (integers ``[N]``, values ``0 .. K-1``) items are ``{"x": ...,
+    "label": int64 []}``: ``labels`` holds every item's class (int64 ``[N]``) and ``classes`` the
+    ``K`` class names, the archive's ``class_names`` (strings ``[K]``) or ``"0" .. "K-1"`` with
+    ``K = max(labels) + 1``. Without it ``classes`` and ``labels`` are ``None``.
     """
 
     def __init__(self, options: NpzOptions) -> None:
@@ -827,7 +835,60 @@ class NpzDataset:
             raise ValueError(
                 f"npz: {given} needs the archive's 'modes' and 'mode_std', which '{name}' lacks"
             )
+        self.classes: tuple[str, ...] | None = None
+        self.labels: torch.Tensor | None = None
+        if "labels" in arrays:
+            self.labels, self.classes = self._label_arrays(arrays)
+        elif "class_names" in arrays:
+            raise ValueError(
+                f"npz: '{name}' holds 'class_names' but no 'labels'; add the labels [N] or drop "
+                "the names"
+            )
         self.shapes: Mapping[str, tuple[int, ...]] = {"x": tuple(self.data.shape[1:])}
+        if self.labels is not None:
+            self.shapes = {**self.shapes, "label": ()}
+
+    def _label_arrays(self, arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, tuple[str, ...]]:
+        """``labels`` (int64 ``[N]``) and the class names from the archive's ``labels`` and
+        ``class_names``."""
+        name = self.options.path
+        labels = arrays["labels"]
+        count = len(self.data)
+        if labels.shape != (count,):
+            raise ValueError(
+                f"npz: 'labels' in '{name}' must have shape [N] = [{count}], one label per item of "
+                f"'{self.options.key}' (got shape {tuple(labels.shape)})"
+            )
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"npz: 'labels' in '{name}' must be integers 0..K-1 (got dtype {labels.dtype})"
+            )
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0:
+            raise ValueError(f"npz: 'labels' in '{name}' must be >= 0 (got minimum {low})")
+        names = arrays.get("class_names")
+        if names is None:
+            classes = tuple(str(k) for k in range(high + 1))
+        else:
+            if names.ndim != 1 or names.dtype.kind not in "US" or len(names) == 0:
+                raise ValueError(
+                    f"npz: 'class_names' in '{name}' must be a 1-D array of strings [K] (got "
+                    f"dtype {names.dtype}, shape {tuple(names.shape)})"
+                )
+            classes = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in names.tolist())
+            repeated = sorted({c for c in classes if classes.count(c) > 1})
+            if repeated or "" in classes:
+                problem = f"repeats {repeated}" if repeated else "holds an empty name"
+                raise ValueError(
+                    f"npz: 'class_names' in '{name}' must hold K distinct, non-empty names "
+                    f"({problem})"
+                )
+            if high >= len(classes):
+                raise ValueError(
+                    f"npz: 'labels' in '{name}' must be < {len(classes)}, the number of "
+                    f"'class_names' (got maximum {high})"
+                )
+        return torch.from_numpy(labels.astype(np.int64)), classes
 
     def _prepare(self, array: np.ndarray) -> torch.Tensor:
         where = f"array '{self.options.key}' in '{self.options.path}'"
@@ -902,11 +963,17 @@ class NpzDataset:
         return len(self.data)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"x": self.data[_index("npz", index, len(self.data))].clone()}
+        position = _index("npz", index, len(self.data))
+        if self.labels is None:
+            return {"x": self.data[position].clone()}
+        return {"x": self.data[position].clone(), "label": self.labels[position].clone()}
 
     def get_batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        """``{"x": [B, ...]}`` in one gather."""
-        return {"x": self.data[torch.as_tensor(indices, dtype=torch.long)]}
+        """``{"x": [B, ...]}`` (and ``"label"`` ``[B]``) in one gather."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        if self.labels is None:
+            return {"x": self.data[index]}
+        return {"x": self.data[index], "label": self.labels[index]}
 
 
 def build_npz(options: NpzOptions, context: object) -> NpzDataset:

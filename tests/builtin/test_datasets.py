@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -719,6 +720,107 @@ class TestNpz:
         with pytest.raises(FileNotFoundError) as exc:
             build_npz(NpzOptions(path=str(missing)), None)
         assert str(exc.value) == f"npz: file '{missing}' does not exist"
+
+    def test_labels(self, tmp_path: Path) -> None:
+        """A 'labels' array gives items a 'label' and the dataset 'classes' ("0".."K-1" with
+        K = max + 1) and 'labels'; get_batch agrees with per-item access."""
+        path = tmp_path / "data.npz"
+        pixels = np.arange(4 * 2 * 2, dtype=np.uint8).reshape(4, 2, 2)
+        np.savez(path, x=pixels, labels=np.array([2, 0, 2, 1], dtype=np.uint8))
+        dataset = build_npz(NpzOptions(path=str(path)), None)
+        assert dataset.shapes == {"x": (1, 2, 2), "label": ()}
+        assert dataset.classes == ("0", "1", "2")
+        assert dataset.labels is not None
+        assert dataset.labels.dtype == torch.int64
+        assert dataset.labels.tolist() == [2, 0, 2, 1]
+        item = dataset[3]
+        assert item["label"].dtype == torch.int64
+        assert item["label"].shape == ()
+        assert int(item["label"]) == 1
+        batch = dataset.get_batch([3, 0])
+        assert batch["label"].tolist() == [1, 2]
+        assert torch.equal(batch["x"][0], item["x"])
+
+    def test_class_names(self, tmp_path: Path) -> None:
+        """'class_names' names the classes, also those no item has; modes stay intact."""
+        path = tmp_path / "data.npz"
+        np.savez(
+            path,
+            x=np.zeros((3, 2)),
+            labels=np.array([0, 0, 1]),
+            class_names=np.array(["cat", "dog", "eel"]),
+            modes=np.array([[0.0, 0.0]]),
+            mode_std=np.array(0.1),
+        )
+        dataset = build_npz(NpzOptions(path=str(path)), None)
+        assert dataset.classes == ("cat", "dog", "eel")
+        assert dataset.mode_std == pytest.approx(0.1)
+        assert dataset.mode_weights is not None
+        assert dataset.mode_weights.tolist() == [1.0]
+        assert dataset[2]["label"].item() == 1
+
+    def test_without_labels(self, tmp_path: Path) -> None:
+        """No 'labels' array: no 'label' key, classes and labels None."""
+        path = tmp_path / "data.npz"
+        np.savez(path, x=np.zeros((2, 3)))
+        dataset = build_npz(NpzOptions(path=str(path)), None)
+        assert dataset.classes is None
+        assert dataset.labels is None
+        assert set(dataset[0]) == {"x"}
+        assert set(dataset.get_batch([0, 1])) == {"x"}
+
+    @pytest.mark.parametrize(
+        ("arrays", "message"),
+        [
+            (
+                {"labels": np.array([0, 1])},
+                "'labels' in '{path}' must have shape [N] = [3], one label per item of 'x' "
+                "(got shape (2,))",
+            ),
+            (
+                {"labels": np.zeros((3, 1), dtype=np.int64)},
+                "'labels' in '{path}' must have shape [N] = [3], one label per item of 'x' "
+                "(got shape (3, 1))",
+            ),
+            (
+                {"labels": np.array([0.0, 1.0, 1.0])},
+                "'labels' in '{path}' must be integers 0..K-1 (got dtype float64)",
+            ),
+            (
+                {"labels": np.array([0, -1, 1])},
+                "'labels' in '{path}' must be >= 0 (got minimum -1)",
+            ),
+            (
+                {"labels": np.array([0, 2, 1]), "class_names": np.array(["a", "b"])},
+                "'labels' in '{path}' must be < 2, the number of 'class_names' (got maximum 2)",
+            ),
+            (
+                {"labels": np.array([0, 1, 1]), "class_names": np.array([1, 2])},
+                "'class_names' in '{path}' must be a 1-D array of strings [K] (got dtype int64, "
+                "shape (2,))",
+            ),
+            (
+                {"labels": np.array([0, 1, 1]), "class_names": np.array(["a", "b", "a"])},
+                "'class_names' in '{path}' must hold K distinct, non-empty names (repeats ['a'])",
+            ),
+            (
+                {"labels": np.array([0, 1, 1]), "class_names": np.array(["a", ""])},
+                "'class_names' in '{path}' must hold K distinct, non-empty names (holds an empty "
+                "name)",
+            ),
+            (
+                {"class_names": np.array(["a", "b"])},
+                "'{path}' holds 'class_names' but no 'labels'; add the labels [N] or drop the names",
+            ),
+        ],
+    )
+    def test_bad_labels(self, tmp_path: Path, arrays: dict[str, Any], message: str) -> None:
+        """Bad 'labels' / 'class_names' arrays are one-line errors naming the array and file."""
+        path = tmp_path / "data.npz"
+        np.savez(path, x=np.zeros((3, 2)), **arrays)
+        with pytest.raises(ValueError, match="npz") as exc:
+            build_npz(NpzOptions(path=str(path)), None)
+        assert str(exc.value) == "npz: " + message.format(path=path)
 
 
 class TestGetBatch:

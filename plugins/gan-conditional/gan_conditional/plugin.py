@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from gan_conditional import metrics, networks, tasks
-from gancore import RegisterCallback, hookimpl
+from gan_conditional import metrics, networks, sampling, tasks
+from gancore import RegisterCallback, RegisterSampleOptionCallback, hookimpl
 
 GANCORE_API = ">=1.0,<2"  # the gancore API versions this plugin is written for
 
@@ -79,4 +79,29 @@ def gancore_register_metrics(register: RegisterCallback) -> None:
         metrics.build_code_accuracy,
         options=metrics.CodeAccuracy,
         description="InfoGAN: classifier accuracy of a categorical code after Hungarian matching.",
+    )
+
+
+@hookimpl
+def gancore_register_sample_options(register: RegisterSampleOptionCallback) -> None:
+    register(
+        "--vary-code",
+        argument={"metavar": "NAME"},
+        help="InfoGAN: write a grid whose rows set code NAME (c1, c2, ...) to each of its values "
+        "and whose columns keep their noise and other codes",
+        picture=sampling.vary_code,
+    )
+    register(
+        "--code-steps",
+        argument={"type": int, "metavar": "K"},
+        help=f"with --vary-code on a continuous code: rows of the sweep (default "
+        f"{sampling.DEFAULT_STEPS})",
+        requires="--vary-code",
+    )
+    register(
+        "--code-range",
+        argument={"type": float, "nargs": 2, "metavar": ("LOW", "HIGH")},
+        help="with --vary-code on a continuous code: the sweep's ends (default -2 2, as Chen "
+        "et al. 2016)",
+        requires="--vary-code",
     )

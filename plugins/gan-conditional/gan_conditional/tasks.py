@@ -361,7 +361,8 @@ class InfoGAN:
 
     The generator's latent is ``[noise, onehot(c_1), ..., onehot(c_m), u_1, ..., u_n]``: the
     configured generator's ``latent_dim`` holds the noise and the codes. ``Q`` is a head on the
-    critic's body (the critic player's part ``head``: hidden layer, LeakyReLU 0.1, outputs).
+    critic's body (the critic player's part ``head``: hidden layer, batch norm, LeakyReLU 0.1,
+    outputs).
     As in the authors' code, ``lambda * L_I`` (on generated images) enters both the critic's loss
     (training the body and ``Q``) and the generator's. No labels are used. Logs
     ``info/categorical`` and ``info/continuous`` (the bounds ``L_I``, in nats).
@@ -402,6 +403,10 @@ class InfoGAN:
         validator=attrs.validators.ge(1),
         metadata={"doc": "units of the Q head's hidden layer, >= 1 (paper: 128)"},
     )
+    head_batchnorm: bool = attrs.field(
+        default=True,
+        metadata={"doc": "batch norm after the Q head's hidden layer (paper: yes)"},
+    )
 
     @property
     def code_dim(self) -> int:
@@ -427,6 +432,7 @@ class InfoGAN:
         body = _feature_critic("infogan", context)
         head = nn.Sequential(
             nn.Linear(int(body.feature_dim), self.head_hidden),  # type: ignore[arg-type]
+            nn.BatchNorm1d(self.head_hidden) if self.head_batchnorm else nn.Identity(),
             nn.LeakyReLU(0.1),
             nn.Linear(self.head_hidden, self.head_dim),
         )
@@ -517,6 +523,48 @@ class InfoGAN:
         categorical, continuous = self.codes_from_normal(normal)
         if self.categorical:
             categorical[:, 0] = torch.arange(num) % self.categorical[0]
+        return {"z": self.latent(noise, categorical, continuous), "categorical": categorical}
+
+    def code_names(self) -> list[str]:
+        """The codes' names in the latent's order, numbered as Chen et al. 2016 do: ``c1 ..
+        cm`` the categorical codes, then the continuous ones (MNIST: ``c1`` the digit,
+        ``c2``, ``c3`` continuous)."""
+        return [f"c{i + 1}" for i in range(len(self.categorical) + self.continuous)]
+
+    def describe_code(self, name: str) -> str:
+        """``"c1 (categorical, 10 values)"`` or ``"c2 (continuous)"``."""
+        index = self.code_names().index(name)
+        if index < len(self.categorical):
+            return f"{name} (categorical, {self.categorical[index]} values)"
+        return f"{name} (continuous)"
+
+    def code_sweep(
+        self,
+        generators: Mapping[str, nn.Module],
+        name: str,
+        values: torch.Tensor,
+        columns: int,
+        seed: int,
+    ) -> dict[str, torch.Tensor]:
+        """Inputs of the paper's latent-traversal grids (Chen et al. 2016, Fig. 2): row ``r`` sets
+        code ``name`` to ``values[r]`` (a category index, or a continuous value), column ``c``
+        holds noise and other codes drawn from ``seed`` as :meth:`sample_inputs` draws them,
+        the same in every row. Sample ``r * columns + c``."""
+        index = self.code_names().index(name)
+        gen = torch.Generator().manual_seed(seed)
+        dim = int(generators["generator"].latent_dim)  # type: ignore[arg-type]
+        noise = torch.randn(columns, dim - self.code_dim, generator=gen)
+        normal = torch.randn(columns, len(self.categorical) + self.continuous, generator=gen)
+        categorical, continuous = self.codes_from_normal(normal)
+        rows = len(values)
+        noise = noise.repeat(rows, 1)
+        categorical, continuous = categorical.repeat(rows, 1), continuous.repeat(rows, 1)
+        per_sample = values.repeat_interleave(columns)
+        m = len(self.categorical)
+        if index < m:
+            categorical[:, index] = per_sample.to(torch.int64)
+        else:
+            continuous[:, index - m] = per_sample.to(continuous.dtype)
         return {"z": self.latent(noise, categorical, continuous), "categorical": categorical}
 
     def sample(

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from gan_conditional.tasks import InfoGAN, acgan_losses, info_loss, uniform_from_normal
+from gan_conditional.networks import ConcatGenerator
+from gan_conditional.tasks import (
+    Conditional,
+    InfoGAN,
+    acgan_losses,
+    info_loss,
+    uniform_from_normal,
+)
+from torch import nn
 
 import gancore
 import gancore.testing as gt
@@ -98,17 +106,48 @@ class TestFormulas:
 
 
 class TestConditional:
-    def test_sample_inputs_route_labels(self, tmp_path: Path) -> None:
-        """A trained run draws class k when asked: inputs carry the labels; G output shape."""
-        config = gancore.parse_config(tiny({"name": "conditional"}), gancore.get_registry())
-        gancore.train(config, tmp_path / "run", progress=False)
-        context = gancore.load_run(tmp_path / "run").context()
+    def test_sample_inputs_route_labels(self) -> None:
+        """sample_inputs carries the labels asked for (else 0, 1, ..., K-1 in turn) and sample
+        feeds them to G(z, y): the same z with another label gives another image."""
+        inner = nn.Sequential(nn.Linear(4 + 10, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
+        generators = {
+            "generator": ConcatGenerator(inner, latent_dim=4, num_classes=10, embed_dim=None)
+        }
+        task = Conditional()
         labels = torch.tensor([7, 7, 3])
-        task, generators = context.task, context.generators
-        inputs = task.sample_inputs(generators, context.full_dataset, 3, 0, labels=labels)
+        inputs = task.sample_inputs(generators, None, 3, 0, labels=labels)
         assert torch.equal(inputs["label"], labels)
-        assert task.sample(generators, inputs).images.shape == (3, 1, 8, 8)
-        assert (tmp_path / "run" / "classes.json").exists()
+        assert inputs["z"].shape == (3, 4)
+        torch.testing.assert_close(
+            inputs["z"], torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+        )
+        assert task.sample_inputs(generators, None, 12, 0)["label"].tolist() == [*range(10), 0, 1]
+        images = task.sample(generators, inputs).images
+        assert images.shape == (3, 1, 8, 8)
+        same_z = {"z": inputs["z"][[0, 0]], "label": torch.tensor([7, 3])}
+        pair = task.sample(generators, same_z).images
+        torch.testing.assert_close(pair[0], images[0])
+        assert not torch.allclose(pair[0], pair[1])
+
+    def test_npz_with_labels(self, tmp_path: Path) -> None:
+        """An npz archive with 'labels' and 'class_names' trains a conditional task; the run
+        keeps the names."""
+        import json
+
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        path = tmp_path / "data.npz"
+        np.savez(
+            path,
+            x=rng.integers(0, 256, (12, 8, 8), dtype=np.uint8),
+            labels=np.arange(12) % 3,
+            class_names=np.array(["cat", "dog", "eel"]),
+        )
+        document = tiny({"name": "conditional"}, data={"name": "npz", "path": str(path)})
+        gt.check_training(document, tmp_path / "run")
+        classes = json.loads((tmp_path / "run" / "classes.json").read_text())
+        assert classes == {"classes": ["cat", "dog", "eel"]}
 
     def test_unconditioned_networks_are_refused(self, tmp_path: Path) -> None:
         """A plain dcgan generator in a conditional task: one line saying how to wrap it."""
