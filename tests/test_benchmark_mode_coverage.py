@@ -152,7 +152,10 @@ class TestRunDocument:
 
     @pytest.mark.parametrize("name", bench.BUILTINS)
     def test_builtins_parse_with_matched_budget(self, name: str) -> None:
-        """Every built-in recipe parses and makes the budget's critic updates."""
+        """Every built-in recipe parses and makes the budget's critic updates (the WGAN ones need
+        gan-wgan, absent from the core env)."""
+        if name != "gan":
+            pytest.importorskip("gan_wgan", reason="the WGAN recipes need gan-wgan")
         recipe = bench.builtin_recipe(name, hidden=16, batch=8)
         document = bench.run_document(recipe, {"mixture": "grid"}, 1, name, 1000)
         config = gancore.parse_config(document, gancore.get_registry())
