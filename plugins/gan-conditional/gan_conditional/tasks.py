@@ -84,6 +84,17 @@ def _feature_critic(task: str, context: gancore.TaskBuildContext) -> nn.Module:
     return critic
 
 
+def _labelled_fakes(
+    option: str, step: gancore.StepContext, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``G(z, y)`` and ``y`` for one batch: fake labels drawn as ``fake_labels`` says
+    (``conditional`` and ``acgan``)."""
+    generator: Any = step.unwrap("generator")
+    fake_labels = _fake_labels(option, step, labels, int(generator.num_classes))
+    z = step.latents(labels.shape[0], int(generator.latent_dim))
+    return step.generators["generator"](z, fake_labels), fake_labels
+
+
 def _fake_labels(
     how: str, step: gancore.StepContext, labels: torch.Tensor, classes: int
 ) -> torch.Tensor:
@@ -156,24 +167,16 @@ class Conditional:
         critic = _conditional_network("conditional", context, "critic", classes)
         return {"generator": generator}, {"critic": critic}
 
-    def _fakes(
-        self, step: gancore.StepContext, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        generator: Any = step.unwrap("generator")
-        fake_labels = _fake_labels(self.fake_labels, step, labels, int(generator.num_classes))
-        z = step.latents(labels.shape[0], int(generator.latent_dim))
-        return step.generators["generator"](z, fake_labels), fake_labels
-
     def critic_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
         real, labels = batch["x"], batch["label"]
         with torch.no_grad():  # the critic's step never needs the generator's graph
-            fake, fake_labels = self._fakes(step, labels)
+            fake, fake_labels = _labelled_fakes(self.fake_labels, step, labels)
         if fake_labels is labels:
             return step.critic_loss("critic", real, fake, labels)
         return _critic_loss_two_labels(step, real, labels, fake, fake_labels)
 
     def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
-        fake, fake_labels = self._fakes(step, batch["label"])
+        fake, fake_labels = _labelled_fakes(self.fake_labels, step, batch["label"])
         # Generator loss terms (gan-improved's feature matching) score real and fake with the same
         # labels: offered only when the fakes carry the batch's own labels (fake_labels = "data").
         real = batch["x"] if fake_labels is batch["label"] else None
@@ -253,18 +256,10 @@ class ACGAN:
         head = nn.Linear(int(body.feature_dim), classes)  # type: ignore[arg-type]
         return {"generator": generator}, {"critic": AuxiliaryCritic(body, head)}
 
-    def _fakes(
-        self, step: gancore.StepContext, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        generator: Any = step.unwrap("generator")
-        fake_labels = _fake_labels(self.fake_labels, step, labels, int(generator.num_classes))
-        z = step.latents(labels.shape[0], int(generator.latent_dim))
-        return step.generators["generator"](z, fake_labels), fake_labels
-
     def critic_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
         real, labels = batch["x"], batch["label"]
         with torch.no_grad():
-            fake, fake_labels = self._fakes(step, labels)
+            fake, fake_labels = _labelled_fakes(self.fake_labels, step, labels)
         critic: Any = step.unwrap("critic")
         critic.recorded = []  # the head's logits of the two calls: real, then fake
         try:
@@ -280,7 +275,7 @@ class ACGAN:
         return adversarial + self.classifier_weight * (ce_real + ce_fake)
 
     def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
-        fake, fake_labels = self._fakes(step, batch["label"])
+        fake, fake_labels = _labelled_fakes(self.fake_labels, step, batch["label"])
         critic: Any = step.unwrap("critic")
         critic.recorded = []
         try:
