@@ -32,6 +32,7 @@ __all__ = [
 
 ACTIVATIONS = ("relu", "leaky-relu")
 NORMS = ("batch", "layer", "instance", "none")
+MLP_NORMS = ("none", "batch")
 LEAKY_SLOPE = 0.2  # negative slope of every LeakyReLU (Radford et al. 2016, Sec. 3)
 INIT_STD = 0.02  # std of the N(0, 0.02) weight init (Radford et al. 2016, Sec. 4)
 MIN_IMAGE_SIZE = 8
@@ -158,6 +159,15 @@ class MLPGeneratorOptions:
         validator=attrs.validators.in_(ACTIVATIONS),
         metadata={"doc": "hidden nonlinearity: 'relu' or 'leaky-relu' (slope 0.2)"},
     )
+    norm: str = attrs.field(
+        default="none",
+        validator=attrs.validators.in_(MLP_NORMS),
+        metadata={
+            "doc": "normalization between each hidden layer's Linear and its nonlinearity: "
+            "'none' or 'batch' (BatchNorm1d, the generator of VEEGAN's and PacGAN's 2-D "
+            "experiments)"
+        },
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -183,13 +193,22 @@ class MLPCriticOptions:
 
 
 def _mlp(
-    in_features: int, out_features: int, hidden: int, depth: int, activation: str
+    in_features: int,
+    out_features: int,
+    hidden: int,
+    depth: int,
+    activation: str,
+    norm: str = "none",
 ) -> nn.Sequential:
-    """``depth`` hidden Linear + activation layers, then a linear output layer."""
+    """``depth`` hidden Linear (+ BatchNorm1d when ``norm`` is 'batch') + activation layers, then
+    a linear output layer."""
     layers: list[nn.Module] = []
     width = in_features
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), _activation(activation)]
+        layers.append(nn.Linear(width, hidden))
+        if norm == "batch":
+            layers.append(nn.BatchNorm1d(hidden))
+        layers.append(_activation(activation))
         width = hidden
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
@@ -208,11 +227,12 @@ class MLPGenerator(nn.Module):
         hidden: int,  # units per hidden layer
         depth: int,  # number of hidden layers
         activation: str,  # "relu" or "leaky-relu"
+        norm: str = "none",  # "none" or "batch"
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.data_dim = data_dim
-        self.net: nn.Sequential = _mlp(latent_dim, data_dim, hidden, depth, activation)
+        self.net: nn.Sequential = _mlp(latent_dim, data_dim, hidden, depth, activation, norm)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
@@ -276,6 +296,7 @@ def build_mlp_generator(options: MLPGeneratorOptions, context: BuildContextLike)
         hidden=options.hidden,
         depth=options.depth,
         activation=options.activation,
+        norm=options.norm,
     )
 
 

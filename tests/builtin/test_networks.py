@@ -76,6 +76,39 @@ class TestMLPGenerator:
         assert len(leaky) == 2
         assert all(m.negative_slope == 0.2 for m in leaky)
 
+    def test_batch_norm(self) -> None:
+        """norm = 'batch' puts a BatchNorm1d between each hidden Linear and its nonlinearity (the
+        VEEGAN/PacGAN toy generator); in training mode each hidden unit is then standardized over
+        the batch before the ReLU."""
+        generator = build_mlp_generator(
+            MLPGeneratorOptions(latent_dim=3, hidden=5, depth=2, norm="batch"), Context((2,))
+        )
+        kinds = [type(m) for m in generator.net]
+        assert kinds == [
+            nn.Linear,
+            nn.BatchNorm1d,
+            nn.ReLU,
+            nn.Linear,
+            nn.BatchNorm1d,
+            nn.ReLU,
+            nn.Linear,
+        ]
+        generator.train()
+        z = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+        linear = generator.net[0](z)
+        pre = generator.net[:2](z)  # the first Linear and its batch norm (gain 1, bias 0)
+        var = linear.var(0, unbiased=False)
+        torch.testing.assert_close(pre.mean(0), torch.zeros(5), atol=1e-6, rtol=0)
+        torch.testing.assert_close(pre.var(0, unbiased=False), var / (var + 1e-5))
+        # the default keeps the module layout of earlier versions (checkpoints load)
+        plain = build_mlp_generator(MLPGeneratorOptions(hidden=5, depth=2), Context((2,)))
+        assert [type(m) for m in plain.net] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+
+    def test_rejects_unknown_norm(self) -> None:
+        """Accepts only 'none' and 'batch'."""
+        with pytest.raises(ValueError, match="'norm' must be in"):
+            MLPGeneratorOptions(norm="layer")
+
     def test_rejects_image_data(self) -> None:
         """Names the component and the shape when the data are images."""
         with pytest.raises(ValueError, match=r"^mlp generator: expected vector data of shape "):
