@@ -166,7 +166,9 @@ class GeneratorBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.norm1, self.norm2 = norm1, norm2
-        self.conv1 = conv(in_channels, out_channels, 3, sn)
+        # no bias before norm2: batch norm removes it (its gradient is zero, and Adam would turn
+        # the rounding noise of that zero into steps of size lr)
+        self.conv1 = conv(in_channels, out_channels, 3, sn, bias=False)
         self.conv2 = conv(out_channels, out_channels, 3, sn)
         self.shortcut = conv(in_channels, out_channels, 1, sn)
 
