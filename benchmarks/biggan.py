@@ -34,11 +34,11 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
-from conditional import evaluate, summary  # noqa: E402 (the conditional benchmark's scoring)
+from _machine import machine
+from conditional import evaluate, summary
 
-import gancore  # noqa: E402
-import gancore.testing as gt  # noqa: E402
+import gancore
+import gancore.testing as gt
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MODELS = {

@@ -65,6 +65,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "virtual-batchnorm": "gan-improved",
         "sagan": "gan-biggan",
         "biggan": "gan-biggan",
+        "biggan-deep": "gan-biggan",
     },
     "critic": {
         "stylegan2": "gan-stylegan",
@@ -76,6 +77,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "pacgan": "gan-improved",
         "sagan": "gan-biggan",
         "biggan": "gan-biggan",
+        "biggan-deep": "gan-biggan",
     },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada"},
     "dataset": {

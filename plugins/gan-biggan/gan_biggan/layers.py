@@ -21,6 +21,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 __all__ = [
     "CriticBlock",
+    "DeepCriticBlock",
+    "DeepGeneratorBlock",
     "GeneratorBlock",
     "HierarchicalBatchNorm",
     "SelfAttention",
@@ -208,4 +210,81 @@ class CriticBlock(nn.Module):
             skip = self._pool(self.shortcut(x))
         else:  # the input block: pool first (cheaper, as SNGAN's optimized block)
             skip = self.shortcut(self._pool(x))
+        return h + skip
+
+
+# -------------------------------------------------------------------------------------------------
+# BigGAN-deep's bottleneck blocks
+# -------------------------------------------------------------------------------------------------
+
+
+class DeepGeneratorBlock(nn.Module):
+    """BigGAN-deep's generator block (Brock et al. 2019, Appendix B, Fig. 16(b)): a bottleneck,
+    ``1x1 (C -> C/4) -> 3x3 -> 3x3 -> 1x1 (-> out)``, each convolution preceded by a conditional
+    batch norm and a ReLU, the up-sampling (x2, nearest) before the first 3x3; the skip keeps the
+    first ``out`` channels of the input (up-sampled too): identity wherever it can be."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, condition_dim: int, upsample: bool, sn: bool
+    ) -> None:
+        super().__init__()
+        if out_channels > in_channels:
+            raise ValueError(
+                f"biggan-deep: a generator block cannot widen ({in_channels} -> {out_channels} "
+                "channels): its skip drops channels"
+            )
+        hidden = max(1, in_channels // 4)
+        self.out_channels, self.upsample = out_channels, upsample
+        self.norms = nn.ModuleList(
+            HierarchicalBatchNorm(c, condition_dim, sn)
+            for c in (in_channels, hidden, hidden, hidden)
+        )
+        # no bias before a batch norm (it removes it)
+        self.conv1 = conv(in_channels, hidden, 1, sn, bias=False)
+        self.conv2 = conv(hidden, hidden, 3, sn, bias=False)
+        self.conv3 = conv(hidden, hidden, 3, sn, bias=False)
+        self.conv4 = conv(hidden, out_channels, 1, sn)
+
+    def _up(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2, mode="nearest") if self.upsample else x
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        n1, n2, n3, n4 = self.norms
+        h = self.conv1(F.relu(n1(x, condition)))
+        h = self.conv2(self._up(F.relu(n2(h, condition))))
+        h = self.conv3(F.relu(n3(h, condition)))
+        h = self.conv4(F.relu(n4(h, condition)))
+        return h + self._up(x[:, : self.out_channels])
+
+
+class DeepCriticBlock(nn.Module):
+    """BigGAN-deep's critic block (Fig. 16(c)): ``ReLU -> 1x1 (-> out/4) -> ReLU -> 3x3 -> ReLU
+    -> 3x3 -> ReLU -> avgpool -> 1x1 (-> out)``; the skip is the input (average-pooled when the
+    block downsamples), widened by concatenating a 1x1 convolution's extra channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, downsample: bool, sn: bool) -> None:
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(
+                f"biggan-deep: a critic block cannot narrow ({in_channels} -> {out_channels} "
+                "channels): its skip keeps every input channel"
+            )
+        hidden = max(1, out_channels // 4)
+        self.downsample = downsample
+        self.conv1 = conv(in_channels, hidden, 1, sn)
+        self.conv2 = conv(hidden, hidden, 3, sn)
+        self.conv3 = conv(hidden, hidden, 3, sn)
+        self.conv4 = conv(hidden, out_channels, 1, sn)
+        extra = out_channels - in_channels
+        self.shortcut = conv(in_channels, extra, 1, sn) if extra else None
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 2) if self.downsample else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.conv1(F.relu(x))))
+        h = self.conv4(self._pool(F.relu(self.conv3(F.relu(h)))))
+        skip = self._pool(x)
+        if self.shortcut is not None:
+            skip = torch.cat([skip, self.shortcut(skip)], dim=1)
         return h + skip

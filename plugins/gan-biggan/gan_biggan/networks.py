@@ -32,6 +32,8 @@ from torch import nn
 
 from gan_biggan.layers import (
     CriticBlock,
+    DeepCriticBlock,
+    DeepGeneratorBlock,
     GeneratorBlock,
     HierarchicalBatchNorm,
     SelfAttention,
@@ -41,6 +43,10 @@ from gan_biggan.layers import (
 from gan_biggan.truncation import truncate_latents
 
 __all__ = [
+    "BigGANDeepCritic",
+    "BigGANDeepCriticOptions",
+    "BigGANDeepGenerator",
+    "BigGANDeepGeneratorOptions",
     "BigGANGenerator",
     "BigGANGeneratorOptions",
     "CriticOptions",
@@ -49,6 +55,8 @@ __all__ = [
     "SAGANGenerator",
     "SAGANGeneratorOptions",
     "build_biggan_critic",
+    "build_biggan_deep_critic",
+    "build_biggan_deep_generator",
     "build_biggan_generator",
     "build_sagan_critic",
     "build_sagan_generator",
@@ -238,6 +246,50 @@ class BigGANGeneratorOptions:
     )
 
 
+def _classes_field() -> Any:
+    return attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.ge(2)),
+        metadata={
+            "doc": "number of classes, >= 2; None = the dataset's inside a conditional task, "
+            "else unconditional (no embedding)"
+        },
+    )
+
+
+@attrs.frozen(kw_only=True)
+class BigGANDeepGeneratorOptions:
+    """Options of the ``biggan-deep`` generator (Brock et al. 2019, Appendix B)."""
+
+    latent_dim: int = attrs.field(
+        default=128,
+        validator=attrs.validators.ge(1),
+        metadata={
+            "doc": "size of z ~ N(0, I), >= 1; all of it reaches every block (the paper's 128)"
+        },
+    )
+    channels: int = _channels_field(128, "the paper's 128")
+    block_multipliers: tuple[int, ...] | None = _multipliers_field()
+    attention_resolution: int = _attention_field(64, "the paper's 64")
+    embed_dim: int = attrs.field(
+        default=128,
+        validator=attrs.validators.ge(1),
+        metadata={"doc": "size of the shared class embedding, >= 1 (the paper's 128)"},
+    )
+    spectral_norm: bool = _sn_field("generator")
+    classes: int | None = _classes_field()
+
+
+@attrs.frozen(kw_only=True)
+class BigGANDeepCriticOptions:
+    """Options of the ``biggan-deep`` critic (Brock et al. 2019, Appendix B)."""
+
+    channels: int = _channels_field(128, "the paper's 128")
+    block_multipliers: tuple[int, ...] | None = _multipliers_field()
+    attention_resolution: int = _attention_field(64, "the paper's 64")
+    spectral_norm: bool = _sn_field("critic")
+
+
 @attrs.frozen(kw_only=True)
 class CriticOptions:
     """Options of the ``biggan`` critic (Brock et al. 2019)."""
@@ -264,31 +316,31 @@ class SAGANCriticOptions:
 
 
 class _ResNetGenerator(nn.Module):
-    """What ``sagan`` and ``biggan`` share: ``z0 -> linear -> [4x4] -> blocks (attention after
-    one) -> BN -> ReLU -> conv3x3 -> tanh``, and the truncation of the latents."""
+    """What ``sagan``, ``biggan`` and ``biggan-deep`` share: ``z0 -> linear -> [4x4] -> blocks
+    (attention after one) -> BN -> ReLU -> conv3x3 -> tanh``, and the truncation of the latents."""
 
     def __init__(
         self,
-        first_dim: int,  # size of the latent part that enters the first linear layer
+        first_dim: int,  # size of the vector that enters the first linear layer
         out_channels: int,  # channels of the images
-        widths: list[int],  # channels of the 4x4 input, then of each block's output
-        norms: Sequence[tuple[nn.Module, nn.Module]],  # each block's two norms
+        input_width: int,  # channels of the 4x4 input of the first block
+        blocks: Sequence[nn.Module],  # the residual blocks, called as block(h, condition)
+        block_widths: Sequence[int],  # each block's output channels
         attention_after: int | None,  # index of the block followed by self-attention
         sn: bool,
     ) -> None:
         super().__init__()
-        self.widths = widths
         self.truncation_threshold: float | None = None  # gan sample --truncation-threshold
-        self.linear = linear(first_dim, widths[0] * 16, sn)
-        self.blocks = nn.ModuleList(
-            GeneratorBlock(widths[k], widths[k + 1], n1, n2, sn) for k, (n1, n2) in enumerate(norms)
-        )
+        self.linear = linear(first_dim, input_width * 16, sn)
+        self.blocks = nn.ModuleList(blocks)
         self.attention_after = attention_after
         self.attention = (
-            SelfAttention(widths[attention_after + 1], sn) if attention_after is not None else None
+            SelfAttention(block_widths[attention_after], sn)
+            if attention_after is not None
+            else None
         )
-        self.out_norm = nn.BatchNorm2d(widths[-1])  # unconditional, as in both papers
-        self.out_conv = conv(widths[-1], out_channels, 3, sn)
+        self.out_norm = nn.BatchNorm2d(block_widths[-1])  # unconditional, as in both papers
+        self.out_conv = conv(block_widths[-1], out_channels, 3, sn)
 
     def _truncated(self, z: torch.Tensor) -> torch.Tensor:
         if self.truncation_threshold is None:
@@ -317,8 +369,14 @@ class SAGANGenerator(_ResNetGenerator):
         attention_after: int | None,  # block followed by self-attention; None = none
         sn: bool,  # spectral normalization everywhere
     ) -> None:
-        norms = [(nn.BatchNorm2d(a), nn.BatchNorm2d(b)) for a, b in itertools.pairwise(widths)]
-        super().__init__(latent_dim, out_channels, widths, norms, attention_after, sn)
+        blocks = [
+            GeneratorBlock(a, b, nn.BatchNorm2d(a), nn.BatchNorm2d(b), sn)
+            for a, b in itertools.pairwise(widths)
+        ]
+        super().__init__(
+            latent_dim, out_channels, widths[0], blocks, widths[1:], attention_after, sn
+        )
+        self.widths = widths
         self.latent_dim = latent_dim
 
     def conditional_norm_layers(self) -> list[str]:
@@ -331,6 +389,36 @@ class SAGANGenerator(_ResNetGenerator):
                 f"generator 'sagan': expected latents [N, {self.latent_dim}] (got {list(z.shape)})"
             )
         return self._synthesize(self._truncated(z), [None] * len(self.blocks))
+
+
+def _check_inputs(
+    name: str, z: torch.Tensor, labels: torch.Tensor | None, latent_dim: int, classes: int | None
+) -> None:
+    """Latents ``[N, latent_dim]`` and, with classes, int64 labels ``[N]`` enter here."""
+    if z.ndim != 2 or z.shape[1] != latent_dim:
+        raise ValueError(
+            f"generator {name!r}: expected latents [N, {latent_dim}] (got {list(z.shape)})"
+        )
+    if classes is not None:
+        if labels is None or labels.shape != (z.shape[0],) or labels.dtype != torch.int64:
+            got = "none" if labels is None else f"{labels.dtype} {list(labels.shape)}"
+            raise ValueError(
+                f"generator {name!r}: expected int64 labels [{z.shape[0]}] (got {got})"
+            )
+    elif labels is not None:
+        raise ValueError(f"generator {name!r}: built without classes, called with labels")
+
+
+def _class_count(component: str, options: Any, context: Any) -> int | None:
+    """The task's class count (context), else the ``classes`` option; None = unconditional."""
+    given = getattr(context, "num_classes", None)
+    if given is not None and options.classes is not None and given != options.classes:
+        raise ValueError(
+            f"{component}: classes = {options.classes} but the dataset has {given} classes; "
+            "leave 'classes' unset inside a conditional task"
+        )
+    count: int | None = given if given is not None else options.classes
+    return count
 
 
 class BigGANGenerator(_ResNetGenerator):
@@ -355,18 +443,21 @@ class BigGANGenerator(_ResNetGenerator):
         hierarchical: bool,  # split z over the first layer and the blocks
         sn: bool,  # spectral normalization everywhere (not on the embedding)
     ) -> None:
-        blocks = len(widths) - 1
-        chunk = latent_dim // (blocks + 1) if hierarchical else 0
+        chunk = latent_dim // len(widths) if hierarchical else 0  # first layer + each block
         condition_dim = chunk + (embed_dim if num_classes is not None else 0)
-        norms = [
-            (
+        blocks = [
+            GeneratorBlock(
+                a,
+                b,
                 HierarchicalBatchNorm(a, condition_dim, sn),
                 HierarchicalBatchNorm(b, condition_dim, sn),
+                sn,
             )
             for a, b in itertools.pairwise(widths)
         ]
         first = chunk if hierarchical else latent_dim
-        super().__init__(first, out_channels, widths, norms, attention_after, sn)
+        super().__init__(first, out_channels, widths[0], blocks, widths[1:], attention_after, sn)
+        self.widths = widths
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.chunk = chunk  # size of each latent chunk; 0 = not hierarchical
@@ -386,18 +477,7 @@ class BigGANGenerator(_ResNetGenerator):
         return z0, [torch.cat([c, embedding], dim=1) for c in chunks]
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"generator 'biggan': expected latents [N, {self.latent_dim}] (got {list(z.shape)})"
-            )
-        if self.num_classes is not None:
-            if labels is None or labels.shape != (z.shape[0],) or labels.dtype != torch.int64:
-                got = "none" if labels is None else f"{labels.dtype} {list(labels.shape)}"
-                raise ValueError(
-                    f"generator 'biggan': expected int64 labels [{z.shape[0]}] (got {got})"
-                )
-        elif labels is not None:
-            raise ValueError("generator 'biggan': built without classes, called with labels")
+        _check_inputs("biggan", z, labels, self.latent_dim, self.num_classes)
         z0, conditions = self.conditions(self._truncated(z), labels)
         return self._synthesize(z0, list(conditions))
 
@@ -423,13 +503,7 @@ def build_biggan_generator(options: BigGANGeneratorOptions, context: Any) -> Big
     """The ``biggan`` generator; its classes come from the conditional task or ``classes``."""
     component = "generator 'biggan'"
     channels, widths, after = _generator_layout(component, options, context)
-    given = getattr(context, "num_classes", None)
-    if given is not None and options.classes is not None and given != options.classes:
-        raise ValueError(
-            f"{component}: classes = {options.classes} but the dataset has {given} classes; "
-            "leave 'classes' unset inside a conditional task"
-        )
-    classes = given if given is not None else options.classes
+    classes = _class_count(component, options, context)
     parts = len(widths)  # the first layer and each block
     if options.hierarchical and options.latent_dim % parts:
         raise ValueError(
@@ -449,6 +523,77 @@ def build_biggan_generator(options: BigGANGeneratorOptions, context: Any) -> Big
         classes,
         options.embed_dim,
         options.hierarchical,
+        options.spectral_norm,
+    )
+
+
+class BigGANDeepGenerator(_ResNetGenerator):
+    """The BigGAN-deep generator ``G(z, y)`` (Brock et al. 2019, Appendix B, Fig. 16(a)).
+
+    Two bottleneck blocks (:class:`DeepGeneratorBlock`) per resolution, the second up-sampling;
+    no latent splitting: ``c = [z, e(y)]`` (the whole ``z`` and the shared embedding) enters the
+    first linear layer and conditions every block's batch norms. Without classes, ``G(z)`` and
+    ``c = z``.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,  # size of z
+        out_channels: int,  # channels of the images
+        widths: list[int],  # 4x4 input channels, then each resolution's output channels
+        attention_after: int | None,  # block followed by self-attention; None = none
+        num_classes: int | None,  # K, labels 0..K-1; None = unconditional
+        embed_dim: int,  # size of the shared embedding
+        sn: bool,  # spectral normalization everywhere (not on the embedding)
+    ) -> None:
+        condition_dim = latent_dim + (embed_dim if num_classes is not None else 0)
+        blocks: list[nn.Module] = []
+        block_widths: list[int] = []
+        for a, b in itertools.pairwise(widths):
+            blocks += [
+                DeepGeneratorBlock(a, a, condition_dim, False, sn),
+                DeepGeneratorBlock(a, b, condition_dim, True, sn),
+            ]
+            block_widths += [a, b]
+        super().__init__(
+            condition_dim, out_channels, widths[0], blocks, block_widths, attention_after, sn
+        )
+        self.widths = widths
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.shared = nn.Embedding(num_classes, embed_dim) if num_classes is not None else None
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _check_inputs("biggan-deep", z, labels, self.latent_dim, self.num_classes)
+        z = self._truncated(z)
+        if self.shared is not None and labels is not None:
+            z = torch.cat([z, self.shared(labels).to(z.dtype)], dim=1)
+        return self._synthesize(z, [z] * len(self.blocks))
+
+
+def build_biggan_deep_generator(
+    options: BigGANDeepGeneratorOptions, context: Any
+) -> BigGANDeepGenerator:
+    """The ``biggan-deep`` generator; its classes come from the conditional task or ``classes``."""
+    component = "generator 'biggan-deep'"
+    channels, resolution = _square_resolution(component, context.data_shape)
+    plan = generator_plan(component, resolution, options.block_multipliers)
+    if any(b > a for a, b in itertools.pairwise(plan)):
+        raise ValueError(
+            f"{component}: block_multipliers must not increase (got {list(plan)}): a block's "
+            "skip keeps the first channels of its input"
+        )
+    widths = [options.channels * m for m in plan]
+    # two blocks per resolution: the first at the input's size, the second doubles it
+    resolutions = [r for k in range(len(plan) - 1) for r in (4 * 2**k, 8 * 2**k)]
+    after = _attention_after(component, options.attention_resolution, resolutions)
+    return BigGANDeepGenerator(
+        options.latent_dim,
+        channels,
+        widths,
+        after,
+        _class_count(component, options, context),
+        options.embed_dim,
         options.spectral_norm,
     )
 
@@ -521,3 +666,58 @@ def build_sagan_critic(options: SAGANCriticOptions, context: Any) -> ResNetCriti
 def build_biggan_critic(options: CriticOptions, context: Any) -> ResNetCritic:
     """The ``biggan`` critic for the context's image shape."""
     return _build_critic("critic 'biggan'", options, context)
+
+
+class BigGANDeepCritic(ResNetCritic):
+    """The BigGAN-deep critic (Brock et al. 2019, Appendix B, Fig. 16(c)): a 3x3 input
+    convolution, then two bottleneck blocks (:class:`DeepCriticBlock`) per stage, the first
+    halving the resolution where the plan says, self-attention after one block, and the same
+    ``phi`` (sum-pooled ReLU features) and linear ``psi`` as :class:`ResNetCritic`."""
+
+    def __init__(
+        self,
+        in_channels: int,  # channels of the images
+        widths: list[int],  # each stage's output channels (non-decreasing)
+        downsample: tuple[bool, ...],  # which stages halve the resolution
+        attention_after: int | None,  # block followed by self-attention; None = none
+        sn: bool,  # spectral normalization everywhere
+    ) -> None:
+        nn.Module.__init__(self)
+        self.input_conv = conv(in_channels, widths[0], 3, sn)
+        blocks: list[nn.Module] = []
+        previous = widths[0]
+        for width, down in zip(widths, downsample, strict=True):
+            blocks += [
+                DeepCriticBlock(previous, width, down, sn),
+                DeepCriticBlock(width, width, False, sn),
+            ]
+            previous = width
+        self.blocks = nn.ModuleList(blocks)
+        self.attention_after = attention_after
+        self.attention = (
+            SelfAttention(widths[attention_after // 2], sn) if attention_after is not None else None
+        )
+        self.feature_dim = widths[-1]
+        self.head = linear(widths[-1], 1, sn)
+
+    def features(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        return super().features(self.input_conv(x), *extra)
+
+
+def build_biggan_deep_critic(options: BigGANDeepCriticOptions, context: Any) -> BigGANDeepCritic:
+    """The ``biggan-deep`` critic for the context's image shape."""
+    component = "critic 'biggan-deep'"
+    channels, resolution = _square_resolution(component, context.data_shape)
+    plan, downsample = critic_plan(component, resolution, options.block_multipliers)
+    if any(b < a for a, b in itertools.pairwise(plan)):
+        raise ValueError(
+            f"{component}: block_multipliers must not decrease (got {list(plan)}): a block's "
+            "skip keeps every input channel"
+        )
+    resolutions, side = [], resolution
+    for down in downsample:
+        side = side // 2 if down else side
+        resolutions += [side, side]
+    after = _attention_after(component, options.attention_resolution, resolutions)
+    widths = [options.channels * m for m in plan]
+    return BigGANDeepCritic(channels, widths, downsample, after, options.spectral_norm)

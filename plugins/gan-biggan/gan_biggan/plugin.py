@@ -23,6 +23,12 @@ def gancore_register_generators(register: RegisterCallback) -> None:
         options=networks.BigGANGeneratorOptions,
         description="BigGAN generator: shared embedding, hierarchical z, conditional BN (Brock 2019).",
     )
+    register(
+        "biggan-deep",
+        networks.build_biggan_deep_generator,
+        options=networks.BigGANDeepGeneratorOptions,
+        description="BigGAN-deep generator: bottleneck blocks, two per resolution, z to every block.",
+    )
 
 
 @hookimpl
@@ -38,6 +44,12 @@ def gancore_register_critics(register: RegisterCallback) -> None:
         networks.build_biggan_critic,
         options=networks.CriticOptions,
         description="BigGAN ResNet critic: spectral norm, self-attention; wrap in 'projection'.",
+    )
+    register(
+        "biggan-deep",
+        networks.build_biggan_deep_critic,
+        options=networks.BigGANDeepCriticOptions,
+        description="BigGAN-deep critic: bottleneck blocks, two per stage; wrap in 'projection'.",
     )
 
 

@@ -200,3 +200,63 @@ class TestLayout:
             "generator", {"name": "sagan", "latent_dim": 8, "spectral_norm": False} | SMALL_G
         )
         assert not any(hasattr(m, "parametrizations") for m in generator.modules())
+
+
+DEEP: dict[str, Any] = {"latent_dim": 6, "channels": 2, "embed_dim": 4, "attention_resolution": 8}
+
+
+class TestBigGANDeep:
+    def test_conformance(self) -> None:
+        """Generator with and without classes; the critic, alone and inside projection."""
+        gt.check_generator("biggan-deep", DEEP | {"classes": 3}, data_shape=SHAPE, extra=[LABELS])
+        gt.check_generator("biggan-deep", DEEP, data_shape=SHAPE)
+        critic = {"channels": 2, "attention_resolution": 8}
+        gt.check_feature_critic("biggan-deep", critic, data_shape=SHAPE)
+        gt.check_critic(
+            "projection",
+            {"inner": {"name": "biggan-deep"} | critic, "classes": 3},
+            data_shape=SHAPE,
+            extra=[LABELS],
+        )
+
+    def test_every_block_gets_all_of_z_and_the_embedding(self) -> None:
+        """Two blocks per resolution, each conditioned on [z, e(y)]; the first layer too."""
+        torch.manual_seed(0)
+        generator = build("generator", {"name": "biggan-deep"} | DEEP)
+        z = torch.randn(4, 6)
+        seen: list[torch.Tensor] = []
+        for block in generator.blocks:
+            block.register_forward_pre_hook(lambda m, args: seen.append(args[1]))
+        first: list[torch.Tensor] = []
+        generator.linear.register_forward_pre_hook(lambda m, a: first.append(a[0]))
+        generator(z, LABELS)
+        expected = torch.cat([z, generator.shared.weight[LABELS].detach()], dim=1)
+        assert len(seen) == 4  # 4 -> 8 -> 16: two resolutions, two blocks each
+        for condition in [*seen, first[0]]:
+            torch.testing.assert_close(condition.detach(), expected)
+
+    def test_generator_skip_keeps_the_first_channels(self) -> None:
+        """With its last convolution zeroed, a block returns the first channels of its input,
+        up-sampled."""
+        from gan_biggan.layers import DeepGeneratorBlock
+
+        block = DeepGeneratorBlock(8, 4, 3, upsample=True, sn=False)
+        with torch.no_grad():
+            block.conv4.weight.zero_()
+            block.conv4.bias.zero_()
+        x = torch.randn(2, 8, 3, 3)
+        expected = torch.nn.functional.interpolate(x[:, :4], scale_factor=2, mode="nearest")
+        torch.testing.assert_close(block(x, torch.randn(2, 3)), expected)
+
+    def test_critic_skip_passes_the_input_through(self) -> None:
+        """The critic block's skip is the input (pooled) with extra channels concatenated."""
+        from gan_biggan.layers import DeepCriticBlock
+
+        block = DeepCriticBlock(4, 8, downsample=True, sn=False)
+        with torch.no_grad():
+            block.conv4.weight.zero_()
+            block.conv4.bias.zero_()
+        x = torch.randn(2, 4, 4, 4)
+        out = block(x)
+        torch.testing.assert_close(out[:, :4], torch.nn.functional.avg_pool2d(x, 2))
+        assert out.shape == (2, 8, 2, 2)

@@ -11,8 +11,10 @@ import gancore.testing as gt
 NAMES = (
     ("generator", "sagan"),
     ("generator", "biggan"),
+    ("generator", "biggan-deep"),
     ("critic", "sagan"),
     ("critic", "biggan"),
+    ("critic", "biggan-deep"),
     ("regularizer", "orthogonal"),
 )
 
