@@ -67,7 +67,7 @@ def gancore_register_sample_options(register: RegisterSampleOptionCallback) -> N
     register(
         "--truncation-threshold",
         argument={"type": float, "metavar": "T"},
-        help="BigGAN's truncation trick for sagan and biggan generators: latent values with "
+        help="BigGAN's truncation trick (sagan, biggan, biggan-deep): latent values with "
         "|z| > T are resampled (smaller T: less variety, higher fidelity)",
         adjust=truncation.truncation,
     )

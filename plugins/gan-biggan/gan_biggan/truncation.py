@@ -2,7 +2,7 @@
 a threshold are resampled until they fall inside it, trading variety for fidelity.
 
 ``gan sample RUN --truncation-threshold T`` sets ``truncation_threshold`` on every module of the
-run's generators that has one (``sagan`` and ``biggan``, also inside a wrapper such as
+run's generators that has one (``sagan``, ``biggan``, ``biggan-deep``, also inside a wrapper such as
 gan-conditional's ``conditional-batchnorm``); their forward then truncates its latents. The flag
 is not gan-stylegan's ``--truncation PSI``: that one interpolates towards the mean style,
 ``w' = w_avg + psi (w - w_avg)`` with psi in [0, 1], whereas this one is a threshold on |z| in
@@ -71,7 +71,7 @@ def set_truncation_threshold(
         raise gancore.ConfigError(
             [
                 "--truncation-threshold: no generator of this run resamples its latents "
-                f"(sagan, biggan; this run has {kinds})"
+                f"(sagan, biggan, biggan-deep; this run has {kinds})"
             ]
         )
     return names
