@@ -50,6 +50,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "spectral-norm": "gan-wgan",
         "freeze-d": "gan-ada",
         "path-length": "gan-stylegan",
+        "orthogonal": "gan-biggan",
         "feature-matching": "gan-improved",
         "historical-averaging": "gan-improved",
     },
@@ -62,6 +63,9 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "concat": "gan-conditional",
         "conditional-batchnorm": "gan-conditional",
         "virtual-batchnorm": "gan-improved",
+        "sagan": "gan-biggan",
+        "biggan": "gan-biggan",
+        "biggan-deep": "gan-biggan",
     },
     "critic": {
         "stylegan2": "gan-stylegan",
@@ -71,6 +75,9 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "projection": "gan-conditional",
         "minibatch-discrimination": "gan-improved",
         "pacgan": "gan-improved",
+        "sagan": "gan-biggan",
+        "biggan": "gan-biggan",
+        "biggan-deep": "gan-biggan",
     },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada"},
     "dataset": {

@@ -22,6 +22,7 @@ FIRST_PARTY = (
     "gan-inpaint",
     "gan-conditional",
     "gan-improved",
+    "gan-biggan",
 )
 
 

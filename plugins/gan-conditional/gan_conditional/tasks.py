@@ -85,13 +85,16 @@ def _feature_critic(task: str, context: gancore.TaskBuildContext) -> nn.Module:
 
 
 def _labelled_fakes(
-    option: str, step: gancore.StepContext, labels: torch.Tensor
+    option: str, step: gancore.StepContext, labels: torch.Tensor, record: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``G(z, y)`` and ``y`` for one batch: fake labels drawn as ``fake_labels`` says
-    (``conditional`` and ``acgan``)."""
+    (``conditional`` and ``acgan``). ``record``: the generator step's latents are recorded for
+    the generator regularizers (gan-biggan's ``orthogonal``), which run on what it records."""
     generator: Any = step.unwrap("generator")
     fake_labels = _fake_labels(option, step, labels, int(generator.num_classes))
     z = step.latents(labels.shape[0], int(generator.latent_dim))
+    if record:
+        step.record_generator_inputs("generator", z)
     return step.generators["generator"](z, fake_labels), fake_labels
 
 
@@ -176,7 +179,7 @@ class Conditional:
         return _critic_loss_two_labels(step, real, labels, fake, fake_labels)
 
     def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
-        fake, fake_labels = _labelled_fakes(self.fake_labels, step, batch["label"])
+        fake, fake_labels = _labelled_fakes(self.fake_labels, step, batch["label"], record=True)
         # Generator loss terms (gan-improved's feature matching) score real and fake with the same
         # labels: offered only when the fakes carry the batch's own labels (fake_labels = "data").
         real = batch["x"] if fake_labels is batch["label"] else None
@@ -275,7 +278,7 @@ class ACGAN:
         return adversarial + self.classifier_weight * (ce_real + ce_fake)
 
     def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
-        fake, fake_labels = _labelled_fakes(self.fake_labels, step, batch["label"])
+        fake, fake_labels = _labelled_fakes(self.fake_labels, step, batch["label"], record=True)
         critic: Any = step.unwrap("critic")
         critic.recorded = []
         try:
