@@ -381,6 +381,17 @@ class ProjectionCriticOptions:
 
     inner: dict[str, Any] = _inner_field('{ name = "dcgan", norm = "none" }')  # noqa: RUF009 (returns attrs.field)
     classes: int | None = _classes_field()
+    embed_std: float = attrs.field(
+        default=0.02,
+        converter=float,
+        validator=attrs.validators.gt(0.0),
+        metadata={
+            "doc": "standard deviation of the class embedding's initial N(0, std^2) entries, > 0; "
+            "each row's norm starts near std * sqrt(feature_dim), against psi's weight (norm 1 "
+            "under spectral norm): with few features raise it, or the class term starts "
+            "negligible next to psi"
+        },
+    )
 
 
 class ProjectionCritic(nn.Module):
@@ -388,13 +399,13 @@ class ProjectionCritic(nn.Module):
     Projection Discriminator", Eq. 3), ``phi`` = the inner critic's ``features``, ``psi`` = its
     ``score``; ``embed`` is a ``K x feature_dim`` matrix (``V`` in the paper)."""
 
-    def __init__(self, inner: nn.Module, num_classes: int) -> None:
+    def __init__(self, inner: nn.Module, num_classes: int, embed_std: float = 0.02) -> None:
         super().__init__()
         self.inner = inner
         self.num_classes = num_classes
         self.feature_dim: int = inner.feature_dim  # type: ignore[assignment]
         self.embed = nn.Embedding(num_classes, self.feature_dim)
-        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        nn.init.normal_(self.embed.weight, 0.0, embed_std)
 
     def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         if len(extra) != 1:
@@ -416,7 +427,7 @@ def build_projection_critic(options: ProjectionCriticOptions, context: Any) -> P
             f"critic 'projection': inner critic {options.inner['name']!r} does not expose its "
             "features (features, score, feature_dim: gancore.protocols.FeatureCritic)"
         )
-    return ProjectionCritic(inner, classes)
+    return ProjectionCritic(inner, classes, options.embed_std)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -30,6 +30,19 @@ def build(kind: str, table: dict, shape: tuple[int, ...] = (1, 8, 8), classes: i
 
 
 class TestProjection:
+    def test_embed_std_sets_the_embedding_scale(self) -> None:
+        """The class embedding starts N(0, embed_std^2): default 0.02, or the option's."""
+        torch.manual_seed(0)
+        inner = {"name": "dcgan", "channels": 16}
+        default = build("critic", {"name": "projection", "inner": inner}, shape=(1, 16, 16))
+        wide = build(
+            "critic", {"name": "projection", "inner": inner, "embed_std": 0.5}, shape=(1, 16, 16)
+        )
+        assert default.embed.weight.std().item() == pytest.approx(0.02, rel=0.2)
+        assert wide.embed.weight.std().item() == pytest.approx(0.5, rel=0.2)
+        with pytest.raises(ValueError, match="embed_std"):
+            build("critic", {"name": "projection", "inner": inner, "embed_std": 0.0})
+
     def test_score_equals_its_formula(self) -> None:
         """D(x, y) = psi(phi(x)) + embed(y) . phi(x), with phi, psi the inner critic's."""
         torch.manual_seed(0)
