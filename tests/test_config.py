@@ -82,7 +82,7 @@ class TestLoadConfig:
             "data: required section is missing (a table with the name of a dataset; see "
             "`gan components dataset`)",
             "generator.hiden: unknown key (did you mean 'hidden'?); generator 'mlp' accepts: "
-            "latent_dim, hidden, depth, activation",
+            "latent_dim, hidden, depth, activation, norm",
             "critic.name: unknown critic 'mlpp' (did you mean 'mlp'?); available: dcgan, mlp",
             "loss.name: unknown loss 'wgan'; available: hinge, least-squares, minimax, "
             "non-saturating; is gan-wgan installed?",
