@@ -138,6 +138,19 @@ class TestConceptsRunFile:
         assert config.regularizers[0].name == "gancore:r1"
 
 
+# Options of `gan sample` that first-party plugins add (gan-stylegan, gan-conditional, gan-biggan).
+PLUGIN_SAMPLE_FLAGS = {
+    "--truncation",
+    "--truncation-cutoff",
+    "--style-mixing",
+    "--crossover",
+    "--vary-code",
+    "--code-steps",
+    "--code-range",
+    "--truncation-threshold",
+}
+
+
 class TestReadme:
     TEXT = (ROOT / "README.md").read_text()
 
@@ -169,12 +182,9 @@ class TestReadme:
             arguments = gan_arguments(command)
             if arguments[0] in plugin_commands and arguments[0] not in registered:
                 continue  # a first-party plugin's command, and that plugin is not installed here
-            stylegan_flags = set(arguments) & {"--truncation", "--style-mixing", "--crossover"}
-            if stylegan_flags and "--truncation" not in registry.sample_options:
-                continue  # gan-stylegan's options of gan sample, and it is not installed here
-            biggan_flag = "--truncation-threshold"
-            if biggan_flag in arguments and biggan_flag not in registry.sample_options:
-                continue  # gan-biggan's option of gan sample, and it is not installed here
+            plugin_flags = set(arguments) & PLUGIN_SAMPLE_FLAGS
+            if not plugin_flags <= set(registry.sample_options):
+                continue  # a plugin's option of gan sample, and that plugin is not installed here
             parser.parse_args(arguments)
 
     def test_named_examples_exist(self) -> None:
