@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gan_improved import critics, generators, losses, regularizers, tasks
+from gan_improved import augmenters, critics, generators, losses, regularizers, tasks
 from gancore import RegisterCallback, hookimpl
 
 GANCORE_API = ">=1.0,<2"  # the gancore API versions this plugin is written for
@@ -15,6 +15,16 @@ def gancore_register_generators(register: RegisterCallback) -> None:
         generators.build_virtual_batchnorm,
         options=generators.VirtualBatchNormOptions,
         description="A generator's batch norm replaced by reference-batch norm (Salimans 2016).",
+    )
+
+
+@hookimpl
+def gancore_register_augmenters(register: RegisterCallback) -> None:
+    register(
+        "instance-noise",
+        augmenters.build_instance_noise,
+        options=augmenters.InstanceNoiseOptions,
+        description="Gaussian noise on every critic input, annealed to 0 (Sonderby et al. 2017).",
     )
 
 

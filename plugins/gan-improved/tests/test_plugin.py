@@ -14,6 +14,7 @@ NAMES = (
     ("regularizer", "feature-matching"),
     ("regularizer", "historical-averaging"),
     ("task", "unrolled"),
+    ("augmenter", "instance-noise"),
 )
 
 
@@ -72,3 +73,5 @@ class TestRegistered:
         assert isinstance(spec.build(spec.defaults()), protocols.GeneratorLossTerm)
         spec = registry.get("regularizer", "historical-averaging")
         assert isinstance(spec.build(spec.defaults()), protocols.CriticRegularizer)
+        spec = registry.get("augmenter", "instance-noise")
+        assert isinstance(spec.build(spec.defaults(), None), protocols.Augmenter)
