@@ -1,6 +1,6 @@
 """Conditional models on the digits at 16x16, same budget and seeds for each (issue 20).
 
-    python benchmarks/conditional.py [--quick] [--steps N] [--seeds 0 1 2] [--out FILE]
+    python benchmarks/conditional.py [--quick] [--steps N] [--seeds 0 1 2] [--jobs 2] [--out FILE]
 
 Models: unconditional DCGAN; cGAN (concat critic), projection critic and ACGAN, all three with
 the same one-hot concat generator; the projection critic with a conditional-batchnorm generator
@@ -9,20 +9,28 @@ the continuous codes). For each:
 FD on the digits extractor (``fid.fd-digits``, EMA-free raw generator as the run's metric
 context gives it), class accuracy and intra-FD of generated samples per class (conditional
 models), InfoGAN's categorical code accuracy after Hungarian matching. Mean and standard error
-over seeds. ``--quick`` trains 60 steps and one seed (a smoke test of the script, not a result).
+over seeds. ``--jobs`` runs that many trainings at once, one thread each (the runs are
+deterministic for a given thread count). ``--quick`` trains 60 steps and one seed (a smoke test of the script, not a result).
 Needs the gan-conditional plugin installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
+import multiprocessing
+import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
+from _machine import machine
 
 import gancore
 import gancore.testing as gt
@@ -123,31 +131,56 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "se": se, "n": len(values)}
 
 
+def job(model: str, seed: int, steps: int, n: int, root: str) -> dict[str, Any]:
+    """Train one model and seed in its own process (one thread), score it."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    run_dir = Path(root) / f"{model}-{seed}"
+    config = gancore.parse_config(document(model, seed, steps), gancore.get_registry())
+    gancore.train(config, run_dir, progress=False)
+    values: dict[str, Any] = dict(evaluate(run_dir, model, n))
+    values["seconds"] = time.perf_counter() - start
+    print(model, seed, json.dumps(values), flush=True)
+    return {"model": model, "seed": seed, "values": values}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="60 steps, one seed, few samples")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--jobs", type=int, default=2, help="trainings at once, one thread each")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args()
     steps, seeds, n = (60, [0], 20) if args.quick else (args.steps, args.seeds, 100)
-    registry = gancore.get_registry()
-    results: dict[str, Any] = {"steps": steps, "seeds": seeds, "models": {}}
+    start = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": " ".join(["python", *sys.argv]),
+        "steps": steps,
+        "batch_size": 64,
+        "seeds": seeds,
+        "jobs": args.jobs,
+        "machine": machine(1, "gan-conditional"),
+        "models": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        for model in args.models:
-            per_seed = []
-            for seed in seeds:
-                start = time.perf_counter()
-                run_dir = Path(tmp) / f"{model}-{seed}"
-                config = gancore.parse_config(document(model, seed, steps), registry)
-                gancore.train(config, run_dir, progress=False)
-                values = evaluate(run_dir, model, n)
-                values["seconds"] = time.perf_counter() - start
-                per_seed.append(values)
-                print(model, seed, json.dumps(values), flush=True)
-            keys = per_seed[0].keys()
-            results["models"][model] = {k: summary([v[k] for v in per_seed]) for k in keys}
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            futures = [
+                pool.submit(job, model, seed, steps, n, tmp)
+                for model in args.models
+                for seed in seeds
+            ]
+            done = [f.result() for f in futures]
+    for model in args.models:
+        runs = [r for r in done if r["model"] == model]
+        keys = runs[0]["values"].keys()
+        entry: dict[str, Any] = {k: summary([float(r["values"][k]) for r in runs]) for k in keys}
+        entry["per_seed"] = {r["seed"]: r["values"] for r in runs}
+        results["models"][model] = entry
+    results["wall_seconds"] = time.perf_counter() - start
+    results["machine"]["load_average_1_5_15_min_end"] = list(os.getloadavg())
     print(json.dumps(results, indent=2))
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -79,7 +79,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "biggan": "gan-biggan",
         "biggan-deep": "gan-biggan",
     },
-    "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada"},
+    "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada", "instance-noise": "gan-improved"},
     "dataset": {
         "digits-translation": "gan-cyclegan",
         "paired": "gan-cyclegan",
