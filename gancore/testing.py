@@ -41,7 +41,7 @@ import socket
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ __all__ = [
     "check_loss",
     "check_metric",
     "check_options_roundtrip",
+    "check_plugin_components",
     "check_plugin_loads",
     "check_regularizer",
     "check_task",
@@ -1012,6 +1013,52 @@ def check_plugin_loads(name: str, *, module: str | None = None) -> tuple[Registr
     if not info.components:
         raise AssertionError(f"plugin {name!r} registered nothing")
     return registry, info
+
+
+def check_plugin_components(
+    name: str, components: Iterable[tuple[str, str]], *, exact: bool = True
+) -> Registry:
+    """The plugin ``name`` (loaded as :func:`check_plugin_loads` loads it) registers each
+    ``(kind, component)`` of ``components``: with itself as provider, a one-line description of
+    at most 100 characters, reachable by its qualified name ``name:component`` too, and, where it
+    has options, every option documented and surviving TOML (:func:`check_options_roundtrip`).
+    With ``exact`` (the default) it registers no other component. Returns the registry."""
+    registry, _ = check_plugin_loads(name)
+    wanted = list(components)
+    for kind, component in wanted:
+        label = f"plugin {name!r}: {kind} {component!r}"
+        try:
+            spec = registry.get(kind, component)
+        except LookupError:  # UnknownComponentError
+            raise AssertionError(f"{label} is not registered") from None
+        if spec.provider != name:
+            raise AssertionError(f"{label} is provided by {spec.provider!r}")
+        text = spec.description
+        if not text or "\n" in text or len(text) > 100:
+            raise AssertionError(
+                f"{label}: the description must be one line of 1 to 100 characters (got {text!r})"
+            )
+        if registry.get(kind, f"{name}:{component}").qualified_name != spec.qualified_name:
+            raise AssertionError(f"{label} is not reachable as {name}:{component}")
+        if spec.options is None:
+            continue
+        try:
+            spec.defaults()
+        except (TypeError, ValueError):  # no valid defaults (a required option): docs only
+            for field in attrs.fields(spec.options):
+                if field.init and not str(field.metadata.get("doc", "")).strip():
+                    raise AssertionError(
+                        f"{label}: option {field.alias or field.name!r} has no doc"
+                    ) from None
+        else:
+            check_options_roundtrip(spec, kind=kind)
+    if exact:
+        mine = {(s.kind, s.name) for s in registry.specs() if s.provider == name}
+        extra = sorted(mine - set(wanted))
+        if extra:
+            listed = ", ".join(f"{kind} {component!r}" for kind, component in extra)
+            raise AssertionError(f"plugin {name!r} also registers {listed}")
+    return registry
 
 
 # -------------------------------------------------------------------------------------------------

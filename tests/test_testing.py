@@ -1040,6 +1040,27 @@ class TestRegistration:
         _, info = gt.check_plugin_loads("gancore-test-good", module="gancore_test_good")
         assert ("loss", "scaled-hinge") in info.components
 
+    def test_plugin_components_are_checked(self) -> None:
+        """check_plugin_components passes the test plugin's full list, and names a missing
+        component, another plugin's, and a component left off the list (one line each)."""
+        require_test_plugins("gancore-test-good")
+        names = [
+            ("loss", "scaled-hinge"),
+            ("task", "test-conditional"),
+            ("task", "test-growing"),
+            ("task", "test-q"),
+            ("task", "test-vae"),
+        ]
+        registry = gt.check_plugin_components("gancore-test-good", names)
+        assert registry.get("loss", "scaled-hinge").provider == "gancore-test-good"
+        with fails("plugin 'gancore-test-good': loss 'nope' is not registered"):
+            gt.check_plugin_components("gancore-test-good", [*names, ("loss", "nope")])
+        with fails("plugin 'gancore-test-good': loss 'hinge' is provided by 'gancore'"):
+            gt.check_plugin_components("gancore-test-good", [*names, ("loss", "hinge")])
+        with fails("plugin 'gancore-test-good' also registers task 'test-vae'"):
+            gt.check_plugin_components("gancore-test-good", names[:-1])
+        gt.check_plugin_components("gancore-test-good", names[:-1], exact=False)
+
     def test_missing_and_broken_installed_plugins_fail(self) -> None:
         """Not installed, wrong module, and failing to import are one line each."""
         require_test_plugins("gancore-test-good", "gancore-test-broken")
