@@ -477,8 +477,9 @@ def _run(
                 or done
                 or stop_now
             )
-            if sampled:
-                files.write_samples(state.iteration)
+            if sampled:  # a staged run's grid says its stage (the resolution is the grid's)
+                label = f"stage {stage.name} (alpha {step.alpha:.2f})" if config.stages else None
+                files.write_samples(state.iteration, label)
             measured = built.metrics and (
                 (training.metrics_every and state.iteration % training.metrics_every == 0) or done
             )
