@@ -125,10 +125,10 @@ class RunFiles:
         record: dict[str, Any] = {
             "event": "train",
             "step": state.iteration,
-            "images_seen": state.images_seen(training.batch_size),
+            "images_seen": state.images_drawn,
             "time_s": round(elapsed, 3),
             "sec_per_step": seconds,
-            "images_per_s": training.batch_size * training.critic_steps / seconds,
+            "images_per_s": stage.batch_size * training.critic_steps / seconds,
             "nonfinite_skipped": state.nonfinite_total,
         }
         if self.config.stages:
@@ -279,7 +279,7 @@ class RunFiles:
         path = self.checkpoints / step_dir_name(at)
         if self.main:
             built = self.built
-            images_seen = state.images_seen(self.config.training.batch_size)
+            images_seen = state.images_drawn
             saved = {
                 "loop": state.state_dict(),
                 "iteration": at,
