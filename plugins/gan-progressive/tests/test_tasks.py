@@ -72,8 +72,13 @@ class TestBlendReal:
 
 
 class TestStages:
-    def test_networks_grow_to_each_stage(self, tmp_path: Path) -> None:
-        """After the run both networks are 8x8; the log shows the stages and alpha ramp."""
+    def test_networks_grow_to_each_stage(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """After the run both networks are 8x8; the log shows the stages and alpha ramp; `gan
+        sample` names the checkpoint's stage and resolution."""
+        from gancore._cli import main
+
         result = gt.check_training(_document(), tmp_path / "run")
         assert result.generators["generator"].resolution == 8
         assert result.critics["critic"].resolution == 8
@@ -83,6 +88,9 @@ class TestStages:
         assert [r["stage/alpha"] for r in records] == [1.0, 1.0, 0.0, 0.5, 1.0, 1.0]
         # the EMA generator carries the alpha of the last step
         assert float(result.ema["generator"].alpha) == 1.0
+        capsys.readouterr()
+        assert main(["sample", str(tmp_path / "run"), "--num", "4"]) == 0
+        assert "(stage 8x8 (2 of 2), 8x8 px)" in capsys.readouterr().out
 
     def test_bad_stage_resolution_is_a_config_error(self, tmp_path: Path) -> None:
         """A resolution that is not a power of two, or shrinks, stops with one line."""
