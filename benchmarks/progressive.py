@@ -1,7 +1,7 @@
 """Progressive growing (PGGAN) against the same networks trained at full resolution from the
 start, same real-image budget (the issue's gan-progressive benchmark).
 
-    python benchmarks/progressive.py [--scale 0.25] [--seeds 0] [--quick] [--out FILE]
+    python benchmarks/progressive.py [--scale 0.2] [--seeds 0] [--quick] [--out FILE]
 
 ``progressive`` is examples/pggan-digits.toml (4x4 -> 8x8 -> 16x16 -> 32x32, each new resolution
 faded in over half its stage, batch 64/32/16/16) with every stage's images multiplied by
@@ -102,9 +102,7 @@ def job(name: str, document: dict[str, Any], root: Path, num: int, seed: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--scale", type=float, default=0.25, help="fraction of the example's images"
-    )
+    parser.add_argument("--scale", type=float, default=0.2, help="fraction of the example's images")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--quick", action="store_true", help="2%% of the budget, 200 samples")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
