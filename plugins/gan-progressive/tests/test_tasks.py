@@ -137,6 +137,22 @@ class TestResume:
         assert [k for k in a if not torch.equal(a[k], b[k])] == []
 
 
+class TestSampleMidFadeIn:
+    def test_gan_sample_says_the_alpha(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Stopped after iteration 3 (alpha 0.5): the EMA generator blends with 0.5 and `gan
+        sample` says so."""
+        from gancore._cli import main
+
+        gt.train_interrupted(_config(_document()), tmp_path / "run", 4)
+        run = gancore.load_run(tmp_path / "run")
+        assert float(run.generators["generator"].alpha) == 0.5
+        capsys.readouterr()
+        assert main(["sample", str(tmp_path / "run"), "--num", "4"]) == 0
+        assert "(stage 8x8 (2 of 2), 8x8 px, alpha 0.50)" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 class TestExample:
     def test_example_trains_and_samples(
