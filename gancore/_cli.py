@@ -368,15 +368,18 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if not is_conditional(run.built.task):
         images = run.generate(args.num, args.seed)
         out = args.out or args.run_dir / "samples" / f"sample-{args.seed}.png"
-        save_samples(images, out, reference=run.reference(), title=title + ")")
-        print(f"wrote {out}")
+        stage = run.stage_note(images)  # a staged run: its stage and resolution
+        save_samples(images, out, reference=run.reference(), title=title + ")", header=stage)
+        print(f"wrote {out}" + (f" ({stage})" if stage else ""))
         return 0
     # A conditional task: one class (--class), or one row per class named on the grid.
     images, columns, rows = run.sample_grid(args.num, args.seed, label, classes)
-    header = None
+    header = run.stage_note(images)
     name = f"sample-{args.seed}.png"
     if label is not None:
-        header = f"class {classes[label] if classes is not None else label}"
+        header = ", ".join(
+            filter(None, [f"class {classes[label] if classes is not None else label}", header])
+        )
         name = f"sample-{args.seed}-class-{label}.png"
     out = args.out or args.run_dir / "samples" / name
     save_samples(

@@ -857,7 +857,8 @@ class StageSection:
         validator=v.optional(v.ge(1)),
         metadata=doc(
             "Length in real images shown to the critic (>= 1), rounded up to whole iterations "
-            "of training.batch_size * training.critic_steps images."
+            "of batch_size * training.critic_steps images (the stage's batch_size, else "
+            "training.batch_size)."
         ),
     )
     resolution: int | None = attrs.field(
@@ -867,6 +868,14 @@ class StageSection:
             "Image data resolution during the stage (1 to 16384): every real batch is resized "
             "to R x R (area averaging when shrinking) before the task sees it. Unset = the "
             "data's own."
+        ),
+    )
+    batch_size: int | None = attrs.field(
+        default=None,
+        validator=v.optional(v.ge(1)),
+        metadata=doc(
+            "Global batch size during the stage (>= 1; PGGAN lowers it as the resolution "
+            "grows). Unset = training.batch_size."
         ),
     )
     fade_in: float = attrs.field(

@@ -3,7 +3,8 @@
 The stream of indices is the concatenation of seeded permutations of the dataset (one per epoch).
 Global batch ``b`` is positions ``[b*B, (b+1)*B)`` of that stream; process ``r`` of ``W`` takes the
 ``r``-th contiguous ``B/W`` of it. A run is therefore resumed exactly by remembering how many
-batches were drawn, and one process with batch ``B`` sees what ``W`` processes see together.
+images were drawn (a stage may change ``B``: the next batch starts where the last one ended), and
+one process with batch ``B`` sees what ``W`` processes see together.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class BatchPlan(Sampler[list[int]]):
         rank: int = 0,
         world_size: int = 1,
         start: int = 0,
+        position: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("the dataset is empty")
@@ -43,7 +45,8 @@ class BatchPlan(Sampler[list[int]]):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.start = start
+        # where the stream starts: ``position`` images in, or else ``start`` batches in
+        self.position = start * batch_size if position is None else position
         self._epoch = -1
         self._perm = torch.empty(0, dtype=torch.long)
 
@@ -55,8 +58,11 @@ class BatchPlan(Sampler[list[int]]):
         return self._perm
 
     def global_batch(self, index: int) -> list[int]:
+        return self._global_batch_at(index * self.batch_size)
+
+    def _global_batch_at(self, position: int) -> list[int]:
+        """The ``batch_size`` indices at ``position`` images into the stream."""
         out: list[int] = []
-        position = index * self.batch_size
         while len(out) < self.batch_size:
             epoch, offset = divmod(position, self.size)
             take = min(self.batch_size - len(out), self.size - offset)
@@ -65,14 +71,17 @@ class BatchPlan(Sampler[list[int]]):
         return out
 
     def local_batch(self, index: int) -> list[int]:
+        return self._local_batch_at(index * self.batch_size)
+
+    def _local_batch_at(self, position: int) -> list[int]:
         share = self.batch_size // self.world_size
-        return self.global_batch(index)[self.rank * share : (self.rank + 1) * share]
+        return self._global_batch_at(position)[self.rank * share : (self.rank + 1) * share]
 
     def __iter__(self) -> Iterator[list[int]]:
-        index = self.start
+        position = self.position
         while True:
-            yield self.local_batch(index)
-            index += 1
+            yield self._local_batch_at(position)
+            position += self.batch_size
 
     def __len__(self) -> int:  # an endless stream; DataLoader only needs this for len()
         return 2**62

@@ -16,7 +16,7 @@ from gancore._classes import fixed_inputs
 from gancore._config import RunConfig, load_config
 from gancore._datarecord import DataUnavailableError, load_data_record
 from gancore._errors import ConfigError
-from gancore._stages import enter_stage, stage_schedule
+from gancore._stages import Stage, enter_stage, stage_schedule
 from gancore.metrics.loop import LoopMetricContext, evaluate_metrics
 from gancore.protocols import Dataset
 
@@ -33,6 +33,22 @@ class LoadedRun:
     generator_kind: str  # "ema" or "raw"
     checkpoint: Path
     device: torch.device
+    # A staged run's stage at the checkpoint and its blend factor (None: the run has no stages).
+    stage: Stage | None = None
+    alpha: float = 1.0
+
+    def stage_note(self, images: torch.Tensor) -> str | None:
+        """``stage 8x8 (2 of 4), 8x8 px, alpha 0.25`` for a staged run's ``images`` ``[N, C, H, W]``
+        (the alpha only during a fade-in); None for a run without stages."""
+        if self.stage is None:
+            return None
+        count = len(self.config.stages)
+        note = f"stage {self.stage.name} ({self.stage.index + 1} of {count})"
+        if images.dim() == 4:
+            note += f", {images.shape[-2]}x{images.shape[-1]} px"
+        if self.alpha < 1.0:
+            note += f", alpha {self.alpha:.2f}"
+        return note
 
     def context(
         self, dataset: Dataset | None = None, label: int | None = None
@@ -192,8 +208,12 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
     built = build_run(config, _dataset(config, run_dir))
     # A staged run's networks are those of the checkpoint's stage (grown, added).
     stage = int(saved.get("loop", {}).get("stage", 0))
-    for entered in stage_schedule(config)[: stage + 1]:
+    stages = stage_schedule(config)
+    for entered in stages[: stage + 1]:
         enter_stage(entered, built.task, built.players, config.run.seed)
+    # the blend factor of the checkpoint's last iteration
+    iteration = int(saved.get("loop", {}).get("iteration", 1))
+    alpha = stages[stage].alpha(max(0, iteration - 1))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     use_ema = "ema" in weights and not raw
     flat = weights["ema" if use_ema else "generators"]
@@ -210,6 +230,8 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         generator_kind="ema" if use_ema else "raw",
         checkpoint=path,
         device=device,
+        stage=stages[stage] if config.stages else None,
+        alpha=alpha,
     )
 
 

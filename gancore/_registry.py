@@ -66,6 +66,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "sagan": "gan-biggan",
         "biggan": "gan-biggan",
         "biggan-deep": "gan-biggan",
+        "pggan": "gan-progressive",
     },
     "critic": {
         "stylegan2": "gan-stylegan",
@@ -78,6 +79,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "sagan": "gan-biggan",
         "biggan": "gan-biggan",
         "biggan-deep": "gan-biggan",
+        "pggan": "gan-progressive",
     },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada", "instance-noise": "gan-improved"},
     "dataset": {
@@ -94,6 +96,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "acgan": "gan-conditional",
         "infogan": "gan-conditional",
         "unrolled": "gan-improved",
+        "progressive": "gan-progressive",
     },
     "metric": {
         "inpaint-quality": "gan-inpaint",

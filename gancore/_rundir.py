@@ -125,10 +125,10 @@ class RunFiles:
         record: dict[str, Any] = {
             "event": "train",
             "step": state.iteration,
-            "images_seen": state.images_seen(training.batch_size),
+            "images_seen": state.images_drawn,
             "time_s": round(elapsed, 3),
             "sec_per_step": seconds,
-            "images_per_s": training.batch_size * training.critic_steps / seconds,
+            "images_per_s": stage.batch_size * training.critic_steps / seconds,
             "nonfinite_skipped": state.nonfinite_total,
         }
         if self.config.stages:
@@ -162,7 +162,9 @@ class RunFiles:
             return players.ema, "ema"
         return players.modules.get("generator", {}), "raw"
 
-    def write_samples(self, at: int) -> None:
+    def write_samples(self, at: int, stage: str | None = None) -> None:
+        """The fixed inputs' sample grid at step ``at``; ``stage`` (a staged run's stage and
+        alpha) goes in a strip above the grid with the grid's resolution."""
         modules, _ = self.sampling_generators()
         with _Evaluating(modules), torch.no_grad(), self.accelerator.autocast():
             device = self.accelerator.device
@@ -175,6 +177,7 @@ class RunFiles:
             self.reference,
             title=f"{self.config.run.name}, step {at}",
             row_names=self.row_names,
+            header=_stage_header(stage, grid.images),
         )
 
     def write_curves(self) -> None:
@@ -276,7 +279,7 @@ class RunFiles:
         path = self.checkpoints / step_dir_name(at)
         if self.main:
             built = self.built
-            images_seen = state.images_seen(self.config.training.batch_size)
+            images_seen = state.images_drawn
             saved = {
                 "loop": state.state_dict(),
                 "iteration": at,
@@ -469,3 +472,11 @@ def report(bar: Any, record: Mapping[str, Any], total: int, started: float, done
         file=sys.stderr,
         flush=True,
     )
+
+
+def _stage_header(stage: str | None, images: torch.Tensor) -> str | None:
+    """``stage 8x8 (alpha 0.50), 8x8 px`` above a staged run's grid; None otherwise."""
+    if stage is None:
+        return None
+    size = f", {images.shape[-2]}x{images.shape[-1]} px" if images.dim() == 4 else ""
+    return f"{stage}{size}"

@@ -47,6 +47,7 @@ class Stage:
     start: int  # first iteration of the stage
     end: int  # the iteration after its last
     resolution: int | None = None
+    batch_size: int = 1  # global batch size of the stage's real batches
     fade_in: float = 0.0
     train: tuple[str, ...] = ()
     freeze: tuple[str, ...] = ()
@@ -69,19 +70,22 @@ class Stage:
 def stage_schedule(config: RunConfig) -> list[Stage]:
     """The run's stages with their iteration ranges; one stage spanning the run if none are set.
 
-    Lengths in images become whole iterations of ``batch_size * critic_steps`` images. The last
-    stage runs until ``run.steps``; a stage that would start at or after it is a config error.
+    Lengths in images become whole iterations of ``batch_size * critic_steps`` images, with the
+    stage's batch size (``training.batch_size`` unless the stage sets its own). The last stage
+    runs until ``run.steps``; a stage that would start at or after it is a config error.
     """
     sections: Sequence[StageSection] = config.stages
     steps = config.run.steps
+    default_batch = config.training.batch_size
     if not sections:
-        return [Stage(index=0, name="stage-0", start=0, end=steps)]
-    per_iteration = config.training.batch_size * config.training.critic_steps
+        return [Stage(index=0, name="stage-0", start=0, end=steps, batch_size=default_batch)]
     stages: list[Stage] = []
     start = 0
     problems = []
     for index, section in enumerate(sections):
         last = index == len(sections) - 1
+        batch_size = section.batch_size or default_batch
+        per_iteration = batch_size * config.training.critic_steps
         if section.steps is not None:
             length: int | None = section.steps
         elif section.images is not None:
@@ -104,6 +108,7 @@ def stage_schedule(config: RunConfig) -> list[Stage]:
                 start=start,
                 end=end,
                 resolution=section.resolution,
+                batch_size=batch_size,
                 fade_in=section.fade_in,
                 train=section.train,
                 freeze=section.freeze,

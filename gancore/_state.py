@@ -68,19 +68,18 @@ class LoopState:
 
     iteration: int = 0  # iterations done
     batches_drawn: int = 0  # global batches taken from the data stream
+    images_drawn: int = 0  # real images in them (the data stream's position)
     updates: dict[str, int] = attrs.field(factory=dict)  # optimizer updates per phase
     nonfinite_total: int = 0  # steps skipped for a non-finite loss, over the run
     nonfinite_run: int = 0  # ... in a row (not saved: a resumed run starts a new row)
     stage: int = 0  # index of the stage the run is in
     best: dict[str, Any] = attrs.field(factory=dict)  # the best checkpoint so far, {} = none
 
-    def images_seen(self, batch_size: int) -> int:
-        return self.batches_drawn * batch_size
-
     def state_dict(self) -> dict[str, Any]:
         return {
             "iteration": self.iteration,
             "batches_drawn": self.batches_drawn,
+            "images_drawn": self.images_drawn,
             "updates": dict(self.updates),
             "nonfinite_total": self.nonfinite_total,
             "stage": self.stage,
@@ -90,6 +89,7 @@ class LoopState:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.iteration = int(state["iteration"])
         self.batches_drawn = int(state["batches_drawn"])
+        self.images_drawn = int(state["images_drawn"])
         self.updates = {str(k): int(v) for k, v in state["updates"].items()}
         self.nonfinite_total = int(state["nonfinite_total"])
         self.nonfinite_run = 0

@@ -329,7 +329,7 @@ def _run(
         last_checkpoint = find_checkpoint(checkpoints, fallback=fallback)
         weights, saved = load_checkpoint(last_checkpoint)
         try:
-            state.load_state_dict(_loop_state(saved))
+            state.load_state_dict(_loop_state(saved, training.batch_size))
             for stage in stages[1 : state.stage + 1]:
                 phases = begin(stage)  # the networks of the checkpoint's stage
             players.load_weights(weights)
@@ -371,10 +371,15 @@ def _run(
     if config.run.trackers:
         accelerator.init_trackers(config.run.name, config=flat_config(config))
 
-    plan = BatchPlan(
-        len(dataset), training.batch_size, config.run.seed, rank, world, start=state.batches_drawn
-    )
-    data = batches(dataset, plan, device, training.num_workers)
+    def data_stream(batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches of ``batch_size`` from the stream's position (a stage may change the size)."""
+        plan = BatchPlan(
+            len(dataset), batch_size, config.run.seed, rank, world, position=state.images_drawn
+        )
+        return batches(dataset, plan, device, training.num_workers)
+
+    data_batch_size = stages[state.stage].batch_size
+    data = data_stream(data_batch_size)
     backward = explained(players.backward) if training.compile else players.backward
     files = RunFiles(config, run_dir, accelerator, built, players)
     logs = LogBuffer(device)
@@ -408,6 +413,9 @@ def _run(
                 phases = begin(stages[state.stage])
             stage = stages[state.stage]
             step.alpha = stage.alpha(state.iteration)
+            if stage.batch_size != data_batch_size:  # the stage's own batch size
+                data_batch_size = stage.batch_size
+                data = data_stream(data_batch_size)
 
             # ---- 1-2. the phases: critic, generator (and a task's own), with their penalties ---
             for phase, others_wrapped, others_params in phases:
@@ -415,6 +423,7 @@ def _run(
                     if phase.fresh_batches:
                         batch = resize_batch(next(data), stage.resolution)
                         state.batches_drawn += 1
+                        state.images_drawn += stage.batch_size
                         parts = _micro_batches(batch, training.accumulate)
                     updates.update(phase, k, parts, others_wrapped, others_params)
 
@@ -425,10 +434,10 @@ def _run(
 
             # ---- 4. EMA of the generators: beta = 0.5 ** (batch / half-life) -------------------
             state.iteration += 1
-            images_seen = state.images_seen(training.batch_size)
+            images_seen = state.images_drawn
             if players.ema:
                 beta = ema_beta(
-                    training.batch_size,
+                    stage.batch_size,
                     training.ema_half_life_images,
                     images_seen,
                     training.ema_rampup,
@@ -477,8 +486,9 @@ def _run(
                 or done
                 or stop_now
             )
-            if sampled:
-                files.write_samples(state.iteration)
+            if sampled:  # a staged run's grid says its stage (the resolution is the grid's)
+                label = f"stage {stage.name} (alpha {step.alpha:.2f})" if config.stages else None
+                files.write_samples(state.iteration, label)
             measured = built.metrics and (
                 (training.metrics_every and state.iteration % training.metrics_every == 0) or done
             )
@@ -511,7 +521,7 @@ def _run(
     return TrainResult(
         run_dir=run_dir,
         step=state.iteration,
-        images_seen=state.images_seen(training.batch_size),
+        images_seen=state.images_drawn,
         checkpoint=last_checkpoint,
         interrupted=interrupted,
         metrics=last_metrics,
@@ -682,12 +692,17 @@ def _check_settings(config: RunConfig, world: int, device: torch.device) -> None
             f"training.precision: 'fp16' needs a GPU (its gradient scaler is CUDA's; this "
             f"process runs on {device.type}); use 'bf16' or 'no'"
         )
-    if training.batch_size % (world * training.accumulate):
-        problems.append(
-            f"training.batch_size ({training.batch_size}) must split evenly into "
-            f"training.accumulate ({training.accumulate}) micro-batches on each of {world} "
-            "process(es)"
-        )
+    sizes = [("training.batch_size", training.batch_size)] + [
+        (f"stages[{i}].batch_size", stage.batch_size)
+        for i, stage in enumerate(config.stages)
+        if stage.batch_size is not None
+    ]
+    for key, size in sizes:
+        if size % (world * training.accumulate):
+            problems.append(
+                f"{key} ({size}) must split evenly into training.accumulate "
+                f"({training.accumulate}) micro-batches on each of {world} process(es)"
+            )
     if problems:
         raise ConfigError(problems, config.source)
 
@@ -839,14 +854,18 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _loop_state(saved: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The loop state of a checkpoint (from its counters, for checkpoints of gancore 0.1)."""
+def _loop_state(saved: Mapping[str, Any], batch_size: int) -> Mapping[str, Any]:
+    """The loop state of a checkpoint (from its counters, for checkpoints of gancore 0.1; the
+    images drawn from the batches, of ``batch_size``, for checkpoints without that count)."""
     if "loop" in saved:
         loop: Mapping[str, Any] = saved["loop"]
+        if "images_drawn" not in loop:
+            loop = {**loop, "images_drawn": int(loop["batches_drawn"]) * batch_size}
         return loop
     return {
         "iteration": saved["iteration"],
         "batches_drawn": saved["batches_drawn"],
+        "images_drawn": int(saved["batches_drawn"]) * batch_size,
         "updates": {"critic": saved["critic_updates"], "generator": saved["generator_updates"]},
         "nonfinite_total": saved["nonfinite_total"],
         "best": saved.get("best") or {},

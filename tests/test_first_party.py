@@ -23,6 +23,7 @@ FIRST_PARTY = (
     "gan-conditional",
     "gan-improved",
     "gan-biggan",
+    "gan-progressive",
 )
 
 

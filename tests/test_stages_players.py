@@ -100,6 +100,17 @@ class TestStageSchedule:
             ("last", 7, 20),
         ]
 
+    def test_stage_batch_size_sets_its_length(self, tmp_path: Path) -> None:
+        """A stage's own batch size turns its images into iterations; the others use training's."""
+        path = write_toml(tmp_path / "run.toml", TOY_CONFIG)
+        config = load(path, "stages=[{images = 100, batch_size = 10}, {images = 100}, {}]")
+        stages = stage_schedule(config)  # 100 images: 10 iterations of 10, 4 of 32
+        assert [(s.start, s.end, s.batch_size) for s in stages] == [
+            (0, 10, 10),
+            (10, 14, 32),
+            (14, 20, 32),
+        ]
+
     def test_no_stages_is_one_stage_over_the_run(self, tmp_path: Path) -> None:
         """Without [[stages]], one stage spans the run and alpha is 1."""
         (stage,) = stage_schedule(load(write_toml(tmp_path / "run.toml", TOY_CONFIG)))
@@ -190,6 +201,22 @@ class TestStagedTraining:
         for stop_at in (3, 4, 6):
             _, resumed = _straight_and_resumed(tmp_path / f"at{stop_at}", GROWING, stop_at)
             _assert_same(straight, resumed)
+
+    def test_stage_batch_sizes_draw_log_and_resume_exactly(self, tmp_path: Path) -> None:
+        """Batches of 8 then 16: the stream goes on where it was, images_seen counts both sizes,
+        and stopping before, at or after the change resumes exactly."""
+        text = TOY_CONFIG.replace("steps = 20", "steps = 8") + (
+            "\n[[stages]]\nsteps = 4\nbatch_size = 8\n\n[[stages]]\nbatch_size = 16\n"
+        )
+        path = write_toml(tmp_path / "run.toml", text)
+        gancore.train(load(path, "training.log_every=1"), tmp_path / "run", progress=False)
+        records = _records(tmp_path / "run")
+        assert [r["images_seen"] for r in records] == [8, 16, 24, 32, 48, 64, 80, 96]
+        for stop_at in (3, 4, 6):
+            straight, resumed = _straight_and_resumed(tmp_path / f"at{stop_at}", text, stop_at)
+            _assert_same(straight, resumed)
+        _, saved = gancore.load_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000008")
+        assert saved["loop"]["images_drawn"] == 96
 
     def test_stage_and_alpha_are_logged_and_saved(self, tmp_path: Path) -> None:
         """Records carry stage and stage/alpha; the checkpoint holds the stage."""

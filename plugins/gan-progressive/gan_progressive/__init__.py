@@ -1,0 +1,1 @@
+"""gan-progressive: progressive growing of GANs (Karras et al. 2018) on gancore's stage seam."""
