@@ -1,21 +1,24 @@
-"""SAGAN and BigGAN against a DCGAN with a projection critic, class-conditional digits at 32x32,
-same budget and seeds for each (issue 21).
+"""SAGAN and BigGAN against a DCGAN with a projection critic, class-conditional digits, same
+budget and seeds for each (issue 21).
 
-    python benchmarks/biggan.py [--steps N] [--seeds 0 1 2] [--jobs 2] [--quick] [--out FILE]
+    python benchmarks/biggan.py [--steps N] [--seeds 0 1 2] [--jobs 2] [--resolution 32]
+                                [--quick] [--out FILE]
 
 Models, each the shipped example run file with only its length, seed and intervals changed:
-``dcgan-projection`` (examples/conditional-digits.toml at 32x32: one-hot concat DCGAN generator,
-DCGAN projection critic, hinge), ``sagan`` (examples/sagan-digits.toml) and ``biggan``
-(examples/biggan-digits.toml). The digits are the 8x8 scans upscaled (bilinear) to 32x32. Each
-run trains ``--steps`` iterations at batch 64 (BigGAN's iteration holds 2 critic steps, as in
-the paper), then its EMA generator is scored as benchmarks/conditional.py scores a conditional
-model: FD on the digits extractor (10 x 100 samples against 1000 real), class accuracy (100 per
-class), intra-FD (100 per class against 150 real per class); plus IS on the digits classifier
-(1000 samples). Throughput: training images per second (images seen over the training wall
-time) and generation images per second (the EMA generator, eval mode, batches of 250). For
-BigGAN, FD and IS against the truncation threshold. Mean and standard error over seeds.
-``--jobs`` runs that many trainings at once, one thread each. ``--quick``: 20 steps, one seed,
-fewer samples (a smoke test of the script, not a result). Needs gan-conditional and gan-biggan.
+``dcgan-projection`` (examples/conditional-digits.toml: one-hot concat DCGAN generator, DCGAN
+projection critic, hinge), ``sagan`` (examples/sagan-digits.toml) and ``biggan``
+(examples/biggan-digits.toml). The digits are the 8x8 scans upscaled (bilinear) to the examples'
+16x16; ``--resolution 32`` upscales them to 32x32 instead (self-attention moves to the 16x16
+maps and BigGAN's latent to 64 = 4 chunks, one per block). Each run trains ``--steps``
+iterations at batch 64 (BigGAN's iteration holds 2 critic steps, as in the paper), then its EMA
+generator is scored as benchmarks/conditional.py scores a conditional model: FD on the digits
+extractor (10 x 100 samples against 1000 real), class accuracy (100 per class), intra-FD (100
+per class against 150 real per class); plus IS on the digits classifier (1000 samples).
+Throughput: training images per second (images seen over the training wall time) and
+generation images per second (the EMA generator, eval mode, batches of 250). For BigGAN, FD and
+IS against the truncation threshold. Mean and standard error over seeds. ``--jobs`` runs that
+many trainings at once, one thread each. ``--quick``: 20 steps, one seed, fewer samples (a smoke
+test of the script, not a result). Needs gan-conditional and gan-biggan.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import gancore.testing as gt
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MODELS = {
-    "dcgan-projection": ("conditional-digits.toml", ["data.resolution=32"]),
+    "dcgan-projection": ("conditional-digits.toml", []),
     "sagan": ("sagan-digits.toml", []),
     "biggan": ("biggan-digits.toml", []),
 }
@@ -50,9 +53,28 @@ MODELS = {
 THRESHOLDS: list[float | None] = [None, 2.0, 1.5, 1.0, 0.5, 0.25, 0.04]
 
 
-def _overrides(model: str, seed: int, steps: int) -> list[str]:
+# --resolution 32: the options that follow the image size (attention on the 16x16 maps; BigGAN's
+# latent split into one chunk for the first layer and one per each of its 3 blocks)
+AT_32 = {
+    "dcgan-projection": ["data.resolution=32"],
+    "sagan": [
+        "data.resolution=32",
+        "generator.inner.attention_resolution=16",
+        "critic.inner.attention_resolution=16",
+    ],
+    "biggan": [
+        "data.resolution=32",
+        "generator.attention_resolution=16",
+        "generator.latent_dim=64",
+        "critic.inner.attention_resolution=16",
+    ],
+}
+
+
+def _overrides(model: str, seed: int, steps: int, resolution: int | None) -> list[str]:
     return [
         *MODELS[model][1],
+        *(AT_32[model] if resolution == 32 else []),
         f"run.name='{model}-{seed}'",
         f"run.seed={seed}",
         f"run.steps={steps}",
@@ -98,11 +120,15 @@ def _truncation_curve(run: Any, n: int) -> list[dict[str, Any]]:
     return curve
 
 
-def job(model: str, seed: int, steps: int, n: int, root: str) -> dict[str, Any]:
+def job(
+    model: str, seed: int, steps: int, n: int, root: str, resolution: int | None
+) -> dict[str, Any]:
     """Train one model and seed, score it; the values (and BigGAN's truncation curve)."""
     torch.set_num_threads(1)
     run_dir = Path(root) / f"{model}-{seed}"
-    config = gancore.load_config(EXAMPLES / MODELS[model][0], _overrides(model, seed, steps))
+    config = gancore.load_config(
+        EXAMPLES / MODELS[model][0], _overrides(model, seed, steps, resolution)
+    )
     start = time.perf_counter()
     gancore.train(config, run_dir, progress=False)
     train_seconds = time.perf_counter() - start
@@ -134,6 +160,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once, one thread each")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        choices=[32],
+        default=None,
+        help="32: the digits at 32x32 (default: the examples' 16x16)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args()
     steps, seeds, n = (20, [0], 20) if args.quick else (args.steps, args.seeds, 100)
@@ -142,6 +175,7 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "steps": steps,
         "batch_size": 64,
+        "resolution": args.resolution or 16,
         "seeds": seeds,
         "jobs": args.jobs,
         "machine": machine(1, "gan-conditional", "gan-biggan"),
@@ -153,7 +187,7 @@ def main() -> None:
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
             slowest_first = sorted(args.models, key=list(MODELS)[::-1].index)
             futures = [
-                pool.submit(job, model, seed, steps, n, tmp)
+                pool.submit(job, model, seed, steps, n, tmp, args.resolution)
                 for seed in seeds
                 for model in slowest_first
             ]

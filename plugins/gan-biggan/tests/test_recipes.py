@@ -15,11 +15,14 @@ RECIPES = ("sagan-digits.toml", "biggan-digits.toml")
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_holds_the_papers_settings(recipe: str) -> None:
-    """Hinge loss, TTUR (G 1e-4, D 4e-4, beta1 0), class-conditional digits at 32x32."""
+    """Hinge loss, TTUR (G 1e-4, D 4e-4, beta1 0), class-conditional digits at 16x16 with
+    self-attention on the 8x8 maps, and a class embedding on the projection's scale."""
     config = gancore.load_config(EXAMPLES / recipe)
     assert config.loss.spec.name == "hinge"
     assert config.task.spec.name == "conditional"
-    assert config.data.options.resolution == 32
+    assert config.data.options.resolution == 16
+    assert config.critic.options.embed_std == pytest.approx(32**-0.5, rel=0.01)
+    assert config.critic.options.inner["attention_resolution"] == 8
     generator, critic = config.optimizers["generator"], config.optimizers["critic"]
     assert (generator.lr, critic.lr) == (1e-4, 4e-4)
     beta2 = 0.9 if recipe.startswith("sagan") else 0.999
