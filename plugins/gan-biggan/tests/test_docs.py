@@ -23,8 +23,8 @@ def test_page_has_the_snippets() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("snippet", SNIPPETS)
 def test_snippet_configures_a_run(snippet: str, tmp_path: Path) -> None:
-    """Each snippet, put into a one-step run on the digits at 32x32, trains."""
+    """Each snippet, put into a one-step run on the digits at 16x16, trains."""
     sections = tomllib.loads(snippet)
-    sections["data"] = {"name": "digits", "resolution": 32, "limit": 100}
+    sections["data"] = {"name": "digits", "resolution": 16, "limit": 100}
     sections["training"] = {"batch_size": 8, "sample_every": 0, "checkpoint_every": 1}
     gt.check_training(gt.tiny_run(1, **sections), tmp_path / "run")
