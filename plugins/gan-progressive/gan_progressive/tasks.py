@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_progressive.networks import START_RESOLUTION, fade
-from gancore import ConfigError, SampleGrid, StepContext, TaskBuildContext
+from gancore import ConfigError, SampleGrid, StepContext, TaskBuildContext, Unconditional
 
 __all__ = ["Progressive", "blend_real"]
 
@@ -115,38 +115,32 @@ class Progressive:
             step.unwrap(name).alpha.fill_(alpha)  # type: ignore[operator]
         return alpha
 
-    def _real(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def _blended(
+        self, step: StepContext, batch: Mapping[str, torch.Tensor]
+    ) -> Mapping[str, torch.Tensor]:
         alpha = self._set_alpha(step)
-        real = batch["x"]
-        return blend_real(real, alpha) if self.blend_real else real
+        if not self.blend_real:
+            return batch
+        return {**batch, "x": blend_real(batch["x"], alpha)}
+
+    # The steps and sampling are the core's noise-to-image task's, on the blended real batch.
 
     def critic_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        real = self._real(step, batch)
-        z = step.latents(real.shape[0], _latent_dim(step))
-        with torch.no_grad():  # the critic's step never needs the generator's graph
-            fake = step.generators["generator"](z)
-        return step.critic_loss("critic", real, fake)
+        return _PLAIN.critic_step(step, self._blended(step, batch))
 
     def generator_step(self, step: StepContext, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        real = self._real(step, batch)
-        z = step.latents(real.shape[0], _latent_dim(step))
-        step.record_generator_inputs("generator", z)
-        fake = step.generators["generator"](z)
-        return step.generator_loss("critic", fake, real=real)
+        return _PLAIN.generator_step(step, self._blended(step, batch))
 
     def sample_inputs(
         self, generators: Mapping[str, nn.Module], dataset: Any, num: int, seed: int
     ) -> dict[str, torch.Tensor]:
-        dim = int(generators["generator"].latent_dim)  # type: ignore[arg-type]
-        return {"z": torch.randn(num, dim, generator=torch.Generator().manual_seed(seed))}
+        return _PLAIN.sample_inputs(generators, dataset, num, seed)
 
     def sample(
         self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]
     ) -> SampleGrid:
         """Samples at the generator's current resolution, blended with its current alpha."""
-        return SampleGrid(images=generators["generator"](inputs["z"]))
+        return _PLAIN.sample(generators, inputs)
 
 
-def _latent_dim(step: StepContext) -> int:
-    latent_dim: int = step.unwrap("generator").latent_dim  # type: ignore[assignment]
-    return latent_dim
+_PLAIN = Unconditional()
