@@ -55,7 +55,9 @@ MODES: dict[str, list[str]] = {
 
 def _document(example: Path, steps: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The example's run file without its metrics (they run after training, timed on their
-    own) and with short intervals; and its metric tables."""
+    own) and with short intervals; a staged example keeps its first stages, one share of
+    ``steps`` each, and its last (so a growing network still reaches full size); and its metric
+    tables."""
     document = tomllib.loads(example.read_text())
     metrics = document.pop("metrics", [])
     metrics = [metrics] if isinstance(metrics, dict) else list(metrics)
@@ -65,6 +67,15 @@ def _document(example: Path, steps: int) -> tuple[dict[str, Any], list[dict[str,
     training.update({"log_every": max(1, steps // 2), "sample_every": 0, "checkpoint_every": 0})
     document["training"] = training
     document.setdefault("run", {})["steps"] = steps
+    stages = document.get("stages")
+    if stages:  # a staged run in `steps`: the first stages a share each, the last the rest
+        kept = min(len(stages), steps)
+        stages = [*stages[: kept - 1], stages[-1]]
+        for stage in stages:
+            stage.pop("images", None)
+            stage["steps"] = steps // kept
+        del stages[-1]["steps"]  # the last stage runs until run.steps
+        document["stages"] = stages
     return document, metrics
 
 
