@@ -7,8 +7,10 @@ Imported by the scripts in this folder (``python benchmarks/x.py`` puts the fold
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,15 @@ def machine(threads: int | None = None, *distributions: str) -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def finish(results: dict[str, Any], started: float, out: Path | None) -> None:
+    """Close a benchmark's ``results`` (with a ``machine`` entry): its wall time since
+    ``started`` (``time.perf_counter()``) and the load average at the end; print it as JSON and
+    write it to ``out`` if given."""
+    results["wall_seconds"] = time.perf_counter() - started
+    results["machine"]["load_average_1_5_15_min_end"] = list(os.getloadavg())
+    text = json.dumps(results, indent=2)
+    print(text)
+    if out is not None:
+        out.write_text(text + "\n")

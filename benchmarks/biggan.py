@@ -27,7 +27,6 @@ import argparse
 import concurrent.futures
 import json
 import multiprocessing
-import os
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine
+from _machine import finish, machine
 from conditional import evaluate, summary
 
 import gancore
@@ -209,11 +208,7 @@ def main() -> None:
                 for i, point in enumerate(runs[0]["truncation"])
             ]
         results["models"][model] = entry
-    results["wall_seconds"] = time.perf_counter() - start
-    results["machine"]["load_average_1_5_15_min_end"] = list(os.getloadavg())
-    print(json.dumps(results, indent=2))
-    if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, start, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import concurrent.futures
 import json
 import math
 import multiprocessing
-import os
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _machine import machine
+from _machine import finish, machine
 
 import gancore
 import gancore.testing as gt
@@ -179,11 +178,7 @@ def main() -> None:
         entry: dict[str, Any] = {k: summary([float(r["values"][k]) for r in runs]) for k in keys}
         entry["per_seed"] = {r["seed"]: r["values"] for r in runs}
         results["models"][model] = entry
-    results["wall_seconds"] = time.perf_counter() - start
-    results["machine"]["load_average_1_5_15_min_end"] = list(os.getloadavg())
-    print(json.dumps(results, indent=2))
-    if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, start, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine
+from _machine import finish, machine
 
 import gancore
 import gancore.testing as gt
@@ -122,11 +121,7 @@ def main() -> None:
             results["models"][name] = {
                 str(seed): job(name, document, Path(tmp), num, seed) for seed in args.seeds
             }
-    results["wall_seconds"] = time.perf_counter() - start
-    results["machine"]["load_average_1_5_15_min_end"] = list(os.getloadavg())
-    print(json.dumps(results, indent=2))
-    if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    finish(results, start, args.out)
 
 
 if __name__ == "__main__":
