@@ -78,6 +78,7 @@ __all__ = [
     "check_training",
     "plugin_fixture",
     "registered_plugin",
+    "run_processes",
     "tiny_run",
     "train_interrupted",
     "train_processes",
@@ -1073,6 +1074,63 @@ def _free_port() -> int:
         return port
 
 
+def run_processes(
+    args: Sequence[str],
+    *,
+    processes: int = 2,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` in ``processes`` processes (``torch.distributed.run`` on a free port;
+    one process: plain ``python``) and return the finished process, output captured as text.
+
+    ``env`` is the whole environment (default: this process's). A run still going after
+    ``timeout`` seconds is taken to be hung: every process under the launcher is sent
+    ``SIGABRT`` with ``PYTHONFAULTHANDLER`` set, so each prints the stack of every thread, and
+    ``AssertionError`` is raised with the end of that output: a deadlock in a test names the
+    line each process waits on instead of only timing out. ::
+
+        done = gt.run_processes(["-m", "gancore", "train", str(run_file)], env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    """
+    import signal
+
+    import psutil  # type: ignore[import-untyped]  # an Accelerate dependency
+
+    command = [sys.executable]
+    if processes > 1:
+        command += ["-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+        command += ["--master_port", str(_free_port())]
+    environment = dict(os.environ if env is None else env) | {"PYTHONFAULTHANDLER": "1"}
+    with subprocess.Popen(
+        [*command, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    ) as launched:
+        try:
+            stdout, stderr = launched.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            below = psutil.Process(launched.pid).children(recursive=True)
+            if below:
+                launched.kill()  # first, so its own report does not bury the stacks
+            for process in below or [psutil.Process(launched.pid)]:  # one at a time: unmixed
+                with contextlib.suppress(psutil.Error):
+                    process.send_signal(signal.SIGABRT)
+                    process.wait(timeout=10)
+            for process in below:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+            launched.kill()
+            stdout, stderr = launched.communicate()
+            raise AssertionError(
+                f"{processes} process(es) of {' '.join(args)!r} did not end within {timeout:g} s; "
+                f"the end of their output, with the stacks they were stopped in:\n{stderr[-6000:]}"
+            ) from None
+    return subprocess.CompletedProcess(launched.args, launched.returncode, stdout, stderr)
+
+
 def train_processes(
     config: str | Path,
     out: str | Path,
@@ -1091,7 +1149,7 @@ def train_processes(
     ``overrides`` are ``key=value`` settings as for ``gan train --set``; ``env`` is added to the
     environment (e.g. ``{"GANCORE_LOAD_PLUGINS": "gan-mine"}``). Each process uses one thread.
     A failed launch, or one still running after ``timeout`` seconds, raises ``AssertionError`` with
-    the end of the processes' output.
+    the end of the processes' output (for a hung run, the stacks it hung in: :func:`run_processes`).
 
     Typical use, the data-parallel contract of a plugin's regularizer::
 
@@ -1103,23 +1161,14 @@ def train_processes(
 
     out = Path(out)
     worker = ["-m", "gancore._distributed_worker", str(config), str(out), *overrides]
-    if processes > 1:
-        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node"]
-        command = [*launch, str(processes), "--master_port", str(_free_port()), *worker]
-    else:
-        command = [sys.executable, *worker]
     environment = dict(os.environ) | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     environment |= dict(env or {})
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, env=environment, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
+        done = run_processes(worker, processes=processes, env=environment, timeout=timeout)
+    except AssertionError as exc:
         written = sorted(p.name for p in out.glob("rank*.safetensors"))
-        tail = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
         raise AssertionError(
-            f"training in {processes} process(es) did not end within {timeout:g} s "
-            f"(final states written: {', '.join(written) or 'none'}):\n{tail[-3000:]}"
+            f"{exc}\n(final states written: {', '.join(written) or 'none'})"
         ) from None
     if done.returncode:
         raise AssertionError(

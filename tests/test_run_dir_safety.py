@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 import gancore
+import gancore.testing as gt
 from gancore._atomic import atomic_write_text
 from gancore._checkpoint import list_checkpoints
 from gancore._cli import main
@@ -234,26 +235,9 @@ class TestRunLock:
         run_dir = tmp_path / "run"
         holder = RunLock(run_dir)
         assert holder.acquire() is None
-        port = 29500 + os.getpid() % 1000
         try:
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "torch.distributed.run",
-                    "--nproc_per_node",
-                    "2",
-                    "--master_port",
-                    str(port),
-                    "-m",
-                    "gancore",
-                    "train",
-                    str(toy_config),
-                    "--run-dir",
-                    str(run_dir),
-                ],
-                capture_output=True,
-                text=True,
+            done = gt.run_processes(
+                ["-m", "gancore", "train", str(toy_config), "--run-dir", str(run_dir)],
                 env=subprocess_env,
                 timeout=240,
             )

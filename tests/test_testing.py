@@ -1132,6 +1132,33 @@ class TestWholeRuns:
         with pytest.raises(AssertionError, match=r"training in 1 process\(es\) failed \(exit 1\)"):
             gt.train_processes(tmp_path / "bad.toml", tmp_path / "bad", processes=1)
 
+    def test_run_processes_reports_where_a_hung_run_waits(self, tmp_path: Path) -> None:
+        """Two processes, one waiting forever for the other at a barrier: after the timeout the
+        error carries both processes' stacks (the barrier, the sleep), and nothing is left running."""
+        import psutil
+
+        script = tmp_path / "hang.py"
+        script.write_text(
+            "import os, time\n"
+            "import torch.distributed as dist\n"
+            "dist.init_process_group('gloo')\n"
+            "def wait_forever():\n"
+            "    time.sleep(600)\n"
+            "if dist.get_rank() == 1:\n"
+            "    wait_forever()\n"
+            "dist.barrier()\n"
+        )
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        with pytest.raises(AssertionError) as caught:
+            gt.run_processes([str(script)], timeout=15)
+        message = str(caught.value)
+        assert message.startswith(f"2 process(es) of {str(script)!r} did not end within 15 s")
+        assert "in wait_forever" in message  # rank 1's stack
+        assert 'hang.py", line 8' in message  # rank 0's: the barrier
+        assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+        done = gt.run_processes(["-c", "print('fine')"], processes=1, timeout=60)
+        assert (done.returncode, done.stdout) == (0, "fine\n")
+
 
 def _signature_text(function: Callable[..., Any]) -> str:
     """``name(a, b=1, *, c=(1, 2))``: a signature as the docs write it, without annotations."""

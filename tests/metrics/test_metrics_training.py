@@ -4,7 +4,6 @@ from `gan eval` (the run's metrics, --num, --ref, --set, --compare)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import torch
 
 import gancore
+import gancore.testing as gt
 from gancore._cli import main
 from gancore.metrics import reference_dir
 from tests.conftest import MISBEHAVING_TEST_PLUGINS
@@ -265,24 +265,7 @@ class TestTwoProcesses:
         config_file.write_text(RUN)
         env = subprocess_env | {"GANCORE_CACHE": str(tmp_path / "cache")}
         common = ["-m", "gancore", "train", str(config_file), "--progress", "lines"]
-        two = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nproc_per_node",
-                "2",
-                "--master_port",
-                str(29600 + os.getpid() % 1000),
-                *common,
-                "--run-dir",
-                str(tmp_path / "two"),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        two = gt.run_processes([*common, "--run-dir", str(tmp_path / "two")], env=env, timeout=300)
         assert two.returncode == 0, two.stderr[-3000:]
         one = subprocess.run(
             [sys.executable, *common, "--run-dir", str(tmp_path / "one")],
