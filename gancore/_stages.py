@@ -29,6 +29,7 @@ __all__ = [
     "check_stage_names",
     "enter_stage",
     "freeze_modules",
+    "planned_stages",
     "resize_batch",
     "stage_schedule",
 ]
@@ -121,6 +122,43 @@ def stage_schedule(config: RunConfig) -> list[Stage]:
     if problems:
         raise ConfigError(problems, config.source)
     return stages
+
+
+def planned_stages(config: RunConfig, task: Any, dataset: Any) -> RunConfig:
+    """``config`` with the stages its task plans, when the run file has no ``[[stages]]``.
+
+    A task whose stages follow from its data (SinGAN: one per scale of a pyramid that the image's
+    size fixes) has ``plan_stages(config, dataset)``, returning stage tables as a run file would
+    write them, each with its ``steps``. They replace the missing ``[[stages]]`` and their sum
+    replaces ``run.steps``; the run directory's config.toml records both, so resuming, ``gan
+    sample`` and ``gan eval`` see the same stages. Stages written in the run file win: the plan
+    is not asked for.
+    """
+    from gancore._config import StageSection, structure_options
+
+    plan = getattr(task, "plan_stages", None)
+    if config.stages or not callable(plan):
+        return config
+    problems: list[str] = []
+    sections = []
+    for i, table in enumerate(plan(config, dataset)):
+        section = structure_options(StageSection, table, f"stages[{i}]", problems, "a stage")
+        if section is None:
+            continue
+        if section.steps is None:
+            problems.append(f"stages[{i}]: a planned stage needs 'steps' (got {dict(table)!r})")
+        sections.append(section)
+    name = config.task.spec.name
+    if problems or not sections:
+        from gancore._errors import PluginError
+
+        raise PluginError(
+            f"task {name!r} planned invalid stages: {'; '.join(problems) or 'none at all'}"
+        )
+    steps = sum(section.steps or 0 for section in sections)
+    return attrs.evolve(
+        config, stages=tuple(sections), run=attrs.evolve(config.run, steps=steps)
+    )
 
 
 def check_stage_names(

@@ -59,6 +59,7 @@ from gancore._stages import (
     Stage,
     check_stage_names,
     enter_stage,
+    planned_stages,
     resize_batch,
     stage_schedule,
 )
@@ -265,6 +266,7 @@ def _run(
     # -- build: identical weights on every process ----------------------------------------------
     built = build_run(config)
     task, dataset, augmenter = built.task, built.dataset, built.augmenter
+    config = planned_stages(config, task, dataset)  # a task that plans its own stages (SinGAN)
     for _, obj in (*built.regularizers, ("augmenter", augmenter)):
         if isinstance(obj, nn.Module):
             obj.to(device)

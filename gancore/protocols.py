@@ -350,6 +350,10 @@ class Task(Protocol):
       run (:class:`gancore._stages.Stage`), and again on resume for the stages already entered;
       may grow, add or replace modules in ``players`` (group -> name -> module) in place. Runs
       under a random stream seeded from the run seed and the stage.
+    - ``plan_stages(config, dataset) -> list[dict]``: the stages of a run whose file has no
+      ``[[stages]]``, as the tables a run file would hold, each with ``steps``; they replace
+      ``run.steps`` by their sum and are recorded in the run directory's config.toml (SinGAN:
+      one stage per scale of the image's pyramid).
     - ``state_dict()`` / ``load_state_dict(state)``: state that checkpoints carry (image pools).
     - ``conditional = True``: the task *declares classes* (is conditional), together with a
       ``labels`` keyword on :meth:`sample_inputs`:

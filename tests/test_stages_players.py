@@ -410,3 +410,49 @@ class TestTwoProcesses:
         for key in rank0:
             assert torch.equal(rank0[key], rank1[key]), key
             torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-5)
+
+
+class TestPlannedStages:
+    """A task that plans its own stages (SinGAN: one per scale of the image's pyramid)."""
+
+    class _Planner:
+        def __init__(self, tables: list[dict[str, Any]]) -> None:
+            self.tables, self.calls = tables, 0
+
+        def plan_stages(self, config: Any, dataset: Any) -> list[dict[str, Any]]:
+            self.calls += 1
+            return self.tables
+
+    def test_plan_fills_missing_stages_and_the_length(self, tmp_path: Path) -> None:
+        from gancore._stages import planned_stages
+
+        config = load(write_toml(tmp_path / "run.toml", TOY_CONFIG))
+        planner = self._Planner(
+            [{"steps": 3, "options": {"scale": 0}}, {"steps": 5, "lr": {"generator": 1e-5}}]
+        )
+        planned = planned_stages(config, planner, None)
+        assert planned.run.steps == 8
+        assert [s.steps for s in planned.stages] == [3, 5]
+        assert planned.stages[1].lr == {"generator": 1e-5}
+        assert [(s.start, s.end) for s in stage_schedule(planned)] == [(0, 3), (3, 8)]
+        assert planned_stages(config, object(), None) is config  # no plan: unchanged
+
+    def test_stages_in_the_run_file_win(self, tmp_path: Path) -> None:
+        from gancore._stages import planned_stages
+
+        config = load(write_toml(tmp_path / "run.toml", GROWING))
+        planner = self._Planner([{"steps": 1}])
+        assert planned_stages(config, planner, None) is config
+        assert planner.calls == 0
+
+    def test_an_invalid_plan_is_the_plugins_error(self, tmp_path: Path) -> None:
+        from gancore._errors import PluginError
+        from gancore._stages import planned_stages
+
+        config = load(write_toml(tmp_path / "run.toml", TOY_CONFIG))
+        with pytest.raises(PluginError) as caught:
+            planned_stages(config, self._Planner([{"images": 100}, {"stepz": 2}]), None)
+        message = str(caught.value)
+        assert message.startswith("task 'unconditional' planned invalid stages: stages[0]: ")
+        assert "stages[0]: a planned stage needs 'steps'" in message
+        assert "stages[1]" in message and "stepz" in message
