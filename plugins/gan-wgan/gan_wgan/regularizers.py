@@ -41,7 +41,10 @@ CriticFn = Callable[..., torch.Tensor]
 
 
 def gradient_norms(
-    critic: CriticFn, points: torch.Tensor, extra: tuple[torch.Tensor, ...]
+    critic: CriticFn,
+    points: torch.Tensor,
+    extra: tuple[torch.Tensor, ...],
+    per_pixel: bool = False,
 ) -> torch.Tensor:
     """``||grad_x D(x)||_2`` at each of ``points`` ``[N, ...]``, the norm over every non-batch
     dimension; returns ``[N]``, differentiable with respect to the critic's parameters.
@@ -52,6 +55,9 @@ def gradient_norms(
     the penalty of a critic that gives it once. Each sample's score depends only on that sample, so
     the gradient of the sum over the batch is the per-sample gradient. The norms have the
     gradient's dtype (float64 stays float64), bfloat16 and float16 going up to float32.
+    ``per_pixel=True`` is SinGAN's form instead (Shaham et al. 2019, the authors' code): the
+    gradient of the *sum* of a patch critic's scores, its norm over the channels at each input
+    pixel, ``[N, H, W]``.
     """
     x = points.detach().requires_grad_(True)
     scores = critic(x, *extra)
@@ -60,13 +66,16 @@ def gradient_norms(
             f"critic scores must have a leading batch dimension of {x.shape[0]} "
             f"(got scores of shape {list(scores.shape)} for inputs {list(x.shape)})"
         )
-    per_sample = reduce(scores, "n ... -> n", "mean") if scores.ndim > 1 else scores
+    reduction = "sum" if per_pixel else "mean"
+    per_sample = reduce(scores, "n ... -> n", reduction) if scores.ndim > 1 else scores
     # create_graph: the penalty is differentiated again, for the critic's parameters.
     (grad,) = torch.autograd.grad(per_sample.sum(), x, create_graph=True, allow_unused=True)
     # The norm in at least float32 (a bfloat16 gradient under autocast), never below the input's.
     dtype = torch.promote_types(x.dtype, torch.float32)
     if grad is None:  # the critic ignores its input: every gradient is zero
         return (scores.sum() * 0.0).to(dtype).expand(x.shape[0])
+    if per_pixel:
+        return torch.linalg.vector_norm(grad.to(dtype), dim=1)
     flat = rearrange(grad, "n ... -> n (...)").to(dtype)
     return torch.linalg.vector_norm(flat, dim=1)
 
@@ -137,6 +146,14 @@ class GradientPenalty:
     weight: float = _weight_field(10.0, "penalty weight lambda; >= 0 (the paper's 10)")
     target: float = _target_field()
     interval: int = _interval_field()
+    per_pixel: bool = attrs.field(
+        default=False,
+        validator=attrs.validators.instance_of(bool),
+        metadata={
+            "doc": "SinGAN's form: the gradient of the sum of a patch critic's scores, its norm "
+            "over the channels at each pixel pulled to target (false: one norm per sample)"
+        },
+    )
 
     def penalty(
         self,
@@ -145,8 +162,9 @@ class GradientPenalty:
         fake: torch.Tensor,
         extra: tuple[torch.Tensor, ...],
     ) -> torch.Tensor:
-        """``weight * mean_n (||grad D(x_hat_n)|| - target)^2`` on random interpolates."""
-        norms = gradient_norms(critic, interpolate(real, fake), extra)
+        """``weight * mean_n (||grad D(x_hat_n)|| - target)^2`` on random interpolates (with
+        ``per_pixel``, the mean over samples and pixels)."""
+        norms = gradient_norms(critic, interpolate(real, fake), extra, self.per_pixel)
         # (||g|| - K)^2, two-sided: pulls the norm towards K from both sides
         return self.weight * (norms - self.target).square().mean()
 

@@ -77,6 +77,13 @@ class TestGradientNorms:
         norms = gradient_norms(patch_critic, _batch(3)[0], ())
         expected = weight.norm().item() / 16
         torch.testing.assert_close(norms, torch.full((3,), expected, dtype=torch.float64))
+        # SinGAN's form: the gradient of the patch scores' sum, its norm over the channels per
+        # pixel: |w_ij| at pixel (i, j) for this one-channel critic.
+        pixels = gradient_norms(patch_critic, _batch(3)[0], (), per_pixel=True)
+        torch.testing.assert_close(pixels, weight.abs().expand(3, 4, 4))
+        penalty = GradientPenalty(weight=0.1, per_pixel=True).penalty(patch_critic, *_batch(3), ())
+        expected_penalty = 0.1 * (weight.abs() - 1.0).square().mean().item()
+        assert penalty.item() == pytest.approx(expected_penalty)
 
     def test_rejects_scores_without_the_batch_dimension(self) -> None:
         """Scores must keep the batch dimension."""
