@@ -67,8 +67,14 @@ def _document(example: Path, steps: int) -> tuple[dict[str, Any], list[dict[str,
     training.update({"log_every": max(1, steps // 2), "sample_every": 0, "checkpoint_every": 0})
     document["training"] = training
     document.setdefault("run", {})["steps"] = steps
+    _shorten_stages(document, steps)
+    return document, metrics
+
+
+def _shorten_stages(document: dict[str, Any], steps: int) -> None:
+    """A staged run in ``steps``: the first stages a share each, the last the rest."""
     stages = document.get("stages")
-    if stages:  # a staged run in `steps`: the first stages a share each, the last the rest
+    if stages:
         kept = min(len(stages), steps)
         stages = [*stages[: kept - 1], stages[-1]]
         for stage in stages:
@@ -76,7 +82,22 @@ def _document(example: Path, steps: int) -> tuple[dict[str, Any], list[dict[str,
             stage["steps"] = steps // kept
         del stages[-1]["steps"]  # the last stage runs until run.steps
         document["stages"] = stages
-    return document, metrics
+
+
+def _with_planned_stages(config: Any, document: dict[str, Any], steps: int) -> dict[str, Any]:
+    """``document`` with the stages its task plans (SinGAN's scales), shortened like written
+    ones: a planned run would otherwise run its whole plan whatever ``run.steps`` says."""
+    from gancore._config import config_to_dict
+    from gancore._stages import planned_stages
+
+    if config.stages:
+        return document
+    planned = planned_stages(config, config.task.build(None), config.data.build(None))
+    if not planned.stages:
+        return document
+    document = {**document, "stages": config_to_dict(planned)["stages"]}
+    _shorten_stages(document, steps)
+    return document
 
 
 def _one(example: Path, mode: str, steps: int, device: str, tmp: Path) -> dict[str, Any]:
@@ -93,6 +114,10 @@ def _one(example: Path, mode: str, steps: int, device: str, tmp: Path) -> dict[s
         document["init"] = {**init, "from": str(base)}
     registry = gancore.get_registry()
     config = gancore.parse_config(document, registry, source=str(example))
+    planned = _with_planned_stages(config, document, steps)
+    if planned is not document:
+        document = planned
+        config = gancore.parse_config(document, registry, source=str(example))
     run_dir = tmp / f"{example.stem}-{mode}"
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -35,7 +35,7 @@ def _atomic_save(image: Image.Image, path: Path) -> None:
 
 def save_grid(
     images: torch.Tensor,
-    path: Path,
+    path: str | Path,
     columns: int | None = None,
     pad: int = 2,
     *,
@@ -47,6 +47,7 @@ def save_grid(
     ``row_names`` (one per row, e.g. class names) are written in a margin left of the rows and
     ``header`` in a strip above the grid; the images themselves keep their place and pixels.
     """
+    path = Path(path)
     images = images.detach().float().cpu().clamp(-1, 1)
     n, c, h, w = images.shape
     if c not in (1, 3):

@@ -11,6 +11,8 @@ NAMES = (
     ("generator", "pggan"),
     ("critic", "pggan"),
     ("task", "progressive"),
+    ("task", "singan"),
+    ("dataset", "single-image"),
 )
 
 
