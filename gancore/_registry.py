@@ -87,6 +87,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "paired": "gan-cyclegan",
         "unpaired": "gan-cyclegan",
         "skimage-patches": "gan-inpaint",
+        "single-image": "gan-progressive",
     },
     "task": {
         "cyclegan": "gan-cyclegan",
@@ -97,6 +98,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "infogan": "gan-conditional",
         "unrolled": "gan-improved",
         "progressive": "gan-progressive",
+        "singan": "gan-progressive",
     },
     "metric": {
         "inpaint-quality": "gan-inpaint",

@@ -58,13 +58,13 @@ def gancore_register_sample_options(register: RegisterSampleOptionCallback) -> N
         "--start-scale",
         argument={"type": int, "metavar": "K"},
         help="SinGAN: the scales below K reproduce the training image, random noise from scale "
-        "K on (0 = all random; Shaham et al. 2019, Fig. 4)",
+        "K on (0 = all random; Shaham et al. 2019)",
         adjust=singan.start_scale,
     )
     register(
         "--size-factor",
         argument={"type": float, "nargs": 2, "metavar": ("H", "W")},
         help="SinGAN: samples H times as tall and W times as wide as the training image (every "
-        "scale's noise map resized; Fig. 5)",
+        "scale's noise map resized)",
         picture=singan.size_factor,
     )

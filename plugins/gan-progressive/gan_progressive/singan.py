@@ -377,7 +377,7 @@ class SinGANGenerator(nn.Module):
     ) -> list[torch.Tensor | None]:
         """``noises`` with the scales below ``start`` on the reconstruction's inputs (the fixed
         noise at the coarsest, none above): those scales reproduce the image, random variation
-        begins at ``start`` (Shaham et al. 2019, Fig. 4)."""
+        begins at ``start`` (generation from a chosen scale, Shaham et al. 2019)."""
         if start <= 0:
             return list(noises)
         n = next(m.shape[0] for m in noises if m is not None)
@@ -649,7 +649,7 @@ def start_scale(run: Any, args: Any) -> str:
 
 def size_factor(run: Any, args: Any) -> str:
     """``--size-factor H W``: samples with every scale's noise map H times as tall and W times
-    as wide as in training (the paper's retargeting, Fig. 5); writes the grid."""
+    as wide as in training (samples of another size or aspect ratio); writes the grid."""
     import gancore
 
     generator = _singan_generator(run, "--size-factor")
