@@ -23,6 +23,7 @@ from gancore._datarecord import save_data_record
 from gancore._errors import CheckpointError, ConfigError
 from gancore._jsonlog import dumps
 from gancore._pictures import save_curves, save_samples
+from gancore._stages import StageData
 from gancore._state import AugmentFeedback, LoopState, rng_state
 from gancore._task import mix_seed
 from gancore.metrics.loop import LoopMetricContext, evaluate_metrics
@@ -51,6 +52,7 @@ class RunFiles:
         self.main = accelerator.is_main_process
         self.log_file = run_dir / "metrics.jsonl"
         self.checkpoints = run_dir / "checkpoints"
+        self._stage_data: dict[int, StageData] = {}  # metric_data's views, by resolution
         if self.main:  # what gan sample and gan eval need of the data when it cannot be read
             save_data_record(run_dir, config.data.name, built.dataset)
         # Fixed inputs for the sample grids, the same at every interval.
@@ -187,16 +189,32 @@ class RunFiles:
         if self.main and self.log_file.exists():
             save_curves(self.log_file, self.run_dir / "curves.png")
 
-    def run_metrics(self, at: int, images_seen: int) -> dict[str, Any]:
+    def metric_data(self, resolution: int | None) -> Any:
+        """The data metrics compare with: the dataset, or during a stage with a ``resolution``
+        below the data's its images at that resolution (one view per resolution, kept, so the
+        reference statistics of each are computed once)."""
+        dataset = self.built.dataset
+        shape = tuple(dataset.shapes.get("x", ()))
+        if resolution is None or len(shape) != 3 or shape[-2:] == (resolution, resolution):
+            return dataset
+        if resolution not in self._stage_data:
+            self._stage_data[resolution] = StageData(dataset, resolution)
+        return self._stage_data[resolution]
+
+    def run_metrics(
+        self, at: int, images_seen: int, resolution: int | None = None
+    ) -> dict[str, Any]:
         """Every configured metric on the sampling generators, logged as a ``"metric"`` record;
-        the same values on every process."""
+        the same values on every process. ``resolution``: the stage's data resolution (the
+        real images are compared at it, and the record says so)."""
         modules, kind = self.sampling_generators()
         started = time.perf_counter()
+        data = self.metric_data(resolution)
         with _Evaluating(modules):  # batch norm uses its running statistics, does not update them
             context = LoopMetricContext(
                 self.built.task,
                 modules,
-                self.built.dataset,
+                data,
                 self.accelerator.device,
                 self.accelerator,
                 generator_kind=kind,
@@ -215,6 +233,7 @@ class RunFiles:
                 "step": at,
                 "images_seen": images_seen,
                 "metrics_time_s": round(time.perf_counter() - started, 3),
+                **({"resolution": resolution} if data is not self.built.dataset else {}),
                 **results,
             }
         )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Stage",
+    "StageData",
     "check_stage_names",
     "enter_stage",
     "freeze_modules",
@@ -156,9 +157,7 @@ def planned_stages(config: RunConfig, task: Any, dataset: Any) -> RunConfig:
             f"task {name!r} planned invalid stages: {'; '.join(problems) or 'none at all'}"
         )
     steps = sum(section.steps or 0 for section in sections)
-    return attrs.evolve(
-        config, stages=tuple(sections), run=attrs.evolve(config.run, steps=steps)
-    )
+    return attrs.evolve(config, stages=tuple(sections), run=attrs.evolve(config.run, steps=steps))
 
 
 def check_stage_names(
@@ -220,6 +219,42 @@ def resize_batch(batch: dict[str, torch.Tensor], resolution: int | None) -> dict
         return batch
     mode = "area" if resolution < x.shape[-1] else "nearest"
     return {**batch, "x": F.interpolate(x, size=(resolution, resolution), mode=mode)}
+
+
+class StageData:
+    """A view of a dataset whose images ``"x"`` come at ``resolution`` x ``resolution`` (area
+    averaging when shrinking), as a stage's training batches do: what metrics compare a stage's
+    samples with. Every other attribute is the dataset's."""
+
+    def __init__(self, dataset: Any, resolution: int) -> None:
+        self.dataset, self.resolution = dataset, resolution
+        shapes = dict(dataset.shapes)
+        if len(shapes.get("x", ())) == 3:
+            shapes["x"] = (shapes["x"][0], resolution, resolution)
+        self.shapes = shapes
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.dataset[index]
+        if "x" not in item or item["x"].dim() != 3:
+            return dict(item)
+        return {**item, "x": resize_batch({"x": item["x"][None]}, self.resolution)["x"][0]}
+
+    def get_batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        get = getattr(self.dataset, "get_batch", None)
+        if callable(get):
+            batch = dict(get(indices))
+        else:
+            items = [self.dataset[i] for i in indices]
+            batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+        return resize_batch(batch, self.resolution)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("dataset", "resolution", "shapes"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 def enter_stage(

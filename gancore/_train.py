@@ -495,7 +495,7 @@ def _run(
                 (training.metrics_every and state.iteration % training.metrics_every == 0) or done
             )
             if measured:
-                last_metrics = files.run_metrics(state.iteration, images_seen)
+                last_metrics = files.run_metrics(state.iteration, images_seen, stage.resolution)
                 if (best := files.improves(state, last_metrics)) is not None:
                     # None: not written (non-finite values), the last finite one stays newest
                     last_checkpoint = files.checkpoint(state, feedback, best) or last_checkpoint

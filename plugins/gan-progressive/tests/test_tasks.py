@@ -92,6 +92,26 @@ class TestStages:
         assert main(["sample", str(tmp_path / "run"), "--num", "4"]) == 0
         assert "(stage 8x8 (2 of 2), 8x8 px)" in capsys.readouterr().out
 
+    def test_metrics_compare_at_the_stages_resolution(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A metric during the 4x4 stage compares 4x4 samples with the digits at 4x4 (its record
+        says so, and that resolution has reference statistics of its own); at 8x8, the data's
+        own, the record has no resolution."""
+        monkeypatch.setenv("GANCORE_CACHE", str(tmp_path / "cache"))
+        document = _document()
+        document["metrics"] = [
+            {"name": "fid", "extractor": "digits-classifier", "num_generated": 32}
+        ]
+        document["training"]["metrics_every"] = 2
+        gancore.train(_config(document), tmp_path / "run", progress=False)
+        lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        metrics = [r for r in map(json.loads, lines) if r["event"] == "metric"]
+        assert [(r["step"], r.get("resolution")) for r in metrics] == [(2, 4), (4, None), (6, None)]
+        assert all(r["fid.fd-digits"] > 0 for r in metrics)
+        stats = list((tmp_path / "cache" / "reference-stats").iterdir())
+        assert len(stats) == 2  # the digits at 4x4 and at 8x8
+
     def test_bad_stage_resolution_is_a_config_error(self, tmp_path: Path) -> None:
         """A resolution that is not a power of two, or shrinks, stops with one line."""
         document = _document()
