@@ -203,6 +203,30 @@ class TestStages:
         for key, value in first.scales[0].state_dict().items():
             assert torch.equal(value, generator.scales[0].state_dict()[key]), key
 
+    @pytest.mark.parametrize("stop_at", [3, 4, 5])
+    def test_resume_is_exact_within_and_across_scales(self, tmp_path: Path, stop_at: int) -> None:
+        """Stopped inside scale 0, at the boundary where scale 1 is added, and inside scale 1,
+        then resumed: every weight and buffer (pyramid, amplitudes, fixed noise) equals a
+        straight run's."""
+        image = _image_file(tmp_path / "i.png")
+        document = _run(image, 4, lr_drop=0.5)
+
+        def config() -> gancore.RunConfig:
+            return gancore.parse_config(document, gancore.get_registry())
+
+        straight = gancore.train(config(), tmp_path / "straight", progress=False)
+        first = gt.train_interrupted(config(), tmp_path / "resumed", stop_at)
+        assert first.interrupted
+        assert first.step == stop_at
+        resumed = gancore.train(config(), tmp_path / "resumed", resume=True, progress=False)
+        for group in ("generators", "critics"):
+            ours = {n: m.state_dict() for n, m in getattr(resumed, group).items()}
+            theirs = {n: m.state_dict() for n, m in getattr(straight, group).items()}
+            for name, state in theirs.items():
+                assert state.keys() == ours[name].keys()
+                for key, value in state.items():
+                    assert torch.equal(value, ours[name][key]), (group, name, key)
+
     @pytest.mark.slow
     def test_reconstruction_after_training(self, tmp_path: Path) -> None:
         """Trained on a tiny image, the fixed noise gives the image back: RMSE under 0.3 of the
