@@ -67,6 +67,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "biggan": "gan-biggan",
         "biggan-deep": "gan-biggan",
         "pggan": "gan-progressive",
+        "srresnet": "gan-superres",
     },
     "critic": {
         "stylegan2": "gan-stylegan",
@@ -80,6 +81,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "biggan": "gan-biggan",
         "biggan-deep": "gan-biggan",
         "pggan": "gan-progressive",
+        "srgan": "gan-superres",
     },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada", "instance-noise": "gan-improved"},
     "dataset": {
@@ -88,6 +90,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "unpaired": "gan-cyclegan",
         "skimage-patches": "gan-inpaint",
         "single-image": "gan-progressive",
+        "sr-images": "gan-superres",
     },
     "task": {
         "cyclegan": "gan-cyclegan",
@@ -99,13 +102,16 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "unrolled": "gan-improved",
         "progressive": "gan-progressive",
         "singan": "gan-progressive",
+        "srgan": "gan-superres",
     },
     "metric": {
         "inpaint-quality": "gan-inpaint",
         "class-accuracy": "gan-conditional",
         "intra-fid": "gan-conditional",
         "code-accuracy": "gan-conditional",
+        "sr-quality": "gan-superres",
     },
+    "extractor": {"vgg19": "gan-superres", "sr-features": "gan-superres"},
 }
 
 

@@ -24,6 +24,7 @@ FIRST_PARTY = (
     "gan-improved",
     "gan-biggan",
     "gan-progressive",
+    "gan-superres",
 )
 
 
