@@ -131,6 +131,17 @@ class TestGenerator:
         g = _srresnet(1, 16, 4, blocks=1, channels=4).eval()
         assert g(torch.zeros(1, 1, 7, 5)).shape == (1, 1, 28, 20)
 
+    def test_bicubic_residual_starts_at_bicubic(self) -> None:
+        """residual = 'bicubic': the zero-initialised tail makes the untrained network the
+        bicubic baseline exactly; its gradients still reach the tail."""
+        g = _srresnet(3, 16, 4, blocks=1, channels=4, residual="bicubic")
+        lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(3)) * 1.8 - 0.9
+        out = g(lr)
+        torch.testing.assert_close(out.clamp(-1, 1), bicubic_upscale(lr, 4), rtol=0, atol=1e-6)
+        out.square().sum().backward()
+        assert g.tail.weight.grad is not None
+        assert g.tail.weight.grad.abs().sum() > 0
+
     def test_needs_a_whole_factor(self) -> None:
         context = gancore.BuildContext(data_shape=(3, 16, 16), input_shape=(3, 5, 5))
         with pytest.raises(ValueError, match="not the images 16x16 divided by a whole factor"):
