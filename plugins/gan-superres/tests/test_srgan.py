@@ -422,3 +422,15 @@ def attrs_evolve(task: Srgan, **changes: Any) -> Srgan:
     import attrs
 
     return attrs.evolve(task, **changes)
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def test_example_validates() -> None:
+    """examples/srgan-skimage.toml loads with this plugin alone and plans 500 + 250 + 250 steps."""
+    config = gancore.load_config(EXAMPLES / "srgan-skimage.toml")
+    assert config.task.name == "gan-superres:srgan"
+    stages = config.task.options.plan_stages(config, None)
+    assert [s["steps"] for s in stages] == [500, 250, 250]
+    assert stages[2]["lr"] == pytest.approx({"generator": 1e-5, "critic": 1e-5})
