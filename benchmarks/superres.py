@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         "held_out": {"photos": list(HELD_OUT), "crops": len(held_out), "size": args.size},
         "scales": {},
     }
+    if args.out.is_file():  # scales not run this time keep their earlier results
+        earlier = json.loads(args.out.read_text()).get("scales", {})
+        result["scales"] = {k: v for k, v in earlier.items() if int(k) not in args.scales}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for scale in args.scales:
         scores: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
@@ -209,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                         args.out.with_name(f"superres-x{scale}.png"),
                     )
         result["scales"][str(scale)] = {
+            "command": command,
+            "held_out": result["held_out"],
             "steps": args.steps,
             "seeds": args.seeds,
             "train_s": summary(train_s),
