@@ -248,8 +248,11 @@ class TestBuildExtractor:
             assert (spec.provider, spec.options) == ("gancore", options)
             assert all(f.metadata.get("doc") for f in attrs.fields(options))
 
-    def test_unknown_name(self) -> None:
-        """An unknown name is the registry's error, with a suggestion and the choices."""
+    def test_unknown_name(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An unknown name is the registry's error, with a suggestion and the choices (the
+        built-in extractors only: plugins such as gan-superres add their own)."""
+        monkeypatch.setenv("GANCORE_LOAD_PLUGINS", "")
+        gancore.reset_registry()
         with pytest.raises(gancore.UnknownComponentError) as exc:
             build_extractor("digit-classifier")
         assert str(exc.value) == (
