@@ -21,8 +21,9 @@ neighbours when upscaled. Images are measured as the 8-bit images they would be 
   level).
 - **Border crop**: ``border`` pixels off each of the four sides of Y (default: the scale ``r``).
 - **PSNR** (:func:`psnr_y`): ``10 log10(255^2 / MSE)`` dB per image, MSE over the cropped Y.
-  Identical images give ``+inf`` (no cap, as scikit-image), so the mean over images is then
-  ``+inf`` too.
+  Identical images give ``+inf`` there (as scikit-image); the metric caps each image's PSNR at
+  :data:`PSNR_CAP` (100 dB, as ``inpaint-quality``) before averaging, so that one flat crop that
+  bicubic reproduces exactly (a blank page) does not make the mean infinite.
 - **SSIM** (:func:`ssim_y`): Wang et al. 2004, "Image quality assessment: from error visibility
   to structural similarity", Eq. 13, with the settings of their Sec. III-C: local statistics
   under a Gaussian window of sigma 1.5 (11 taps, weights normalized to sum 1, applied
@@ -78,7 +79,10 @@ import gancore  # at run time: option types are read with get_type_hints
 from gan_superres.degrade import bicubic_upscale
 from gan_superres.task import content_features, low_resolution, upscale
 
+PSNR_CAP = 100.0  # dB: per-image PSNR is capped here before the mean
+
 __all__ = [
+    "PSNR_CAP",
     "SSIM_K1",
     "SSIM_K2",
     "SSIM_SIGMA",
@@ -374,7 +378,10 @@ class SRQuality:
                 hr_features = content_features(extractor, hr8).double()
             for method, images in upscaled.items():
                 prefix = "" if method == "model" else f"{method}_"
-                scores = {"psnr": psnr_y(images, hr, border), "ssim": ssim_y(images, hr, border)}
+                scores = {
+                    "psnr": psnr_y(images, hr, border).clamp(max=PSNR_CAP),
+                    "ssim": ssim_y(images, hr, border),
+                }
                 if extractor is not None and hr_features is not None:
                     images8 = (_levels(images) / 127.5 - 1.0).float().to(device)
                     scores["feature_distance"] = _feature_distance(
