@@ -282,7 +282,7 @@ class ACGAN:
         critic: Any = step.unwrap("critic")
         critic.recorded = []
         try:
-            adversarial = step.generator_loss("critic", fake)
+            adversarial = step.generator_loss("critic", fake, real=batch["x"])
             (fake_logits,) = critic.recorded
         finally:
             critic.recorded = None
@@ -503,7 +503,7 @@ class InfoGAN:
         critic: Any = step.unwrap("critic")
         critic.recorded = []
         try:
-            adversarial = step.generator_loss("critic", fake)
+            adversarial = step.generator_loss("critic", fake, real=batch["x"])
             (q_out,) = critic.recorded
         finally:
             critic.recorded = None

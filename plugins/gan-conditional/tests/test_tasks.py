@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import torch
 import torch.nn.functional as F
@@ -249,6 +250,47 @@ class TestInfoGAN:
             ValueError, match=r"latent_dim \(2\) must exceed the codes' size \(12\)"
         ):
             gancore.train(config, tmp_path / "run", progress=False)
+
+
+@attrs.frozen
+class MeanGap:
+    """A generator loss term for the test: the gap between the critic's mean features on the
+    real and the fake batch (feature matching's shape)."""
+
+    player = "generator"
+    interval = 1
+    replaces_loss = False
+
+    def loss_term(
+        self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, extra: Any
+    ) -> torch.Tensor:
+        assert real.shape == fake.shape
+        features: Any = critic.features  # type: ignore[operator]
+        gap: torch.Tensor = (features(real).mean(0) - features(fake).mean(0)).abs().sum()
+        return gap
+
+
+class TestGeneratorLossTerms:
+    @pytest.mark.parametrize("task", ["acgan", "infogan"])
+    def test_tasks_pass_the_real_batch(self, task: str, tmp_path: Path) -> None:
+        """ACGAN and InfoGAN give the real batch to generator loss terms (feature matching of
+        gan-improved works with them): the term runs on real and fake batches and is logged."""
+        registry = gancore.get_registry()
+        registry.add(
+            gancore.ComponentSpec("regularizer", "mean-gap", "test", MeanGap, MeanGap, ".")
+        )
+        options = {"name": "acgan"} if task == "acgan" else {"name": "infogan", "categorical": [10]}
+        document = tiny(
+            options,
+            generator={"name": "dcgan", "latent_dim": 16, "channels": 4}
+            if task == "infogan"
+            else {"name": "concat", "latent_dim": 4, "inner": {"name": "dcgan", "channels": 4}},
+            critic={"name": "dcgan", "channels": 4, "norm": "none"},
+            regularizers=[{"name": "mean-gap"}],
+        )
+        config = gancore.parse_config(document, registry)
+        gancore.train(config, tmp_path / "run", progress=False)
+        assert "reg/mean-gap" in (tmp_path / "run" / "metrics.jsonl").read_text()
 
 
 @pytest.mark.slow
