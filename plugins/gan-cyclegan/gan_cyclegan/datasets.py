@@ -128,6 +128,16 @@ def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
     return x.clamp(-1.0, 1.0)
 
 
+def _to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """Float ``[-1, 1]`` -> uint8 ``[0, 255]`` (rounded): the 8-bit values an image file holds."""
+    return ((image + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def _from_uint8(image: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[0, 255]`` -> float ``[-1, 1]``, the inverse of :func:`_to_uint8` on its values."""
+    return image.float() / 127.5 - 1.0
+
+
 def _jitter(
     images: Sequence[torch.Tensor], resolution: int, flip: bool, seed: int
 ) -> list[torch.Tensor]:
@@ -141,7 +151,7 @@ def _jitter(
     out = []
     for image in images:
         crop = image[:, top : top + resolution, left : left + resolution]
-        out.append(crop.flip(-1) if mirror else crop.contiguous())
+        out.append(crop.flip(-1) if mirror else crop.clone())  # never a view of a cached image
     return out
 
 
@@ -230,18 +240,17 @@ class _Domain:
         return len(self.files) if self.dataset is None else len(self.dataset)
 
     def get(self, index: int) -> torch.Tensor:
+        """Image ``index``, the same values whether or not it was cached (exact resume: a resumed
+        process starts with an empty cache and must see what the straight run saw)."""
         cached = self._cache.get(index)
-        if cached is not None:
-            return cached.float() / 127.5 - 1.0 if cached.dtype == torch.uint8 else cached
-        if self.dataset is not None:
-            image = _resize(self.dataset[index]["x"], self.size)
+        if cached is None:
+            if self.dataset is not None:
+                cached = _resize(self.dataset[index]["x"], self.size)
+            else:  # files are 8-bit: keep the resized image as uint8 (a quarter of the memory)
+                cached = _to_uint8(_resize(read_image(self.files[index], self.channels), self.size))
             if self.cache:
-                self._cache[index] = image
-            return image
-        image = _resize(read_image(self.files[index], self.channels), self.size)
-        if self.cache:  # as uint8: a quarter of the memory
-            self._cache[index] = ((image + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-        return image
+                self._cache[index] = cached
+        return _from_uint8(cached) if cached.dtype == torch.uint8 else cached.clone()
 
 
 # -------------------------------------------------------------------------------------------------
@@ -440,7 +449,8 @@ class PairedImages:
         else:
             a = read_image(first, self.options.channels)
             b = read_image(second, self.options.channels)
-        pair = (_resize(a, self.size), _resize(b, self.size))
+        # resized and rounded to 8 bits again, so that a cached pair and a fresh read agree
+        pair = (_to_uint8(_resize(a, self.size)), _to_uint8(_resize(b, self.size)))
         if self.options.direction == "b-to-a":
             pair = (pair[1], pair[0])
         if self.options.cache:
@@ -449,7 +459,7 @@ class PairedImages:
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         position = _index("paired", index, len(self))
-        a, b = self._load(position % len(self.files))
+        a, b = (_from_uint8(image) for image in self._load(position % len(self.files)))
         opts = self.options
         a, b = _jitter([a, b], opts.resolution, opts.flip, _mix(opts.seed, position))
         return {"a": a, "x": b}

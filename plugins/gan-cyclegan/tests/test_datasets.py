@@ -234,3 +234,81 @@ class TestDigitsTranslation:
         torch.nn.init.constant_(identity.weight, 1.0)
         expected = 2 * float(held.images_a.abs().mean())
         assert held_out_error(identity, held) == pytest.approx(expected, rel=1e-5)
+
+
+def _photos(folder: Path, count: int, seed: int, size: int = 12) -> Path:
+    """``count`` random RGB images ``size`` x ``size``: resizing them to another size gives values
+    between the 8-bit levels, which is what a cache that rounds would change."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels, mode="RGB").save(folder / f"{i:02d}.png")
+    return folder
+
+
+class TestItemsDoNotDependOnTheCache:
+    """An item is the same on its first read, when cached, in a fresh process (empty cache) and
+    without a cache: exact resume relies on it (issue 24's fault: the first read was the float
+    image, later reads a uint8-rounded copy)."""
+
+    @staticmethod
+    def _reads(make: Any, length: int) -> list[list[dict[str, torch.Tensor]]]:
+        warm = make(True)
+        first = [warm[i] for i in range(length)]
+        second = [warm[i] for i in range(length)]  # from the cache
+        fresh = make(True)
+        reversed_order = [fresh[i] for i in reversed(range(length))][::-1]
+        uncached = make(False)
+        return [first, second, reversed_order, [uncached[i] for i in range(length)]]
+
+    @staticmethod
+    def _assert_equal(reads: list[list[dict[str, torch.Tensor]]]) -> None:
+        for other in reads[1:]:
+            for a, b in zip(reads[0], other, strict=True):
+                assert a.keys() == b.keys()
+                for key in a:
+                    assert torch.equal(a[key], b[key]), key
+        # and the values are the 8-bit levels of an image file
+        for item in reads[0]:
+            for value in item.values():
+                levels = (value + 1.0) * 127.5
+                assert torch.allclose(levels, levels.round(), atol=1e-4)
+
+    def test_unpaired_folders(self, tmp_path: Path) -> None:
+        """Folders resized from 12 to 10 px and cropped to 8: every read agrees."""
+        a, b = _photos(tmp_path / "a", 3, 0), _photos(tmp_path / "b", 4, 1)
+
+        def make(cache: bool) -> UnpairedImages:
+            options = UnpairedOptions(
+                a=str(a), b=str(b), resolution=8, load_size=10, repeats=2, cache=cache
+            )
+            return UnpairedImages(options)
+
+        self._assert_equal(self._reads(make, 8))
+
+    def test_paired_folders(self, tmp_path: Path) -> None:
+        """Two folders matched by name, resized from 12 to 10 px and cropped to 8."""
+        a, b = _photos(tmp_path / "a", 3, 2), _photos(tmp_path / "b", 3, 3)
+
+        def make(cache: bool) -> PairedImages:
+            options = PairedOptions(
+                a=str(a), b=str(b), resolution=8, load_size=10, repeats=2, cache=cache
+            )
+            return PairedImages(options)
+
+        self._assert_equal(self._reads(make, 6))
+
+    def test_items_are_copies(self, tmp_path: Path) -> None:
+        """Writing into an item (at full size, no crop) does not change the cached image."""
+        a, b = _photos(tmp_path / "a", 1, 4, size=8), _photos(tmp_path / "b", 1, 5, size=8)
+        data = UnpairedImages(UnpairedOptions(a=str(a), b=str(b), resolution=8, flip=False))
+        item = data[0]
+        before = item["a"].clone()
+        item["a"].fill_(0.0)
+        assert torch.equal(data[0]["a"], before)
+        paired = PairedImages(PairedOptions(a=str(a), b=str(b), resolution=8, flip=False))
+        item = paired[0]
+        before = item["x"].clone()
+        item["x"].fill_(0.0)
+        assert torch.equal(paired[0]["x"], before)

@@ -166,6 +166,48 @@ class TestCheckpoints:
                 assert torch.equal(a[key], b[key]), key
 
 
+def _photos(folder: Path, count: int, seed: int, size: int = 12) -> str:
+    """``count`` random RGB ``size`` x ``size`` PNGs in ``folder``, named 00.png, 01.png, ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels, mode="RGB").save(folder / f"{i:02d}.png")
+    return str(folder)
+
+
+def _folder_overrides(task: str, tmp_path: Path) -> list[str]:
+    """The tiny run on image folders (resized 12 -> 10 px, cropped to 8) instead of digits."""
+    a = _photos(tmp_path / "a", 6, 0)
+    b = _photos(tmp_path / "b", 6 if task == "pix2pix" else 5, 1)
+    kind = "unpaired" if task == "cyclegan" else "paired"
+    data = f"data={{name='{kind}', a='{a}', b='{b}', resolution=8, load_size=10}}"
+    if task == "cyclegan":
+        return [data]
+    return [data, "task={name='pix2pix'}", "generator={name='unet', channels=4, max_channels=8}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["cyclegan", "pix2pix"])
+def test_resume_is_exact_on_image_folders(task: str, tmp_path: Path) -> None:
+    """On folders of images (resized and cropped, so pixels fall between 8-bit levels), 8 steps
+    equal 4 + resume + 4: the resumed process, whose image cache starts empty, sees the same
+    items as the straight run (issue 24's fault)."""
+    config = _config(tmp_path, "run.steps=8", *_folder_overrides(task, tmp_path))
+    straight = gancore.train(config, tmp_path / "straight", progress=False)
+    gancore.testing.train_interrupted(config, tmp_path / "resumed", after=4)
+    resumed = gancore.train(config, tmp_path / "resumed", resume=True, progress=False)
+    assert straight.checkpoint is not None
+    assert resumed.checkpoint is not None
+    assert straight.step == resumed.step == 8
+    for name in ("generators", "critics"):
+        a = load_file(str(straight.checkpoint / f"{name}.safetensors"))
+        b = load_file(str(resumed.checkpoint / f"{name}.safetensors"))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
 @pytest.mark.slow
 class TestLearns:
     def test_cyclegan_reduces_held_out_error(self, tmp_path: Path) -> None:
