@@ -47,6 +47,13 @@ WIDTHS: dict[str, dict[str, Any]] = {
         "channel_base": 4096,
         "channel_max": 64,
     },
+    "medium": {
+        "latent_dim": 256,
+        "style_dim": 256,
+        "mapping_depth": 4,
+        "channel_base": 8192,
+        "channel_max": 256,
+    },
     "paper": {
         "latent_dim": 512,
         "style_dim": 512,
@@ -55,7 +62,8 @@ WIDTHS: dict[str, dict[str, Any]] = {
         "channel_max": 512,
     },
 }
-FORWARD_BATCH = {"small": 16, "paper": 4}
+FORWARD_BATCH = {"small": 16, "medium": 8, "paper": 4}
+FORWARD_WIDTHS = ("small", "paper")  # the forward table's widths; "medium" is for training
 TRAIN_BATCH = 32
 WINDOW = 16  # iterations per logged window: one lazy R1 (16) and four path-length steps (4)
 
@@ -71,17 +79,17 @@ resolution = {resolution}
 
 [generator]
 name = "stylegan2"
-latent_dim = 128
-style_dim = 128
-mapping_depth = 2
-channel_base = 4096
-channel_max = 64
+latent_dim = {latent_dim}
+style_dim = {style_dim}
+mapping_depth = {mapping_depth}
+channel_base = {channel_base}
+channel_max = {channel_max}
 grouped_conv = {grouped}
 
 [critic]
 name = "stylegan2"
-channel_base = 4096
-channel_max = 64
+channel_base = {channel_base}
+channel_max = {channel_max}
 
 [loss]
 name = "non-saturating"
@@ -159,18 +167,27 @@ def bench_forward(
 
 
 def bench_train_step(
-    resolution: int, grouped: bool, device: torch.device, warmup: int, repeats: int
+    resolution: int,
+    grouped: bool | str,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    width: str = "small",
+    batch: int = TRAIN_BATCH,
 ) -> dict[str, Any]:
-    """Images/s of whole training iterations of gancore's loop (small width)."""
+    """Images/s of whole training iterations of gancore's loop (generator and critic of
+    ``width``; ``grouped``: the generator's ``grouped_conv``, true, false or "auto")."""
     import gancore
 
     steps = WINDOW * (warmup + repeats)
+    sizes = dict(WIDTHS[width])
     text = TRAIN_CONFIG.format(
         resolution=resolution,
         steps=steps,
-        batch=TRAIN_BATCH,
+        batch=batch,
         window=WINDOW,
-        grouped=str(grouped).lower(),
+        grouped=f'"{grouped}"' if isinstance(grouped, str) else str(grouped).lower(),
+        **sizes,
     )
     workdir = Path(tempfile.mkdtemp(prefix="stylegan-bench-"))
     # gancore trains on the GPU when there is one; Accelerate's flag keeps the CPU case on the CPU.
@@ -194,14 +211,14 @@ def bench_train_step(
     median = statistics.median(seconds)
     return {
         "measure": "training_step",
-        "width": "small",
+        "width": width,
         "resolution": resolution,
         "grouped_conv": grouped,
-        "batch": TRAIN_BATCH,
+        "batch": batch,
         "device": device.type,
         "seconds_per_step": median,
         "cpu_seconds_per_step_incl_warmup": cpu_seconds / steps,
-        "images_per_s": TRAIN_BATCH / median,
+        "images_per_s": batch / median,
         "window_seconds_per_step": seconds,
         "iterations": steps,
     }
@@ -255,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     cases: list[tuple[str, Any]] = []
     for device in devices:
         for resolution in resolutions:
-            for width in WIDTHS:
+            for width in FORWARD_WIDTHS:
                 for grouped in (True, False):
                     cases.append(("forward", (width, resolution, grouped, device)))
             cases.append(("train", (resolution, device)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import attrs
 import torch
@@ -28,6 +28,7 @@ from torch import nn
 from gan_stylegan.layers import (
     EqualizedConv2d,
     EqualizedLinear,
+    GroupedConv,
     ModulatedConv2d,
     NoiseMode,
     activate,
@@ -189,13 +190,15 @@ class StyleGAN2GeneratorOptions(_StyleOptions):
     channel_max: int = _int(
         512, "cap on the feature maps at any resolution; >= 1 (the papers' 512)"
     )
-    grouped_conv: bool = attrs.field(
-        default=True,
-        validator=attrs.validators.instance_of(bool),
+    grouped_conv: bool | Literal["auto"] = attrs.field(
+        default="auto",
+        validator=attrs.validators.in_((True, False, "auto")),
         metadata={
-            "doc": "true = modulated convolution as one grouped convolution with one group per "
-            "sample (the paper's form); false = the equal computation that scales the "
-            "activations around one shared convolution (faster for large batches on CPU)"
+            "doc": "how the modulated convolution is computed (the same function either way): "
+            "true = one grouped convolution with one group per sample (the paper's form); "
+            "false = activations scaled around one shared convolution; 'auto' = grouped only "
+            "on CUDA outside training, as the reference code (the activation form trained "
+            "1.06-1.56x faster per CPU-second here)"
         },
     )
 
@@ -515,7 +518,7 @@ class ModulatedLayer(nn.Module):
         w_index: int,
         *,
         up: bool = False,
-        grouped: bool = True,
+        grouped: GroupedConv = True,
     ) -> None:
         super().__init__()
         self.w_index = w_index
@@ -532,7 +535,7 @@ class ToRGB(nn.Module):
     """Modulated 1x1 convolution to image channels without demodulation, plus bias; linear."""
 
     def __init__(
-        self, in_channels: int, channels: int, style_dim: int, w_index: int, grouped: bool
+        self, in_channels: int, channels: int, style_dim: int, w_index: int, grouped: GroupedConv
     ) -> None:
         super().__init__()
         self.w_index = w_index
@@ -559,7 +562,7 @@ class StyleGAN2Block(nn.Module):
         style_dim: int,
         resolution: int,
         first_w: int,
-        grouped: bool,
+        grouped: GroupedConv,
     ) -> None:
         super().__init__()
         layers = []
@@ -600,7 +603,7 @@ class StyleGAN2Synthesis(nn.Module):
         resolution: int,
         style_dim: int,
         widths: dict[int, int],
-        grouped: bool,
+        grouped: GroupedConv,
     ) -> None:
         super().__init__()
         self.const = nn.Parameter(torch.randn(widths[4], 4, 4))

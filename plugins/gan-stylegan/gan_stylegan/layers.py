@@ -260,6 +260,20 @@ def modulated_weights(
     return weights
 
 
+GroupedConv = bool | Literal["auto"]
+
+
+def use_grouped_conv(grouped: GroupedConv, x: torch.Tensor, training: bool) -> bool:
+    """Resolve ``grouped_conv``: a bool is kept; ``"auto"`` picks the grouped form only on a CUDA
+    device outside training (the reference code's choice: it fuses the modulated convolution
+    into one grouped convolution for inference and scales activations in training) and the
+    activation form everywhere else (measured faster on CPUs for every width and batch size:
+    ``benchmarks/stylegan_modconv.py``)."""
+    if isinstance(grouped, bool):
+        return grouped
+    return x.device.type == "cuda" and not training
+
+
 class ModulatedConv2d(nn.Module):
     """A StyleGAN2 convolution: ``styles = A(w)`` (an affine map, bias 1), modulated (and
     demodulated) convolution, optional 2x bilinear up-sampling before it.
@@ -278,7 +292,7 @@ class ModulatedConv2d(nn.Module):
         *,
         demodulate: bool = True,
         up: bool = False,
-        grouped: bool = True,
+        grouped: GroupedConv = True,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -298,8 +312,9 @@ class ModulatedConv2d(nn.Module):
             x = upsample2d(x)
         # With demodulation the weight's scale cancels; without it (toRGB) the gain is in styles.
         weight = self.weight * self.weight_gain if self.demodulate else self.weight
+        grouped = use_grouped_conv(self.grouped, x, self.training)
         return modulated_conv2d(
-            x, weight, self.styles(w), demodulate=self.demodulate, grouped=self.grouped
+            x, weight, self.styles(w), demodulate=self.demodulate, grouped=grouped
         )
 
     def extra_repr(self) -> str:

@@ -4,10 +4,12 @@ minibatch standard deviation, resampling."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from gan_stylegan.generators import StyleGAN2GeneratorOptions
 from gan_stylegan.layers import (
     EqualizedConv2d,
     EqualizedLinear,
@@ -19,6 +21,7 @@ from gan_stylegan.layers import (
     modulated_weights,
     pixel_norm,
     upsample2d,
+    use_grouped_conv,
 )
 
 
@@ -69,16 +72,40 @@ class TestModulatedConvolution:
         expected = _per_sample_reference(x, weight, styles, demodulate)
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
-    @pytest.mark.parametrize("grouped", [True, False])
-    def test_module_with_upsampling_equals_the_loop(self, grouped: bool) -> None:
+    @pytest.mark.parametrize("grouped", [True, False, "auto"])
+    def test_module_with_upsampling_equals_the_loop(self, grouped: bool | str) -> None:
         """The layer: styles = A(w), bilinear 2x up-sampling, then the per-sample convolutions."""
         torch.manual_seed(2)
-        layer = ModulatedConv2d(4, 3, 3, style_dim=8, up=True, grouped=grouped)
+        layer = ModulatedConv2d(4, 3, 3, style_dim=8, up=True, grouped=grouped)  # type: ignore[arg-type]
         x, w = torch.randn(3, 4, 5, 5), torch.randn(3, 8)
         styles = layer.affine(w)
         weight = layer.weight / math.sqrt(4 * 9)
         expected = _per_sample_reference(upsample2d(x), weight, styles, demodulate=True)
         torch.testing.assert_close(layer(x, w), expected, atol=1e-5, rtol=1e-5)
+
+    @pytest.mark.parametrize(
+        ("setting", "device", "training", "expected"),
+        [
+            (True, "cpu", True, True),
+            (False, "cuda", False, False),
+            ("auto", "cpu", True, False),
+            ("auto", "cpu", False, False),
+            ("auto", "cuda", True, False),
+            ("auto", "cuda", False, True),
+        ],
+    )
+    def test_auto_picks_the_form_per_device_and_mode(
+        self, setting: bool | str, device: str, training: bool, expected: bool
+    ) -> None:
+        """A bool is kept; "auto" is grouped only on CUDA outside training."""
+        x = SimpleNamespace(device=torch.device(device))
+        assert use_grouped_conv(setting, x, training) is expected  # type: ignore[arg-type]
+
+    def test_auto_is_the_default(self) -> None:
+        """The generator's default is "auto"; on this CPU the activation form runs."""
+        assert StyleGAN2GeneratorOptions().grouped_conv == "auto"
+        layer = ModulatedConv2d(4, 3, 3, style_dim=8, grouped="auto")
+        assert not use_grouped_conv(layer.grouped, torch.zeros(1), layer.training)
 
     def test_style_affine_starts_at_one(self) -> None:
         """The affine map's bias starts at 1, so styles start near 1 (Karras et al. 2020)."""
