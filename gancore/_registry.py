@@ -68,6 +68,8 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "biggan-deep": "gan-biggan",
         "pggan": "gan-progressive",
         "srresnet": "gan-superres",
+        "stargan": "gan-cyclegan",
+        "pix2pixhd": "gan-cyclegan",
     },
     "critic": {
         "stylegan2": "gan-stylegan",
@@ -82,6 +84,8 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "biggan-deep": "gan-biggan",
         "pggan": "gan-progressive",
         "srgan": "gan-superres",
+        "stargan": "gan-cyclegan",
+        "pix2pixhd": "gan-cyclegan",
     },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada", "instance-noise": "gan-improved"},
     "dataset": {
@@ -91,6 +95,9 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "skimage-patches": "gan-inpaint",
         "single-image": "gan-progressive",
         "sr-images": "gan-superres",
+        "digits-domains": "gan-cyclegan",
+        "attribute-images": "gan-cyclegan",
+        "synthetic-scenes": "gan-cyclegan",
     },
     "task": {
         "cyclegan": "gan-cyclegan",
@@ -103,6 +110,8 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "progressive": "gan-progressive",
         "singan": "gan-progressive",
         "srgan": "gan-superres",
+        "stargan": "gan-cyclegan",
+        "pix2pixhd": "gan-cyclegan",
     },
     "metric": {
         "inpaint-quality": "gan-inpaint",

@@ -273,6 +273,13 @@ def _run(
     check_metrics(config, built.metrics)  # fail now, not after the last step
     stages = stage_schedule(config)
     check_stage_names(stages, built.players, config.source)
+    if world > 1 and getattr(task, "find_unused_parameters", False):
+        # The task's steps leave some parameters without a gradient (a stage trains part of a
+        # network): DistributedDataParallel must look for them, or its next step waits forever
+        # for their all-reduce. Others keep the cheaper default (docs/tasks.md, "Stages").
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        accelerator.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
     # StyleGAN2's lazy correction c of each group's optimizer (lr * c, betas ** c).
     corrections = {
         group: lazy_correction([r.interval for _, r in built.regularizers if r.player == group])

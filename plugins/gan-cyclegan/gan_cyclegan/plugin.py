@@ -1,9 +1,10 @@
 """Hook implementations of gan-cyclegan: the components live in ``networks``, ``tasks``,
-``datasets`` and ``translate``."""
+``datasets`` and ``translate`` (CycleGAN, pix2pix), ``stargan`` (StarGAN) and ``pix2pixhd``
+(pix2pixHD); each of the last two registers its own through its ``register_*`` functions."""
 
 from __future__ import annotations
 
-from gan_cyclegan import datasets, networks, tasks, translate
+from gan_cyclegan import datasets, networks, pix2pixhd, stargan, tasks, translate
 from gancore import RegisterCallback, RegisterCommandCallback, hookimpl
 
 GANCORE_API = ">=1.0,<2"  # the gancore API versions this plugin is written for
@@ -23,6 +24,8 @@ def gancore_register_generators(register: RegisterCallback) -> None:
         options=networks.UNetGeneratorOptions,
         description="Image-to-image U-Net generator with skip connections and dropout (pix2pix).",
     )
+    stargan.register_generators(register)
+    pix2pixhd.register_generators(register)
 
 
 @hookimpl
@@ -33,6 +36,8 @@ def gancore_register_critics(register: RegisterCallback) -> None:
         options=networks.PatchGANCriticOptions,
         description="PatchGAN critic: one score per overlapping patch, 70x70 by default (pix2pix).",
     )
+    stargan.register_critics(register)
+    pix2pixhd.register_critics(register)
 
 
 @hookimpl
@@ -49,6 +54,8 @@ def gancore_register_tasks(register: RegisterCallback) -> None:
         options=tasks.Pix2PixOptions,
         description="Paired translation: conditional critic on (input, image) plus L1 (Isola 2017).",
     )
+    stargan.register_tasks(register)
+    pix2pixhd.register_tasks(register)
 
 
 @hookimpl
@@ -71,6 +78,8 @@ def gancore_register_datasets(register: RegisterCallback) -> None:
         options=datasets.DigitsTranslationOptions,
         description="Offline digits and a known transform of them, with a held-out split.",
     )
+    stargan.register_datasets(register)
+    pix2pixhd.register_datasets(register)
 
 
 @hookimpl
@@ -79,5 +88,5 @@ def gancore_register_commands(register: RegisterCommandCallback) -> None:
         "translate",
         translate.run_translate,
         configure=translate.add_translate_arguments,
-        description="Translate images with a trained cyclegan or pix2pix run.",
+        description="Translate images with a trained cyclegan, pix2pix, pix2pixhd or stargan run.",
     )

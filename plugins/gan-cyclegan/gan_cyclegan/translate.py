@@ -1,14 +1,21 @@
-"""``gan translate RUN_DIR --direction a-to-b --input DIR_OR_FILE --output DIR``.
+"""``gan translate RUN_DIR --direction a-to-b --input DIR_OR_FILE --output DIR``, and
+``gan translate RUN_DIR --to DOMAIN [--to DOMAIN2 ...] --input ... --output DIR`` for StarGAN.
 
-Loads a trained ``cyclegan`` or ``pix2pix`` run, reads every image of ``--input`` (a file, or the
-image files directly inside a folder), resizes it to the run's training resolution, translates it
-with the chosen generator (the EMA weights when the run kept them, unless ``--raw``) and writes
-``<output>/<name>.png`` for each.
+Loads a trained ``cyclegan``, ``pix2pix`` or ``stargan`` run, reads every image of ``--input`` (a
+file, or the image files directly inside a folder), resizes it to the run's training resolution,
+translates it with the chosen generator (the EMA weights when the run kept them, unless ``--raw``)
+and writes ``<output>/<name>.png`` for each. A StarGAN run translates into each ``--to`` target:
+``<output>/<target>/<name>.png``, and with several targets also ``<output>/grid.png`` (one row
+per input: the input, then each target's translation). A target is a domain name (a class of the
+run's data), or for attribute runs ``attr=1,attr2=0`` (listed attributes set, the others 0) or
+an attribute name alone (that attribute 1, the others 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +27,9 @@ from tqdm.auto import tqdm
 
 import gancore
 from gan_cyclegan.datasets import IMAGE_EXTENSIONS, list_images, read_image
+from gan_cyclegan.stargan import Domains, StarGAN, translate
 
-__all__ = ["DIRECTIONS", "add_translate_arguments", "run_translate"]
+__all__ = ["DIRECTIONS", "add_translate_arguments", "parse_target", "run_translate"]
 
 # --direction -> (generator name, dataset key of its input domain)
 DIRECTIONS = {"a-to-b": ("a_to_b", "a"), "b-to-a": ("b_to_a", "x")}
@@ -35,6 +43,13 @@ def add_translate_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(DIRECTIONS),
         default="a-to-b",
         help="a-to-b (generator a_to_b, default) or b-to-a (b_to_a; CycleGAN runs only)",
+    )
+    parser.add_argument(
+        "--to",
+        action="append",
+        metavar="DOMAIN",
+        help="StarGAN runs: a target domain, or attr=1,attr2=0 for attribute runs (repeatable; "
+        "several targets also write grid.png)",
     )
     parser.add_argument(
         "--input", type=Path, required=True, help="an image file, or a folder of images"
@@ -99,6 +114,9 @@ def run_translate(args: argparse.Namespace) -> int:
         twice = sorted({s for s in stems if stems.count(s) > 1})
         raise ValueError(f"--input: several images are named {twice[0]!r}; outputs would collide")
     run = gancore.load_run(Path(args.run_dir), args.checkpoint, raw=args.raw)
+    targets = getattr(args, "to", None)
+    if targets is not None or isinstance(run.built.task, StarGAN):
+        return _run_stargan(args, run, files, targets)
     name, key = DIRECTIONS[args.direction]
     if name not in run.generators:
         have = ", ".join(sorted(run.generators))
@@ -129,5 +147,97 @@ def run_translate(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(files)} image(s) to {output} (generator {name}, {run.checkpoint.name}, "
         f"{run.generator_kind} weights)"
+    )
+    return 0
+
+
+# -------------------------------------------------------------------------------------------------
+# StarGAN: --to
+# -------------------------------------------------------------------------------------------------
+
+
+def _closest(text: str, names: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(text, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_target(domains: Domains, text: str) -> torch.Tensor:
+    """The label vector ``c`` ``[K]`` that a ``--to`` value names, or a one-line
+    :class:`gancore.ConfigError` naming the known domains or attributes."""
+    names = domains.names
+    if domains.kind == "single":
+        if text not in names:
+            raise gancore.ConfigError(
+                [
+                    f"--to: unknown domain {text!r}{_closest(text, names)}; domains: {', '.join(names)}"
+                ]
+            )
+        return domains.vector(torch.tensor([names.index(text)]))[0]
+    c = torch.zeros(len(names))
+    for part in text.split(","):
+        attribute, _, value = part.strip().partition("=")
+        attribute, value = attribute.strip(), value.strip() or "1"
+        if attribute not in names:
+            raise gancore.ConfigError(
+                [
+                    f"--to: unknown attribute {attribute!r}{_closest(attribute, names)}; "
+                    f"attributes: {', '.join(names)}"
+                ]
+            )
+        if value not in ("0", "1"):
+            raise gancore.ConfigError(
+                [f"--to: attribute {attribute!r} must be 0 or 1 (got {value!r} in {text!r})"]
+            )
+        c[names.index(attribute)] = float(value)
+    return c
+
+
+def _run_stargan(
+    args: argparse.Namespace, run: gancore.LoadedRun, files: list[Path], targets: list[str] | None
+) -> int:
+    task = run.built.task
+    if not isinstance(task, StarGAN) or task.domains is None:
+        raise gancore.ConfigError(
+            [
+                f"--to: run {str(args.run_dir)!r} is not a stargan run (task "
+                f"{run.config.task.spec.name!r}); use --direction"
+            ]
+        )
+    domains = task.domains
+    if not targets:
+        raise gancore.ConfigError(
+            [
+                f"{str(args.run_dir)!r} is a stargan run: give --to DOMAIN (domains: "
+                f"{', '.join(domains.names)})"
+            ]
+        )
+    labels = [parse_target(domains, text) for text in targets]
+    slugs = [re.sub(r"[^A-Za-z0-9._=,+-]", "_", text) for text in targets]
+    if len(set(slugs)) != len(slugs):
+        raise gancore.ConfigError([f"--to: a target is given twice ({', '.join(targets)})"])
+    shape = tuple(run.built.dataset.shapes["x"])
+    generator = run.generators["generator"]
+    output = Path(args.output)
+    for slug in slugs:
+        (output / slug).mkdir(parents=True, exist_ok=True)
+    rows: list[torch.Tensor] = []  # [1 + targets, C, H, W] per input, for the grid
+    batches = [files[i : i + args.batch_size] for i in range(0, len(files), args.batch_size)]
+    for chunk in tqdm(batches, desc="translate", unit="batch", disable=None):
+        images = torch.stack([_load(p, shape) for p in chunk]).to(run.device)
+        outputs = []
+        with torch.no_grad():
+            for slug, c in zip(slugs, labels, strict=True):
+                translated = translate(generator, images, c.to(run.device).expand(len(images), -1))
+                outputs.append(translated.cpu())
+                for path, image in zip(chunk, translated, strict=True):
+                    _save(image, output / slug / f"{path.stem}.png")
+        if len(targets) > 1:
+            rows += list(torch.stack([images.cpu(), *outputs], dim=1))
+    if rows:
+        gancore.save_grid(torch.cat(rows), output / "grid.png", columns=1 + len(targets))
+    grid = f" and {output / 'grid.png'}" if rows else ""
+    print(
+        f"wrote {len(files) * len(targets)} image(s) to {output}{grid} (targets "
+        f"{', '.join(targets)}, {run.checkpoint.name}, {run.generator_kind} weights)"
     )
     return 0

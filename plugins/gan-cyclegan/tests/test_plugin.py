@@ -15,6 +15,15 @@ NAMES = (
     ("dataset", "unpaired"),
     ("dataset", "paired"),
     ("dataset", "digits-translation"),
+    ("generator", "stargan"),
+    ("critic", "stargan"),
+    ("task", "stargan"),
+    ("dataset", "digits-domains"),
+    ("dataset", "attribute-images"),
+    ("generator", "pix2pixhd"),
+    ("critic", "pix2pixhd"),
+    ("task", "pix2pixhd"),
+    ("dataset", "synthetic-scenes"),
 )
 
 
@@ -50,7 +59,7 @@ class TestRegistered:
     def test_tasks_and_datasets_satisfy_their_protocols(self) -> None:
         """Built with defaults, the tasks are Tasks and the synthetic pair is a Dataset."""
         registry, _ = gancore.load_registry()
-        for name in ("cyclegan", "pix2pix"):
+        for name in ("cyclegan", "pix2pix", "stargan", "pix2pixhd"):
             spec = registry.get("task", name)
             assert isinstance(spec.build(spec.defaults(), None), Task), name
         # Built as a run builds it: its build context resolves gancore's digits in `registry`.
