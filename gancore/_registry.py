@@ -70,6 +70,9 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "srresnet": "gan-superres",
         "stargan": "gan-cyclegan",
         "pix2pixhd": "gan-cyclegan",
+        "vae-mlp": "gan-vae",
+        "vae-conv": "gan-vae",
+        "began": "gan-vae",
     },
     "critic": {
         "stylegan2": "gan-stylegan",
@@ -86,6 +89,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "srgan": "gan-superres",
         "stargan": "gan-cyclegan",
         "pix2pixhd": "gan-cyclegan",
+        "began-autoencoder": "gan-vae",
     },
     "augmenter": {"ada": "gan-ada", "diffaugment": "gan-ada", "instance-noise": "gan-improved"},
     "dataset": {
@@ -112,6 +116,9 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "srgan": "gan-superres",
         "stargan": "gan-cyclegan",
         "pix2pixhd": "gan-cyclegan",
+        "vae": "gan-vae",
+        "vae-gan": "gan-vae",
+        "began": "gan-vae",
     },
     "metric": {
         "inpaint-quality": "gan-inpaint",
@@ -119,6 +126,8 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "intra-fid": "gan-conditional",
         "code-accuracy": "gan-conditional",
         "sr-quality": "gan-superres",
+        "elbo": "gan-vae",
+        "iwae": "gan-vae",
     },
     "extractor": {"vgg19": "gan-superres", "sr-features": "gan-superres"},
 }

@@ -25,6 +25,7 @@ FIRST_PARTY = (
     "gan-biggan",
     "gan-progressive",
     "gan-superres",
+    "gan-vae",
 )
 
 
