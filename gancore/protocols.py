@@ -355,6 +355,9 @@ class Task(Protocol):
       ``run.steps`` by their sum and are recorded in the run directory's config.toml (SinGAN:
       one stage per scale of the image's pyramid).
     - ``state_dict()`` / ``load_state_dict(state)``: state that checkpoints carry (image pools).
+    - ``find_unused_parameters = True``: some steps leave parameters of a trained player without
+      a gradient (pix2pixHD trains G1 alone, then G2 with G1 under ``no_grad``); with several
+      processes the loop then asks DistributedDataParallel to find them.
     - ``conditional = True``: the task *declares classes* (is conditional), together with a
       ``labels`` keyword on :meth:`sample_inputs`:
       ``sample_inputs(generators, dataset, num, seed, labels=None)``, where ``labels`` is an int64
