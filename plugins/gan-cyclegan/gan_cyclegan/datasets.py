@@ -67,7 +67,7 @@ INK = (1.0, 0.6, -0.8)
 # -------------------------------------------------------------------------------------------------
 
 
-def _mix(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
     """A 63-bit seed from integers (splitmix64 over the parts)."""
     x = 0x9E3779B97F4A7C15
     for part in parts:
@@ -118,7 +118,7 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
     return rearrange(pixels, "h w c -> c h w").contiguous()
 
 
-def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
+def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 or float ``[C, H, W]`` -> float ``[C, size, size]`` in [-1, 1] (bicubic, antialiased)."""
     x = image.float() / 127.5 - 1.0 if image.dtype == torch.uint8 else image.float()
     if x.shape[-2:] != (size, size):
@@ -128,17 +128,17 @@ def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
     return x.clamp(-1.0, 1.0)
 
 
-def _to_uint8(image: torch.Tensor) -> torch.Tensor:
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
     """Float ``[-1, 1]`` -> uint8 ``[0, 255]`` (rounded): the 8-bit values an image file holds."""
     return ((image + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
-def _from_uint8(image: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[0, 255]`` -> float ``[-1, 1]``, the inverse of :func:`_to_uint8` on its values."""
+def from_uint8(image: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[0, 255]`` -> float ``[-1, 1]``, the inverse of :func:`to_uint8` on its values."""
     return image.float() / 127.5 - 1.0
 
 
-def _jitter(
+def crop_and_flip(
     images: Sequence[torch.Tensor], resolution: int, flip: bool, seed: int
 ) -> list[torch.Tensor]:
     """The same random ``resolution`` crop and flip of each image ``[C, L, L]``, drawn from
@@ -245,12 +245,14 @@ class _Domain:
         cached = self._cache.get(index)
         if cached is None:
             if self.dataset is not None:
-                cached = _resize(self.dataset[index]["x"], self.size)
+                cached = resize_image(self.dataset[index]["x"], self.size)
             else:  # files are 8-bit: keep the resized image as uint8 (a quarter of the memory)
-                cached = _to_uint8(_resize(read_image(self.files[index], self.channels), self.size))
+                cached = to_uint8(
+                    resize_image(read_image(self.files[index], self.channels), self.size)
+                )
             if self.cache:
                 self._cache[index] = cached
-        return _from_uint8(cached) if cached.dtype == torch.uint8 else cached.clone()
+        return from_uint8(cached) if cached.dtype == torch.uint8 else cached.clone()
 
 
 # -------------------------------------------------------------------------------------------------
@@ -336,8 +338,8 @@ class UnpairedImages:
         a = self.domain_a.get(i % len(self.domain_a))
         b = self.domain_b.get(int(self.order_b[i % len(self.domain_b)]))
         seed, r, flip = self.options.seed, self.options.resolution, self.options.flip
-        (a,) = _jitter([a], r, flip, _mix(seed, position, 0xA))
-        (b,) = _jitter([b], r, flip, _mix(seed, position, 0xB))
+        (a,) = crop_and_flip([a], r, flip, mix_seed(seed, position, 0xA))
+        (b,) = crop_and_flip([b], r, flip, mix_seed(seed, position, 0xB))
         return {"a": a, "x": b}
 
 
@@ -450,7 +452,7 @@ class PairedImages:
             a = read_image(first, self.options.channels)
             b = read_image(second, self.options.channels)
         # resized and rounded to 8 bits again, so that a cached pair and a fresh read agree
-        pair = (_to_uint8(_resize(a, self.size)), _to_uint8(_resize(b, self.size)))
+        pair = (to_uint8(resize_image(a, self.size)), to_uint8(resize_image(b, self.size)))
         if self.options.direction == "b-to-a":
             pair = (pair[1], pair[0])
         if self.options.cache:
@@ -459,9 +461,9 @@ class PairedImages:
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         position = _index("paired", index, len(self))
-        a, b = (_from_uint8(image) for image in self._load(position % len(self.files)))
+        a, b = (from_uint8(image) for image in self._load(position % len(self.files)))
         opts = self.options
-        a, b = _jitter([a, b], opts.resolution, opts.flip, _mix(opts.seed, position))
+        a, b = crop_and_flip([a, b], opts.resolution, opts.flip, mix_seed(opts.seed, position))
         return {"a": a, "x": b}
 
 

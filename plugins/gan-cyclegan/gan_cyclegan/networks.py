@@ -74,7 +74,7 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+def norm_layer(kind: str, channels: int) -> nn.Module:
     """Instance norm without affine parameters (as CycleGAN's), batch norm, or nothing."""
     if kind == "instance":
         return nn.InstanceNorm2d(channels)
@@ -87,7 +87,7 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(size) for size in shape)
 
 
-def _image_shape(component: str, what: str, shape: tuple[int, ...] | None) -> tuple[int, int, int]:
+def image_shape(component: str, what: str, shape: tuple[int, ...] | None) -> tuple[int, int, int]:
     """``(C, H, W)`` or a ``ValueError`` naming the component."""
     if shape is None:
         raise ValueError(
@@ -101,7 +101,7 @@ def _image_shape(component: str, what: str, shape: tuple[int, ...] | None) -> tu
     return shape[0], shape[1], shape[2]
 
 
-def _check_input(component: str, x: torch.Tensor, channels: int) -> None:
+def check_input(component: str, x: torch.Tensor, channels: int) -> None:
     if x.ndim != 4 or x.shape[1] != channels:
         raise ValueError(
             f"{component}: expected images [N, {channels}, H, W] (got {list(x.shape)})"
@@ -153,7 +153,7 @@ class ResnetGeneratorOptions:
     )
 
 
-class _ResidualBlock(nn.Module):
+class ResidualBlock(nn.Module):
     """x + conv3x3(relu(norm(conv3x3(x)))) with reflection padding (He et al. 2016)."""
 
     def __init__(self, channels: int, norm: str, dropout: float, bias: bool) -> None:
@@ -161,13 +161,13 @@ class _ResidualBlock(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
-            _norm(norm, channels),
+            norm_layer(norm, channels),
             nn.ReLU(),
         ]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias)]
-        layers.append(_norm(norm, channels))
+        layers.append(norm_layer(norm, channels))
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,25 +192,23 @@ class ResnetGenerator(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, width, 7, bias=bias),  # c7s1-64
-            _norm(norm, width),
+            norm_layer(norm, width),
             nn.ReLU(),
         ]
         for _ in range(options.downsamplings):  # d128, d256
             layers += [
                 nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=bias),
-                _norm(norm, 2 * width),
+                norm_layer(norm, 2 * width),
                 nn.ReLU(),
             ]
             width *= 2
-        layers += [
-            _ResidualBlock(width, norm, options.dropout, bias) for _ in range(options.blocks)
-        ]
+        layers += [ResidualBlock(width, norm, options.dropout, bias) for _ in range(options.blocks)]
         for _ in range(options.downsamplings):  # u128, u64: fractionally strided convolutions
             layers += [
                 nn.ConvTranspose2d(
                     width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
                 ),
-                _norm(norm, width // 2),
+                norm_layer(norm, width // 2),
                 nn.ReLU(),
             ]
             width //= 2
@@ -219,7 +217,7 @@ class ResnetGenerator(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input("resnet generator", x, self.in_channels)
+        check_input("resnet generator", x, self.in_channels)
         out: torch.Tensor = self.net(x)
         return out
 
@@ -229,8 +227,8 @@ def build_resnet_generator(
 ) -> ResnetGenerator:
     """The ResNet generator from ``context.input_shape`` to ``context.data_shape``."""
     name = "resnet generator"
-    c_in, h, w = _image_shape(name, "input images", context.input_shape)
-    c_out, h_out, w_out = _image_shape(name, "output images", context.data_shape)
+    c_in, h, w = image_shape(name, "input images", context.input_shape)
+    c_out, h_out, w_out = image_shape(name, "output images", context.data_shape)
     factor = 2**options.downsamplings
     if (h, w) != (h_out, w_out):
         raise ValueError(
@@ -308,7 +306,7 @@ class UNetGenerator(nn.Module):
             c_in = in_channels if i == 0 else widths[i - 1]
             layers.append(nn.Conv2d(c_in, widths[i], 4, stride=2, padding=1, bias=bias))
             if 0 < i < depth - 1:  # no norm on C64 (the paper) nor at the bottleneck
-                layers.append(_norm(norm, widths[i]))
+                layers.append(norm_layer(norm, widths[i]))
             self.encoder.append(nn.Sequential(*layers))
         self.decoder = nn.ModuleList()
         for j, i in enumerate(reversed(range(depth))):  # j = 0 is the layer after the bottleneck
@@ -322,14 +320,14 @@ class UNetGenerator(nn.Module):
             if last:
                 layers.append(nn.Tanh())
             else:
-                layers.append(_norm(norm, c_out))
+                layers.append(norm_layer(norm, c_out))
                 if j < options.dropout_layers and options.dropout > 0:
                     layers.append(nn.Dropout(options.dropout))
             self.decoder.append(nn.Sequential(*layers))
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input("unet generator", x, self.in_channels)
+        check_input("unet generator", x, self.in_channels)
         skips = []
         for layer in self.encoder:
             x = layer(x)
@@ -345,8 +343,8 @@ class UNetGenerator(nn.Module):
 def build_unet_generator(options: UNetGeneratorOptions, context: BuildContextLike) -> UNetGenerator:
     """The U-Net generator from ``context.input_shape`` to ``context.data_shape``."""
     name = "unet generator"
-    c_in, h, w = _image_shape(name, "input images", context.input_shape)
-    c_out, h_out, w_out = _image_shape(name, "output images", context.data_shape)
+    c_in, h, w = image_shape(name, "input images", context.input_shape)
+    c_out, h_out, w_out = image_shape(name, "output images", context.data_shape)
     if (h, w) != (h_out, w_out):
         raise ValueError(
             f"{name}: input and output images must have the same size "
@@ -415,7 +413,7 @@ class PatchGANCritic(nn.Module):
             stride = 2 if i < options.layers else 1  # the last hidden layer keeps the resolution
             layers += [
                 nn.Conv2d(widths[i - 1], widths[i], 4, stride=stride, padding=1, bias=bias),
-                _norm(norm, widths[i]),
+                norm_layer(norm, widths[i]),
                 nn.LeakyReLU(LEAKY_SLOPE),
             ]
         layers.append(nn.Conv2d(widths[-1], 1, 4, stride=1, padding=1))  # one score per patch
@@ -428,7 +426,7 @@ class PatchGANCritic(nn.Module):
                 f"patchgan critic: takes no conditioning inputs (got {len(extra)}); pix2pix "
                 "concatenates its input to the image instead"
             )
-        _check_input("patchgan critic", x, self.in_channels)
+        check_input("patchgan critic", x, self.in_channels)
         out: torch.Tensor = self.net(x)
         return out
 
@@ -438,7 +436,7 @@ def build_patchgan_critic(
 ) -> PatchGANCritic:
     """The PatchGAN critic for images of ``context.data_shape``."""
     name = "patchgan critic"
-    channels, h, w = _image_shape(name, "images", context.data_shape)
+    channels, h, w = image_shape(name, "images", context.data_shape)
     smallest = 3 * 2**options.layers
     if min(h, w) < smallest:
         raise ValueError(

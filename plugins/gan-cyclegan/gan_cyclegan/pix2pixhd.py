@@ -38,14 +38,14 @@ from gan_cyclegan.networks import (
     Norm,
     PatchGANCritic,
     PatchGANCriticOptions,
-    _check_input,
-    _image_shape,
-    _norm,
-    _ResidualBlock,
+    ResidualBlock,
+    check_input,
+    image_shape,
     init_weights,
+    norm_layer,
 )
 from gan_cyclegan.pix2pixhd_data import SyntheticScenesOptions, build_synthetic_scenes
-from gan_cyclegan.tasks import _held_inputs, _image_shapes, _metrics_check, sample_grid
+from gan_cyclegan.tasks import check_sample_mode, held_inputs, image_shapes, sample_grid
 
 __all__ = [
     "LEVELS",
@@ -128,7 +128,7 @@ class FeaturePatchGANCritic(PatchGANCritic):
                 f"pix2pixhd critic: takes no conditioning inputs (got {len(extra)}); the task "
                 "concatenates its input to the image instead"
             )
-        _check_input("pix2pixhd critic", x, self.in_channels)
+        check_input("pix2pixhd critic", x, self.in_channels)
         outputs = []
         for layer in self.net:
             x = layer(x)
@@ -143,7 +143,7 @@ def build_pix2pixhd_critic(
 ) -> FeaturePatchGANCritic:
     """The feature-showing PatchGAN critic for images of ``context.data_shape``."""
     name = "pix2pixhd critic"
-    channels, h, w = _image_shape(name, "images", context.data_shape)
+    channels, h, w = image_shape(name, "images", context.data_shape)
     smallest = 3 * 2**options.layers
     if min(h, w) < smallest:
         raise ValueError(
@@ -207,7 +207,7 @@ def _conv7(c_in: int, c_out: int, norm: str, bias: bool) -> list[nn.Module]:
     return [
         nn.ReflectionPad2d(3),
         nn.Conv2d(c_in, c_out, 7, bias=bias),
-        _norm(norm, c_out),
+        norm_layer(norm, c_out),
         nn.ReLU(),
     ]
 
@@ -216,7 +216,7 @@ def _down(c_in: int, c_out: int, norm: str, bias: bool) -> list[nn.Module]:
     """dk: 3x3 stride-2 convolution, norm, ReLU."""
     return [
         nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=bias),
-        _norm(norm, c_out),
+        norm_layer(norm, c_out),
         nn.ReLU(),
     ]
 
@@ -225,7 +225,7 @@ def _up(c_in: int, c_out: int, norm: str, bias: bool) -> list[nn.Module]:
     """uk: 3x3 fractionally strided convolution (x2), norm, ReLU."""
     return [
         nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias),
-        _norm(norm, c_out),
+        norm_layer(norm, c_out),
         nn.ReLU(),
     ]
 
@@ -249,7 +249,7 @@ class GlobalGenerator(nn.Module):
         layers = _conv7(in_channels, widths[0], norm, bias)  # c7s1-64
         for i in range(options.downsamplings):  # d128 ... d1024
             layers += _down(widths[i], widths[i + 1], norm, bias)
-        layers += [_ResidualBlock(widths[-1], norm, 0.0, bias) for _ in range(options.blocks)]
+        layers += [ResidualBlock(widths[-1], norm, 0.0, bias) for _ in range(options.blocks)]
         for i in reversed(range(options.downsamplings)):  # u512 ... u64
             layers += _up(widths[i + 1], widths[i], norm, bias)
         self.body = nn.Sequential(*layers)
@@ -277,7 +277,7 @@ class LocalEnhancer(nn.Module):
         )
         self.back = nn.Sequential(
             *[
-                _ResidualBlock(options.channels, norm, 0.0, bias)
+                ResidualBlock(options.channels, norm, 0.0, bias)
                 for _ in range(options.local_blocks)
             ],
             *_up(options.channels, half, norm, bias),  # u32
@@ -340,7 +340,7 @@ class Pix2PixHDGenerator(nn.Module):
         return self.local_enhancer(x, coarse)
 
     def forward(self, x: torch.Tensor, level: str | None = None) -> torch.Tensor:
-        _check_input("pix2pixhd generator", x, self.in_channels)
+        check_input("pix2pixhd generator", x, self.in_channels)
         if level is None:
             if self.level == "global":
                 small = self.global_generator(downsample(x))
@@ -359,8 +359,8 @@ def build_pix2pixhd_generator(
 ) -> Pix2PixHDGenerator:
     """The pix2pixHD generator from ``context.input_shape`` to ``context.data_shape``."""
     name = "pix2pixhd generator"
-    c_in, h, w = _image_shape(name, "input images", context.input_shape)
-    c_out, h_out, w_out = _image_shape(name, "output images", context.data_shape)
+    c_in, h, w = image_shape(name, "input images", context.input_shape)
+    c_out, h_out, w_out = image_shape(name, "output images", context.data_shape)
     if (h, w) != (h_out, w_out):
         raise ValueError(
             f"{name}: input and output images must have the same size (got {c_in}x{h}x{w} -> "
@@ -528,8 +528,8 @@ class Pix2PixHD:
     def build(
         self, context: gancore.TaskBuildContext
     ) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        a, b = _image_shapes("pix2pixhd", context.dataset)
-        _metrics_check("pix2pixhd", self.options.samples, context)
+        a, b = image_shapes("pix2pixhd", context.dataset)
+        check_sample_mode("pix2pixhd", self.options.samples, context)
         levels = [stage_level(s.options, i) for i, s in enumerate(context.config.stages)]
         half = "global" in levels or (not levels and self.options.global_fraction > 0)
         generator = context.build_generator(data_shape=b, input_shape=a)
@@ -659,7 +659,7 @@ class Pix2PixHD:
         num: int,
         seed: int,
     ) -> dict[str, torch.Tensor]:
-        return _held_inputs(dataset, num, seed)
+        return held_inputs(dataset, num, seed)
 
     def sample(
         self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import attrs
 import torch
 
-from gan_cyclegan.datasets import _mix
+from gan_cyclegan.datasets import mix_seed
 
 __all__ = [
     "CLASSES",
@@ -171,7 +171,7 @@ class SyntheticScenes:
         if not 0 <= position < len(self):
             raise IndexError(f"synthetic-scenes: index {index} out of range for {len(self)} items")
         opts = self.options
-        seed = _mix(opts.seed, SPLITS[opts.split], position)
+        seed = mix_seed(opts.seed, SPLITS[opts.split], position)
         a, x = render_scene(opts.resolution, seed)
         return {"a": a, "x": x}
 

@@ -33,6 +33,7 @@ from torch import nn
 
 import gancore
 from gan_cyclegan import stargan_data
+from gan_cyclegan.networks import check_input
 from gan_cyclegan.tasks import sample_grid
 from gancore import RegisterCallback
 
@@ -80,13 +81,6 @@ def _image_shape(component: str, what: str, shape: tuple[int, ...] | None) -> tu
             "image-to-image network for task 'stargan'"
         )
     return shape[0], shape[1], shape[2]
-
-
-def _check_input(component: str, x: torch.Tensor, channels: int) -> None:
-    if x.ndim != 4 or x.shape[1] != channels:
-        raise ValueError(
-            f"{component}: expected images [N, {channels}, H, W] (got {list(x.shape)})"
-        )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -162,7 +156,7 @@ class StarGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input("stargan generator", x, self.in_channels)
+        check_input("stargan generator", x, self.in_channels)
         out: torch.Tensor = self.net(x)
         return out
 
@@ -230,7 +224,7 @@ class StarGANCritic(nn.Module):
                 f"stargan critic: takes no conditioning inputs (got {len(extra)}); the domain "
                 "is what its head predicts"
             )
-        _check_input("stargan critic", x, self.in_channels)
+        check_input("stargan critic", x, self.in_channels)
         out: torch.Tensor = self.adversarial(self.trunk(x))
         return out
 
@@ -269,7 +263,7 @@ class DomainCritic(nn.Module):
     def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         if extra:
             raise ValueError(f"stargan critic: takes no conditioning inputs (got {len(extra)})")
-        _check_input("stargan critic", x, self.body.in_channels)
+        check_input("stargan critic", x, self.body.in_channels)
         features = self.body.trunk(x)
         if self.recorded is not None:
             self.recorded.append(self.head(features).flatten(1))  # [N, K]

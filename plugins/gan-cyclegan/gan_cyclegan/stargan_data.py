@@ -28,12 +28,12 @@ from einops import rearrange
 
 import gancore
 from gan_cyclegan.datasets import (
-    _from_uint8,
-    _jitter,
-    _mix,
-    _resize,
-    _to_uint8,
+    crop_and_flip,
+    from_uint8,
+    mix_seed,
     read_image,
+    resize_image,
+    to_uint8,
     transform_digits,
 )
 
@@ -225,7 +225,7 @@ class AttributeImages:
             image = read_image(self.files[index], self.options.channels)
             if self.options.crop == "center":
                 image = _center_square(image)
-            cached = _to_uint8(_resize(image, self.options.resolution))
+            cached = to_uint8(resize_image(image, self.options.resolution))
             if self.options.cache:
                 self._cache[index] = cached
         return cached
@@ -235,11 +235,11 @@ class AttributeImages:
         if not 0 <= position < len(self):
             raise IndexError(f"attribute-images: index {index} out of range for {len(self)} items")
         opts = self.options
-        (image,) = _jitter(
-            [_from_uint8(self._image(position))],
+        (image,) = crop_and_flip(
+            [from_uint8(self._image(position))],
             opts.resolution,
             opts.flip,
-            _mix(opts.seed, position),
+            mix_seed(opts.seed, position),
         )
         return {"x": image, "labels": self.labels[position].clone()}
 

@@ -80,7 +80,7 @@ def sample_grid(columns: list[torch.Tensor]) -> gancore.SampleGrid:
     return gancore.SampleGrid(images=images, columns=len(columns))
 
 
-def _metrics_check(task: str, samples: str, context: gancore.TaskBuildContext) -> None:
+def check_sample_mode(task: str, samples: str, context: gancore.TaskBuildContext) -> None:
     if samples == "triplets" and context.config.metrics:
         raise ValueError(
             f"task {task!r}: samples = 'triplets' puts inputs and reconstructions among the "
@@ -88,7 +88,7 @@ def _metrics_check(task: str, samples: str, context: gancore.TaskBuildContext) -
         )
 
 
-def _image_shapes(task: str, dataset: gancore.protocols.Dataset) -> tuple[Any, Any]:
+def image_shapes(task: str, dataset: gancore.protocols.Dataset) -> tuple[Any, Any]:
     shapes = dataset.shapes
     if "a" not in shapes or "x" not in shapes:
         raise ValueError(
@@ -104,9 +104,7 @@ def _image_shapes(task: str, dataset: gancore.protocols.Dataset) -> tuple[Any, A
     return a, b
 
 
-def _held_inputs(
-    dataset: gancore.protocols.Dataset, num: int, seed: int
-) -> dict[str, torch.Tensor]:
+def held_inputs(dataset: gancore.protocols.Dataset, num: int, seed: int) -> dict[str, torch.Tensor]:
     """``num`` fixed items of ``dataset`` (a seeded permutation, repeated if it is short)."""
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
     if num > len(order):
@@ -173,13 +171,13 @@ class CycleGAN:
     def build(
         self, context: gancore.TaskBuildContext
     ) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        a, b = _image_shapes("cyclegan", context.dataset)
+        a, b = image_shapes("cyclegan", context.dataset)
         if self.options.identity_weight > 0 and a[0] != b[0]:
             raise ValueError(
                 f"task 'cyclegan': identity_weight > 0 needs domains with the same channels "
                 f"(A has {a[0]}, B has {b[0]}); set task.identity_weight = 0"
             )
-        _metrics_check("cyclegan", self.options.samples, context)
+        check_sample_mode("cyclegan", self.options.samples, context)
         generators = {
             "a_to_b": context.build_generator(data_shape=b, input_shape=a),  # G
             "b_to_a": context.build_generator(data_shape=a, input_shape=b),  # F
@@ -225,7 +223,7 @@ class CycleGAN:
         num: int,
         seed: int,
     ) -> dict[str, torch.Tensor]:
-        return _held_inputs(dataset, num, seed)
+        return held_inputs(dataset, num, seed)
 
     def sample(
         self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]
@@ -288,8 +286,8 @@ class Pix2Pix:
     def build(
         self, context: gancore.TaskBuildContext
     ) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        a, b = _image_shapes("pix2pix", context.dataset)
-        _metrics_check("pix2pix", self.options.samples, context)
+        a, b = image_shapes("pix2pix", context.dataset)
+        check_sample_mode("pix2pix", self.options.samples, context)
         generator = context.build_generator(data_shape=b, input_shape=a)
         critic = context.build_critic((a[0] + b[0], *b[1:]))  # scores concat(input, image)
         return {"a_to_b": generator}, {"critic": critic}
@@ -320,7 +318,7 @@ class Pix2Pix:
         num: int,
         seed: int,
     ) -> dict[str, torch.Tensor]:
-        return _held_inputs(dataset, num, seed)
+        return held_inputs(dataset, num, seed)
 
     def sample(
         self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]

@@ -47,7 +47,7 @@ class TestResnetGenerator:
         """9 residual blocks, reflection padding, instance norm, 7x7 convolutions at both ends."""
         g = build_resnet_generator(ResnetGeneratorOptions(), _ctx((3, 64, 64), (3, 64, 64)))
         layers = list(g.modules())
-        assert sum(type(m).__name__ == "_ResidualBlock" for m in layers) == 9
+        assert sum(type(m).__name__ == "ResidualBlock" for m in layers) == 9
         assert any(isinstance(m, nn.ReflectionPad2d) for m in layers)
         assert not any(isinstance(m, nn.ZeroPad2d) for m in layers)
         norms = [m for m in layers if isinstance(m, nn.InstanceNorm2d)]
