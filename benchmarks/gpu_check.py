@@ -1,7 +1,7 @@
 """The GPU check: every example trains on CUDA in each precision, then samples and scores there.
 
     python benchmarks/gpu_check.py [--steps 200] [--examples digits-dcgan ...]
-        [--out benchmarks/results/gpu.json]
+        [--modes fp32 bf16 ...] [--budget SECONDS] [--out benchmarks/results/gpu.json]
     python benchmarks/gpu_check.py --dry-run [--out PATH]   # on the CPU: 2 steps, float32 only
 
 One prepared command for a lent GPU machine (device time is short): for each file of
@@ -12,8 +12,12 @@ rate (images per second over the second half of the run, after warm-up and compi
 peak GPU memory, then loads the run as ``gan sample`` does and draws 64 samples on the GPU, and
 runs every metric the example configures, as ``gan eval`` does, with its time. A mode or example
 that fails is recorded with its one-line error and the others still run; examples whose data is
-not on the machine (image folders of a user's photos) are recorded as skipped. The default run
-aims at under 10 minutes on one modern GPU.
+not on the machine (image folders of a user's photos) are recorded as skipped.
+
+Device time is short, so the runs go mode by mode (every example in fp32 first, then bf16, ...),
+the JSON is rewritten after every run (a run cut off by the machine's time limit leaves what it
+measured), and ``--budget`` stops starting new runs once that many seconds have passed; the runs
+not started are recorded as ``"not run": "budget"``.
 
 ``--dry-run`` runs the same code on the CPU with 2 iterations of float32 only: it checks the
 script and every offline example end to end where no GPU is (CI runs it,
@@ -199,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", nargs="*", help="example names (default: all)")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
     parser.add_argument("--dry-run", action="store_true", help="CPU, 2 steps, fp32: a check")
+    parser.add_argument(
+        "--budget", type=float, help="seconds after which no new run starts (default: none)"
+    )
     parser.add_argument("--out", type=Path, help=f"JSON to write (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
@@ -222,15 +229,29 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     failures = 0
+    started = time.perf_counter()
+
+    def write() -> None:
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
+        available = []
         for example in examples:
             missing = _available(example)
-            if missing is not None:
-                report["results"].append({"example": example.stem, "skipped": missing})
-                print(f"{example.stem}: skipped ({missing})", flush=True)
+            if missing is None:
+                available.append(example)
                 continue
-            for mode in modes:
+            report["results"].append({"example": example.stem, "skipped": missing})
+            print(f"{example.stem}: skipped ({missing})", flush=True)
+        for mode in modes:  # every example in one mode before the next: fp32 first
+            for example in available:
                 row: dict[str, Any] = {"example": example.stem, "mode": mode}
+                if args.budget is not None and time.perf_counter() - started > args.budget:
+                    row["not run"] = "budget"
+                    report["results"].append(row)
+                    continue
                 try:
                     row.update(_one(example, mode, steps, device, Path(tmp)))
                     print(
@@ -245,9 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                     row["traceback"] = traceback.format_exc(limit=3)
                     print(f"{example.stem} {mode}: FAILED {row['error']}", flush=True)
                 report["results"].append(row)
+                report["seconds"] = round(time.perf_counter() - started, 1)
+                write()
+    write()
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {out}")
     return 1 if failures else 0
 

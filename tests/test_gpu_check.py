@@ -59,3 +59,17 @@ class TestDryRun:
         out = tmp_path / "gpu.json"
         assert _load().main(["--out", str(out)]) == 0
         assert "no CUDA device" in capsys.readouterr().out and not out.exists()
+
+    def test_a_spent_budget_records_the_runs_not_started(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """--budget 0: no run starts; each available example is recorded as not run, in a JSON
+        written even though nothing was measured (a cut-off device run keeps what it has)."""
+        monkeypatch.chdir(ROOT)
+        out = tmp_path / "gpu.json"
+        module = _load()
+        assert module.main(["--dry-run", "--budget", "0", "--out", str(out)]) == 0
+        report = json.loads(out.read_text())
+        rows = [r for r in report["results"] if "skipped" not in r]
+        assert rows and all(r == {**r, "not run": "budget", "mode": "fp32"} for r in rows)
+        assert all("images_per_s" not in r for r in rows)
