@@ -1,7 +1,7 @@
 """The GPU check: every example trains on CUDA in each precision, then samples and scores there.
 
     python benchmarks/gpu_check.py [--steps 200] [--examples digits-dcgan ...]
-        [--modes fp32 bf16 ...] [--budget SECONDS] [--out benchmarks/results/gpu.json]
+        [--modes fp32 bf16 ...] [--budget SECONDS] [--keep] [--out benchmarks/results/gpu.json]
     python benchmarks/gpu_check.py --dry-run [--out PATH]   # on the CPU: 2 steps, float32 only
 
 One prepared command for a lent GPU machine (device time is short): for each file of
@@ -17,7 +17,9 @@ not on the machine (image folders of a user's photos) are recorded as skipped.
 Device time is short, so the runs go mode by mode (every example in fp32 first, then bf16, ...),
 the JSON is rewritten after every run (a run cut off by the machine's time limit leaves what it
 measured), and ``--budget`` stops starting new runs once that many seconds have passed; the runs
-not started are recorded as ``"not run": "budget"``.
+not started are recorded as ``"not run": "budget"``. ``--keep`` continues an earlier file: the
+rows of ``--out`` that this call does not measure (another example or mode, or one the budget left
+out now) stay, each with the command that measured it, so two short device runs fill one file.
 
 ``--dry-run`` runs the same code on the CPU with 2 iterations of float32 only: it checks the
 script and every offline example end to end where no GPU is (CI runs it,
@@ -197,6 +199,23 @@ def _order(examples: list[Path]) -> list[Path]:
     return sorted(examples, key=lambda e: (bool(starts[e]), e.name))
 
 
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a["example"] == b["example"] and a.get("mode") == b.get("mode")
+
+
+def _kept_rows(out: Path, fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The measured rows (figures or an error) of an earlier ``out``, skipped ones excepted."""
+    if not out.exists():
+        return []
+    earlier = json.loads(out.read_text())
+    rows = []
+    for row in earlier.get("results", []):
+        if "skipped" in row or "not run" in row or any(_same(row, r) for r in fresh):
+            continue
+        rows.append({**row, "command": row.get("command", earlier.get("command", ""))})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="iterations per run (default 200)")
@@ -205,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="CPU, 2 steps, fp32: a check")
     parser.add_argument(
         "--budget", type=float, help="seconds after which no new run starts (default: none)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the rows of --out that this call does not measure"
     )
     parser.add_argument("--out", type=Path, help=f"JSON to write (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
@@ -245,13 +267,19 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             report["results"].append({"example": example.stem, "skipped": missing})
             print(f"{example.stem}: skipped ({missing})", flush=True)
+        command = report["command"]
+        for row in report["results"]:
+            row.setdefault("command", command)
+        kept = _kept_rows(out, report["results"]) if args.keep and out is not None else []
+        report["results"].extend(kept)
         for mode in modes:  # every example in one mode before the next: fp32 first
             for example in available:
-                row: dict[str, Any] = {"example": example.stem, "mode": mode}
+                row: dict[str, Any] = {"example": example.stem, "mode": mode, "command": command}
                 if args.budget is not None and time.perf_counter() - started > args.budget:
-                    row["not run"] = "budget"
-                    report["results"].append(row)
+                    if not any(_same(k, row) for k in kept):  # an earlier measurement stays
+                        report["results"].append({**row, "not run": "budget"})
                     continue
+                report["results"] = [r for r in report["results"] if not _same(r, row)]
                 try:
                     row.update(_one(example, mode, steps, device, Path(tmp)))
                     print(

@@ -73,3 +73,23 @@ class TestDryRun:
         rows = [r for r in report["results"] if "skipped" not in r]
         assert rows and all(r == {**r, "not run": "budget", "mode": "fp32"} for r in rows)
         assert all("images_per_s" not in r for r in rows)
+
+    def test_keep_fills_one_file_from_two_runs(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A second call with --keep keeps the first call's rows (with the first command) and
+        adds its own; without --keep the file holds only the second call's rows."""
+        monkeypatch.chdir(ROOT)
+        out = tmp_path / "gpu.json"
+        module = _load()
+        assert module.main(["--dry-run", "--examples", "ring-gan", "--out", str(out)]) == 0
+        second = ["--dry-run", "--examples", "wgan-clip-ring", "--out", str(out)]
+        assert module.main([*second, "--keep"]) == 0
+        rows = json.loads(out.read_text())["results"]
+        assert sorted(r["example"] for r in rows) == ["ring-gan", "wgan-clip-ring"]
+        by_name = {r["example"]: r for r in rows}
+        assert "--examples ring-gan" in by_name["ring-gan"]["command"]
+        assert "--examples wgan-clip-ring" in by_name["wgan-clip-ring"]["command"]
+        assert all(r["images_per_s"] > 0 for r in rows)
+        assert module.main(second) == 0
+        assert [r["example"] for r in json.loads(out.read_text())["results"]] == ["wgan-clip-ring"]
