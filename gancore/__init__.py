@@ -13,6 +13,7 @@ from gancore._errors import (
     TrainingError,
     UnknownComponentError,
 )
+from gancore._export import load_generator
 from gancore._inference import LoadedRun, load_run
 from gancore._pictures import save_grid
 from gancore._plugins import (
@@ -72,6 +73,7 @@ __all__ = [
     "hookimpl",
     "load_checkpoint",
     "load_config",
+    "load_generator",
     "load_registry",
     "load_run",
     "parse_config",

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,62 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
+_USAGE_CODE = (
+    "a usage error: bad arguments, an invalid run file or option, a missing, damaged or wrong "
+    "file, an unknown component; one 'error:' line per problem, no traceback"
+)
+_BUG_CODE = "an unexpected error (a bug: Python prints a traceback; please report it)"
+_HELP_WIDTH = 88
+
+
+def _fill(text: str, indent: str = "", hanging: str = "") -> str:
+    """``text`` wrapped for --help (whose raw formatter keeps line breaks as given)."""
+    return textwrap.fill(
+        text,
+        _HELP_WIDTH,
+        initial_indent=indent,
+        subsequent_indent=hanging,
+        break_on_hyphens=False,  # keeps names such as gan-stylegan whole
+    )
+
+
+def _wrapped(code: int, text: str) -> str:
+    return _fill(text, f"  {code:<5}", " " * 7)
+
+
+def _epilog(
+    examples: Sequence[str], failed: str | None = None, stopped: str = "stopped by Ctrl-C"
+) -> str:
+    """The end of a command's --help: ``examples`` (``gan ...`` lines, each with an optional
+    ``  # comment``) and the exit codes the command returns (``failed``: what status 1 means
+    besides a bug)."""
+    lines = ["Examples:", *(f"  {example}" for example in examples), ""] if examples else []
+    lines += ["Exit codes:", _wrapped(0, "success")]
+    lines.append(_wrapped(1, f"{failed}; or {_BUG_CODE}" if failed else _BUG_CODE))
+    lines.append(_wrapped(EXIT_USAGE, _USAGE_CODE))
+    lines.append(_wrapped(EXIT_INTERRUPTED, stopped))
+    return "\n".join(lines)
+
+
+def _command(
+    sub: Any,
+    name: str,
+    help: str,
+    description: str,
+    examples: Sequence[str],
+    failed: str | None = None,
+    stopped: str = "stopped by Ctrl-C",
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help has ``description``, ``examples`` and the exit codes."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=_fill(description),
+        epilog=_epilog(examples, failed, stopped),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
 
 def _parser(
     commands: Mapping[str, CommandSpec] | None = None,
@@ -39,12 +96,38 @@ def _parser(
     """The ``gan`` parser: the built-in commands, then ``commands`` contributed by plugins;
     ``gan sample`` has the ``sample_options`` plugins contributed besides its own."""
     parser = argparse.ArgumentParser(
-        prog="gan", description="Train and use generative adversarial networks, built from plugins."
+        prog="gan",
+        description="Train and use generative adversarial networks, built from plugins.",
+        epilog=_epilog(
+            [
+                "gan train examples/digits-dcgan.toml",
+                "gan sample runs/digits-dcgan --num 16",
+                "gan COMMAND --help                      # a command's options and examples",
+            ],
+            failed="gan train: the run had to stop (see gan train --help)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train from a TOML run file (or resume a run)")
+    p = _command(
+        sub,
+        "train",
+        "train from a TOML run file (or resume a run)",
+        "Train from a TOML run file into a run directory (config.toml, checkpoints/, samples/, "
+        "metrics.jsonl), or continue a run with --resume. Ctrl-C or SIGTERM stops after a "
+        "checkpoint of the last finished iteration. See docs/training.md.",
+        [
+            "gan train examples/digits-dcgan.toml",
+            "gan train examples/digits-dcgan.toml --set training.batch_size=32 --run-dir runs/b32",
+            "gan train --resume runs/digits-dcgan --set run.steps=4000   # train on",
+        ],
+        failed="the run had to stop: too many non-finite losses in a row, or a file of the run "
+        "directory could not be written",
+        stopped="stopped by Ctrl-C or SIGTERM (after a checkpoint, once the loop runs); go on "
+        "with gan train --resume RUN_DIR",
+    )
     p.add_argument("config", nargs="?", help="the run's TOML file (not needed with --resume)")
     p.add_argument(
         "--set",
@@ -73,12 +156,39 @@ def _parser(
         help="progress display (default: a bar on a terminal, plain lines otherwise)",
     )
 
-    p = sub.add_parser("sample", help="write samples of a trained run")
-    p.add_argument("run_dir", type=Path)
+    p = _command(
+        sub,
+        "sample",
+        "write samples of a trained run or an exported generator",
+        "Write a PNG grid of samples of a trained run (its EMA generator unless --raw), or of a "
+        "generator exported with `gan export` (a .safetensors file: no run directory or data "
+        "needed). The same --seed gives the same samples. Conditional tasks draw one row per "
+        "class, or --num samples of one --class.",
+        [
+            "gan sample runs/digits-dcgan --num 16 --seed 3",
+            "gan sample generator.safetensors --out grid.png   # an exported generator",
+            "gan sample runs/conditional-digits --class 7 --num 16   # one class of a conditional run",
+        ],
+    )
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN",
+        help="a run directory, or a generator file written by `gan export`",
+    )
     p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
-    p.add_argument("--out", type=Path, help="output PNG (default RUN_DIR/samples/sample-SEED.png)")
-    p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output PNG (default RUN/samples/sample-SEED.png; for an exported file "
+        "samples/sample-SEED.png in the current directory)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default="latest",
+        help="latest (default), best, or step-NNNNNNN (a run directory only)",
+    )
     p.add_argument("--raw", action="store_true", help="use the trained generator, not the EMA")
     p.add_argument(
         "--class",
@@ -89,12 +199,112 @@ def _parser(
     )
     _add_sample_options(p, sample_options or {})
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
+        "export",
+        "write a run's generator to one file that samples without the run or its data",
+        "Write the generator of a run's checkpoint (the EMA generator when the run keeps one, "
+        "unless --raw) to one .safetensors file. Its metadata holds the resolved config, the "
+        "data's shapes and class names, the gancore version and the plugins the generator "
+        "needs, so `gan sample FILE`, `gan interpolate FILE` and gancore.load_generator(FILE) "
+        "work without the run directory or the training data. See "
+        "docs/using_a_trained_model.md.",
+        [
+            "gan export runs/digits-dcgan --out generator.safetensors",
+            "gan export runs/digits-dcgan --checkpoint best --out best.safetensors",
+            "gan sample generator.safetensors --num 16     # anywhere, without the data",
+        ],
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="the run directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="the .safetensors file to write (default: RUN_NAME.safetensors here)",
+    )
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
+    p.add_argument("--raw", action="store_true", help="the trained generator, not the EMA")
+
+    p = _command(
+        sub,
+        "interpolate",
+        "write a latent walk between seeds as a GIF, MP4 or PNG strip",
+        "Walk through the latent space between the samples of --seeds (for an unconditional "
+        "run, the first sample of `gan sample --seed S`), --steps frames per segment, linearly or along the great circle "
+        "(--spherical, the right path between Gaussian latents), in z or, for a generator "
+        "with a mapping network (StyleGAN's), in w. Writes an animated GIF that loops, an MP4 "
+        "(needs imageio-ffmpeg) or a PNG strip, one column per frame. A conditional task walks "
+        "every class along the same path (one tile per class), or one --class. RUN is a run "
+        "directory or a file written by `gan export`.",
+        [
+            "gan interpolate runs/digits-dcgan --out walk.gif",
+            "gan interpolate generator.safetensors --seeds 0 5 9 0 --steps 24 --spherical "
+            "--out loop.gif",
+            "gan interpolate runs/stylegan2-digits --space w --out walk-w.mp4",
+            "gan interpolate runs/conditional-digits --class 3 --out strip.png",
+        ],
+    )
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN",
+        help="a run directory, or a generator file written by `gan export`",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=".gif, .mp4 or .png (default RUN/samples/walk-SPACE-SEEDS.gif; for an exported "
+        "file under samples/ in the current directory)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3],
+        metavar="S",
+        help="the seeds to walk through, in order (default 0 1 2 3; repeat the first at the end "
+        "for a seamless loop)",
+    )
+    p.add_argument("--steps", type=int, default=16, help="frames per segment (default 16)")
+    p.add_argument(
+        "--space",
+        choices=["z", "w"],
+        default="z",
+        help="interpolate the latents z (default), or w = mapping(z) of a generator that has "
+        "mapping(z) and synthesis(w) (StyleGAN)",
+    )
+    p.add_argument(
+        "--spherical",
+        action="store_true",
+        help="spherical interpolation (slerp) instead of linear; recommended in z",
+    )
+    p.add_argument(
+        "--class",
+        dest="class_",
+        metavar="K",
+        help="conditional tasks: walk this class only, by name or index (default: every class)",
+    )
+    p.add_argument("--fps", type=float, default=12.0, help="frames per second (default 12)")
+    p.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="enlarge GIF and MP4 frames N times (default: to at least 128 px)",
+    )
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-NNNNNNN")
+    p.add_argument("--raw", action="store_true", help="use the trained generator, not the EMA")
+
+    p = _command(
+        sub,
         "eval",
-        help="evaluate metrics on a trained run, print the JSON result",
-        description="Score a trained run's generator (EMA unless --raw) and print one JSON object: "
+        "evaluate metrics on a trained run, print the JSON result",
+        "Score a trained run's generator (EMA unless --raw) and print one JSON object: "
         "'<metric>.<value>' numbers and '<metric>.protocol', what produced them. See "
         "docs/metrics.md.",
+        [
+            "gan eval runs/digits-dcgan",
+            "gan eval runs/digits-dcgan --metric fid --num 2000 --out fid.json",
+            "gan eval runs/other --compare fid.json   # refuses (2) if the protocols differ",
+        ],
     )
     p.add_argument("run_dir", type=Path)
     p.add_argument(
@@ -144,32 +354,85 @@ def _parser(
     )
     p.add_argument("--out", type=Path, help="also write the JSON result to this file")
 
-    p = sub.add_parser("plugins", help="list plugin distributions and what they registered")
+    p = _command(
+        sub,
+        "plugins",
+        "list plugin distributions and what they registered",
+        "List the installed plugin distributions: version, whether each loaded (or why not) and "
+        "the components it registered.",
+        ["gan plugins", "gan plugins --json"],
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("components", help="list registered components and their options")
+    p = _command(
+        sub,
+        "components",
+        "list registered components and their options",
+        "List the registered components (generators, critics, losses, ...) with the plugin that "
+        "provides each and their options with defaults and documentation.",
+        ["gan components", "gan components generator", "gan components loss --json"],
+    )
     p.add_argument("kind", nargs="?", help="only this kind (generator, critic, loss, ...)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("plugin", help="tools for plugin authors: gan plugin new NAME")
+    p = _command(
+        sub,
+        "plugin",
+        "tools for plugin authors: gan plugin new NAME",
+        "Tools for plugin authors. `gan plugin new NAME` creates a plugin distribution that "
+        "passes its own tests. See docs/writing_plugins.md.",
+        ["gan plugin new gan-noise", "gan plugin new --help"],
+    )
     plugin_sub = p.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
-    q = plugin_sub.add_parser(
+    q = _command(
+        plugin_sub,
         "new",
-        help="create a plugin distribution that passes its own tests",
-        description="Create DIR/NAME: a pyproject.toml with the gancore entry point, the package "
+        "create a plugin distribution that passes its own tests",
+        "Create DIR/NAME: a pyproject.toml with the gancore entry point, the package "
         "with plugin.py and one example component (a loss), a README, tests that use "
         "gancore.testing, an example run file and a tox.ini. See docs/writing_plugins.md.",
+        [
+            "gan plugin new gan-noise",
+            "gan plugin new gan-noise --dir plugins   # creates plugins/gan-noise",
+        ],
     )
     q.add_argument("name", metavar="NAME", help="distribution name, kebab-case, e.g. gan-noise")
     q.add_argument("--dir", type=Path, default=Path("."), help="where to create it (default: here)")
 
-    p = sub.add_parser("config", help="validate or show a run file")
+    p = _command(
+        sub,
+        "config",
+        "validate or show a run file",
+        "Check a run file without training (`validate`: every problem, one line each), or print "
+        "it fully resolved, defaults filled in, as the run directory's config.toml would hold "
+        "it (`show`).",
+        ["gan config validate examples/digits-dcgan.toml", "gan config show run.toml"],
+    )
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    for name, text in (
-        ("validate", "check a run file; print every problem"),
-        ("show", "print the fully resolved config as TOML"),
+    for name, text, description in (
+        (
+            "validate",
+            "check a run file; print every problem",
+            "Check a run file against the registered components: every problem on one line "
+            "(key path, what was expected, what was given), or 'FILE: ok'.",
+        ),
+        (
+            "show",
+            "print the fully resolved config as TOML",
+            "Print the run file fully resolved as TOML: every default filled in and components "
+            "by qualified name, as the run directory's config.toml will hold it.",
+        ),
     ):
-        q = config_sub.add_parser(name, help=text)
+        q = _command(
+            config_sub,
+            name,
+            text,
+            description,
+            [
+                f"gan config {name} examples/digits-dcgan.toml",
+                f"gan config {name} run.toml --set training.batch_size=32",
+            ],
+        )
         q.add_argument("config", type=Path)
         q.add_argument(
             "--set",
@@ -195,10 +458,15 @@ def _parser(
                 )
                 continue
         q = sub.add_parser(
-            spec.name, help=f"{spec.description} [{spec.provider}]", description=spec.description
+            spec.name,
+            help=f"{spec.description} [{spec.provider}]",
+            description=_fill(f"{spec.description} (from plugin {spec.provider})"),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if spec.configure is not None:
             spec.configure(q)
+        # The plugin's own epilog (its examples), then the exit codes, which main() decides.
+        q.epilog = "\n\n".join(filter(None, [q.epilog, _epilog([])]))
         q.set_defaults(_plugin_command=spec)
     return parser
 
@@ -334,6 +602,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 
+def _load(args: argparse.Namespace) -> tuple[Any, bool]:
+    """(the loaded run or exported generator ``args.run_dir`` names, True for an exported
+    file), with ``--checkpoint`` and ``--raw``."""
+    from gancore._export import load_generator
+    from gancore._inference import load_run
+
+    path: Path = args.run_dir
+    if path.is_file():
+        if args.checkpoint != "latest":
+            raise ConfigError(
+                [f"--checkpoint: {str(path)!r} is an exported generator, with one checkpoint"]
+            )
+        run = load_generator(path)
+        if args.raw and run.generator_kind != "raw":
+            raise ConfigError(
+                [
+                    f"--raw: {str(path)!r} holds the {run.generator_kind} generator only; "
+                    "export the trained one with `gan export --raw`"
+                ]
+            )
+        return run, True
+    if not path.exists():
+        raise ConfigError([f"no such run directory or exported generator {str(path)!r}"])
+    return load_run(path, args.checkpoint, raw=args.raw), False
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from gancore._classes import (
         class_index,
@@ -342,7 +636,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         load_classes,
         require_conditional,
     )
-    from gancore._inference import load_run
     from gancore._pictures import save_samples
 
     if args.num < 1:
@@ -352,10 +645,18 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.class_ is not None and picture is not None:
         flag = next(o.flag for o in given if o.picture is not None)
         raise ConfigError([f"--class: cannot be combined with {flag}"])
-    run = load_run(args.run_dir, args.checkpoint, raw=args.raw)
+    run, exported = _load(args)
+    # An exported file's pictures go to samples/ here: the options of plugins write to
+    # args.run_dir / "samples" by default too.
+    samples = Path("samples") if exported else args.run_dir / "samples"
+    if exported:
+        args.run_dir = Path(".")
     label = None
-    # A run trained before classes.json existed still has its data's names.
-    classes = load_classes(args.run_dir) or dataset_classes(run.built.dataset)
+    # A run trained before classes.json existed still has its data's names; an exported
+    # file's are in its metadata.
+    classes = (None if exported else load_classes(args.run_dir)) or dataset_classes(
+        run.built.dataset
+    )
     if args.class_ is not None:
         require_conditional(run.built.task, run.config.task.spec.name, "--class")
         label = class_index(classes, args.class_)
@@ -367,7 +668,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         return 0
     if not is_conditional(run.built.task):
         images = run.generate(args.num, args.seed)
-        out = args.out or args.run_dir / "samples" / f"sample-{args.seed}.png"
+        out = args.out or samples / f"sample-{args.seed}.png"
         stage = run.stage_note(images)  # a staged run: its stage and resolution
         save_samples(images, out, reference=run.reference(), title=title + ")", header=stage)
         print(f"wrote {out}" + (f" ({stage})" if stage else ""))
@@ -381,7 +682,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             filter(None, [f"class {classes[label] if classes is not None else label}", header])
         )
         name = f"sample-{args.seed}-class-{label}.png"
-    out = args.out or args.run_dir / "samples" / name
+    out = args.out or samples / name
     save_samples(
         images,
         out,
@@ -392,6 +693,61 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         header=header,
     )
     print(f"wrote {out}" + (f" ({header})" if header else ""))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gancore._export import export_generator
+
+    if not args.run_dir.is_dir():
+        raise ConfigError([f"{str(args.run_dir)!r} is not a run directory"])
+    out = args.out
+    if out is None:
+        from gancore._config import load_config
+
+        config_file = args.run_dir / "config.toml"
+        if not config_file.is_file():
+            raise ConfigError([f"{str(args.run_dir)!r} is not a run directory (no config.toml)"])
+        out = Path(f"{load_config(config_file).run.name}.safetensors")
+    meta = export_generator(args.run_dir, out, args.checkpoint, raw=args.raw)
+    size = out.stat().st_size
+    print(
+        f"wrote {out} ({size / 2**20:.1f} MiB): the {meta['generator_kind']} generator of "
+        f"{meta['run']} at {meta['checkpoint']}"
+    )
+    return 0
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from gancore._classes import class_index, dataset_classes, require_conditional
+    from gancore._interpolate import check_output, walk, walk_labels, write_walk
+
+    if args.out is not None:  # a wrong extension or a missing MP4 writer: before any work
+        check_output(args.out, args.fps, args.scale)
+    run, exported = _load(args)
+    label = None
+    if args.class_ is not None:
+        require_conditional(run.built.task, run.config.task.spec.name, "--class")
+        label = class_index(dataset_classes(run.built.dataset), args.class_)
+    labels, names = walk_labels(run, label)
+    seeds = "-".join(str(s) for s in args.seeds)
+    samples = Path("samples") if exported else args.run_dir / "samples"
+    out = args.out or samples / f"walk-{args.space}-{seeds}.gif"
+    frames = walk(
+        run, args.seeds, args.steps, space=args.space, spherical=args.spherical, labels=labels
+    )
+    count = write_walk(
+        frames,
+        out,
+        fps=args.fps,
+        scale=args.scale,
+        row_names=names,
+        task_name=run.config.task.spec.name,
+    )
+    path = "spherical" if args.spherical else "linear"
+    print(
+        f"wrote {out} ({count} frames, {path} in {args.space}, seeds {' '.join(map(str, args.seeds))})"
+    )
     return 0
 
 
@@ -722,6 +1078,8 @@ def _cmd_plugin(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "train": _cmd_train,
     "sample": _cmd_sample,
+    "export": _cmd_export,
+    "interpolate": _cmd_interpolate,
     "eval": _cmd_eval,
     "plugins": _cmd_plugins,
     "components": _cmd_components,

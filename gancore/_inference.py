@@ -1,4 +1,5 @@
-"""Loading a trained run for sampling and evaluation (``gan sample``, ``gan eval``)."""
+"""Loading a trained run for sampling and evaluation (``gan sample``, ``gan eval``); the exported
+generators of :mod:`gancore._export` are built the same way."""
 
 from __future__ import annotations
 
@@ -20,18 +21,19 @@ from gancore._stages import Stage, enter_stage, stage_schedule
 from gancore.metrics.loop import LoopMetricContext, evaluate_metrics
 from gancore.protocols import Dataset
 
-__all__ = ["LoadedRun", "load_run"]
+__all__ = ["LoadedRun", "build_loaded", "load_run"]
 
 
 @attrs.define
 class LoadedRun:
-    """A run's config, built components and generator weights from one checkpoint."""
+    """A run's config, built components and generator weights from one checkpoint, or from a
+    generator exported with ``gan export`` (:func:`gancore.load_generator`)."""
 
     config: RunConfig
     built: Built
     generators: dict[str, nn.Module]
     generator_kind: str  # "ema" or "raw"
-    checkpoint: Path
+    checkpoint: Path  # the checkpoint folder, or the exported .safetensors file
     device: torch.device
     # A staged run's stage at the checkpoint and its blend factor (None: the run has no stages).
     stage: Stage | None = None
@@ -205,21 +207,52 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         hint="pass --checkpoint {name} to use the previous intact checkpoint",
     )
     weights, saved = load_checkpoint(path)
-    built = build_run(config, _dataset(config, run_dir))
+    use_ema = "ema" in weights and not raw
+    loop = saved.get("loop", {})
+    return build_loaded(
+        config,
+        _dataset(config, run_dir),
+        weights["ema" if use_ema else "generators"],
+        generator_kind="ema" if use_ema else "raw",
+        source=path,
+        stage=int(loop.get("stage", 0)),
+        iteration=int(loop.get("iteration", 1)),
+        misfit=f"checkpoint {path.name} does not fit config.toml",
+    )
+
+
+def build_loaded(
+    config: RunConfig,
+    dataset: Dataset,
+    flat: dict[str, torch.Tensor],
+    *,
+    generator_kind: str,
+    source: Path,
+    stage: int,
+    iteration: int,
+    misfit: str,
+    device: torch.device | str | None = None,
+) -> LoadedRun:
+    """Build ``config``'s networks on ``dataset`` (the real data or a record of it), grown to
+    ``stage`` as a staged run's checkpoint at ``iteration`` had them, and load the generator
+    weights ``flat`` (keys ``<player>.<key>``) on ``device`` (default: CUDA when available).
+    Shared by :func:`load_run` and :func:`gancore.load_generator`; ``misfit`` starts the error
+    when the weights do not fit."""
+    built = build_run(config, dataset)
     # A staged run's networks are those of the checkpoint's stage (grown, added).
-    stage = int(saved.get("loop", {}).get("stage", 0))
     stages = stage_schedule(config)
+    if not 0 <= stage < len(stages):
+        raise ConfigError([f"{misfit}: stage {stage} is not one of the run's {len(stages)}"])
     for entered in stages[: stage + 1]:
         enter_stage(entered, built.task, built.players, config.run.seed)
     # the blend factor of the checkpoint's last iteration
-    iteration = int(saved.get("loop", {}).get("iteration", 1))
     alpha = stages[stage].alpha(max(0, iteration - 1))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    use_ema = "ema" in weights and not raw
-    flat = weights["ema" if use_ema else "generators"]
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
     problem = weights_misfit(built.generators, flat, config)
     if problem is not None:
-        raise ConfigError([f"checkpoint {path.name} does not fit config.toml: {problem}"])
+        raise ConfigError([f"{misfit}: {problem}"])
     load_flat_state(built.generators, flat)
     for module in built.generators.values():
         module.to(device).eval()
@@ -227,8 +260,8 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         config=config,
         built=built,
         generators=built.generators,
-        generator_kind="ema" if use_ema else "raw",
-        checkpoint=path,
+        generator_kind=generator_kind,
+        checkpoint=source,
         device=device,
         stage=stages[stage] if config.stages else None,
         alpha=alpha,

@@ -539,7 +539,7 @@ class TestQuickstart:
     def test_shown_commands_parse(self) -> None:
         """Every shown gan command is accepted by gan's parser."""
         commands = shown_commands("quickstart.md")
-        assert len(commands) == 4
+        assert len(commands) == 7
         for command in commands:
             _parser().parse_args(gan_arguments(command))
 
