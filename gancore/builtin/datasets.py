@@ -18,6 +18,7 @@ item's label in ``labels`` (int64 ``[len]``) so that per-class selection reads n
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
 import zipfile
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from PIL import Image
+from PIL import Image, ImageOps
 
 from gancore.builtin.mode_coverage import mode_weights_or_uniform
 
@@ -52,6 +53,8 @@ __all__ = [
 ]
 
 MIXTURES = ("ring", "grid", "8gaussians", "25gaussians", "swissroll")
+
+logger = logging.getLogger("gancore.data")
 
 # File suffixes image-folder reads, compared case-insensitively.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -520,6 +523,72 @@ def build_digits(options: DigitsOptions, context: object) -> DigitsDataset:
 # -- image-folder ---------------------------------------------------------------------------------
 
 
+FITS = ("crop", "pad", "stretch")
+PAD_FILLS = ("black", "white", "edge")
+ALPHA_POLICIES = ("drop", "white", "black", "error")
+
+
+def _resolution(value: Any) -> Any:
+    """TOML arrays arrive as lists: ``[height, width]`` becomes a tuple (anything else is left
+    for the validator to reject with the value given)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _validate_resolution(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def power_of_two(side: Any) -> bool:
+        is_int = isinstance(side, int) and not isinstance(side, bool)
+        return is_int and 8 <= side <= 1024 and side & (side - 1) == 0
+
+    if isinstance(value, tuple):
+        if len(value) == 2 and all(power_of_two(side) for side in value):
+            return
+    elif power_of_two(value):
+        return
+    given = list(value) if isinstance(value, tuple) else value
+    raise ValueError(
+        f"'{attribute.name}' must be a power of two in [8, 1024], or [height, width] with each a "
+        f"power of two in [8, 1024] (got {given!r})"
+    )
+
+
+def _has_alpha(picture: Image.Image) -> bool:
+    return "A" in picture.getbands() or "transparency" in picture.info
+
+
+def _fit(picture: Image.Image, size: tuple[int, int], fit: str, fill: str) -> np.ndarray:
+    """``picture`` brought to ``size = (height, width)`` as ``fit`` says; uint8 ``[H, W(, C)]``."""
+    height, width = size
+    if fit == "crop":
+        # The largest centred box of the output's aspect ratio (for a square output, the
+        # largest centred square, with the same rounding as before 'fit' existed).
+        w, h = picture.size
+        if height == width:
+            box_w = box_h = min(w, h)
+        elif w * height > h * width:  # wider than the output: cut the sides
+            box_w, box_h = max(1, round(h * width / height)), h
+        else:
+            box_w, box_h = w, max(1, round(w * height / width))
+        left, top = (w - box_w) // 2, (h - box_h) // 2
+        picture = picture.crop((left, top, left + box_w, top + box_h))
+    if fit in ("crop", "stretch"):
+        if picture.size != (width, height):
+            picture = picture.resize((width, height), Image.Resampling.LANCZOS)
+        return np.array(picture, dtype=np.uint8)
+    # pad: the whole image inside the output, centred (an odd leftover goes below and right)
+    w, h = picture.size
+    scale = min(width / w, height / h)
+    inner = (max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale))))
+    if picture.size != inner:
+        picture = picture.resize(inner, Image.Resampling.LANCZOS)
+    pixels = np.array(picture, dtype=np.uint8)
+    top, left = (height - inner[1]) // 2, (width - inner[0]) // 2
+    pads = [(top, height - inner[1] - top), (left, width - inner[0] - left)]
+    pads += [(0, 0)] * (pixels.ndim - 2)
+    if fill == "edge":
+        return np.pad(pixels, pads, mode="edge")
+    return np.pad(pixels, pads, mode="constant", constant_values=255 if fill == "white" else 0)
+
+
 @attrs.frozen(kw_only=True)
 class ImageFolderOptions:
     """Options of ``image-folder``: every image file under a folder, read with Pillow."""
@@ -532,27 +601,62 @@ class ImageFolderOptions:
             "path": True,
         },
     )
-    resolution: int = attrs.field(
+    resolution: int | tuple[int, int] = attrs.field(
         default=64,
-        validator=_power_of_two(8, 1024),
+        converter=_resolution,
+        validator=_validate_resolution,
         metadata={
-            "doc": "side of the square output images in pixels, a power of two in [8, 1024]; "
-            "images are resized with Pillow's Lanczos filter"
+            "doc": "size of the output images in pixels: one power of two in [8, 1024] for "
+            "square images, or [height, width], each a power of two in [8, 1024], for "
+            "rectangular ones (for networks that take them: the built-in dcgan does); images "
+            "are resized with Pillow's Lanczos filter, after 'fit' decides the aspect ratio"
         },
     )
     channels: int = attrs.field(
         default=3,
         validator=attrs.validators.in_((1, 3)),
         metadata={
-            "doc": "1 = grayscale (Pillow mode 'L', ITU-R 601-2 luma) or 3 = RGB; alpha is dropped"
+            "doc": "1 = grayscale (Pillow mode 'L', ITU-R 601-2 luma) or 3 = RGB; palette images "
+            "go through their RGB(A) colours, 16-bit grayscale is scaled to 8 bits (value / "
+            "257, rounded)"
         },
     )
-    crop: str = attrs.field(
-        default="center",
-        validator=attrs.validators.in_(("center", "none")),
+    fit: str = attrs.field(
+        default="crop",
+        validator=attrs.validators.in_(FITS),
         metadata={
-            "doc": "'center' = crop the largest centred square before resizing; 'none' = resize "
-            "the whole image (non-square images change aspect ratio)"
+            "doc": "how an image whose aspect ratio differs from the output's is fitted: "
+            "'crop' = cut the largest centred box of the output's aspect ratio, then resize; "
+            "'pad' = resize the whole image to fit inside, then fill the borders as 'pad_fill' "
+            "says (letterbox); 'stretch' = resize the whole image to the output size, changing "
+            "its aspect ratio"
+        },
+    )
+    pad_fill: str = attrs.field(
+        default="black",
+        validator=attrs.validators.in_(PAD_FILLS),
+        metadata={
+            "doc": "fit = 'pad' only: the borders are 'black' (0), 'white' (255) or 'edge' (the "
+            "image's outermost row or column, repeated)"
+        },
+    )
+    alpha: str = attrs.field(
+        default="drop",
+        validator=attrs.validators.in_(ALPHA_POLICIES),
+        metadata={
+            "doc": "images with transparency (RGBA, LA, palette or colour-key transparency): "
+            "'drop' = keep the colours, ignore the alpha (what transparent pixels hold shows); "
+            "'white' or 'black' = composite over that background; 'error' = refuse the file. "
+            "The first such file is reported in one log line"
+        },
+    )
+    crop: str | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.in_(("center", "none"))),
+        metadata={
+            "doc": "the older spelling of 'fit', kept so that earlier run files read the same: "
+            "'center' = fit 'crop', 'none' = fit 'stretch'; when set it decides, and 'fit' "
+            "must be left at its default or agree; None = use 'fit'"
         },
     )
     xflip: bool = attrs.field(
@@ -583,9 +687,30 @@ class ImageFolderOptions:
         validator=attrs.validators.instance_of(bool),
         metadata={
             "doc": "keep each image in memory after its first read, resized, as uint8 "
-            "(channels * resolution^2 bytes each, per data-loader worker)"
+            "(channels * height * width bytes each, per data-loader worker)"
         },
     )
+
+    def __attrs_post_init__(self) -> None:
+        if self.crop is not None:
+            implied = {"center": "crop", "none": "stretch"}[self.crop]
+            if self.fit not in ("crop", implied):
+                raise ValueError(
+                    f"image-folder: 'crop' = {self.crop!r} (fit {implied!r}) disagrees with "
+                    f"'fit' = {self.fit!r}; give 'fit' only"
+                )
+            object.__setattr__(self, "fit", implied)  # frozen: normalised once, at construction
+        if self.fit != "pad" and self.pad_fill != "black":
+            raise ValueError(
+                f"image-folder: 'pad_fill' applies only to fit = 'pad' (got fit {self.fit!r})"
+            )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the output images."""
+        if isinstance(self.resolution, int):
+            return self.resolution, self.resolution
+        return self.resolution
 
 
 def _class_folders(root: Path, options: ImageFolderOptions) -> list[tuple[str, list[Path]]]:
@@ -630,12 +755,15 @@ def _list_images(root: Path, recursive: bool) -> list[Path]:
 
 
 class ImageFolderDataset:
-    """Images ``{"x": [channels, R, R]}`` in ``[-1, 1]``, one per file, files in sorted order.
+    """Images ``{"x": [channels, H, W]}`` in ``[-1, 1]``, one per file, files in sorted order.
 
     Files (``files``) are listed at construction, sorted by their path relative to the folder, and
-    decoded lazily on first access; multi-frame files (GIF, TIFF) give their first frame, 16-bit
-    grayscale is mapped to 8 bits (value / 257, rounded), alpha is dropped, and 32-bit float
-    images are rejected.
+    decoded lazily on first access: turned upright by their EXIF orientation tag, multi-frame
+    files (GIF, TIFF) give their first frame, palette images their colours, 16-bit grayscale is
+    mapped to 8 bits (value / 257, rounded), transparency is handled as ``alpha`` says, 32-bit
+    float images are rejected; then ``fit`` brings them to ``(H, W)`` (``options.size``). A file
+    that cannot be read is a ``ValueError`` naming it. ``alpha_files`` counts the files with
+    transparency decoded so far (the first one is logged once).
 
     With ``labels = "subfolders"`` items are ``{"x": ..., "label": int64 []}``: ``classes`` holds
     the class folders' names (sorted), ``files`` lists the first class's files (sorted by path
@@ -658,9 +786,7 @@ class ImageFolderDataset:
             raise ValueError(f"image-folder: '{options.path}' is not a folder")
         self.classes: tuple[str, ...] | None = None
         self.labels: torch.Tensor | None = None
-        shapes: dict[str, tuple[int, ...]] = {
-            "x": (options.channels, options.resolution, options.resolution)
-        }
+        shapes: dict[str, tuple[int, ...]] = {"x": (options.channels, *options.size)}
         if options.labels == "subfolders":
             folders = _class_folders(root, options)
             self.classes = tuple(name for name, _ in folders)
@@ -682,6 +808,7 @@ class ImageFolderDataset:
                 f"(looked for {', '.join(IMAGE_EXTENSIONS)})"
             )
         self._cache: dict[int, torch.Tensor] = {}
+        self.alpha_files = 0
         self.shapes: Mapping[str, tuple[int, ...]] = shapes
 
     def __len__(self) -> int:
@@ -690,7 +817,7 @@ class ImageFolderDataset:
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         position = _index("image-folder", index, len(self))
         count = len(self.files)
-        image = self._load(position % count)  # uint8 [C, R, R]
+        image = self._load(position % count)  # uint8 [C, H, W]
         if position >= count:
             image = image.flip(-1)
         if self.labels is None:
@@ -710,31 +837,58 @@ class ImageFolderDataset:
         options = self.options
         try:
             with Image.open(path) as opened:
-                picture: Image.Image = opened
+                # Cameras store pictures sideways with an EXIF Orientation tag; viewers apply it.
+                picture: Image.Image = ImageOps.exif_transpose(opened)
                 if picture.mode == "F":
                     raise ValueError("float images (Pillow mode 'F') are not supported")
                 if picture.mode == "I" or picture.mode.startswith("I;16"):
                     # Pillow would clip 16-bit values to 255; map [0, 65535] to [0, 255] instead.
                     wide = np.clip(np.asarray(picture, dtype=np.int64), 0, 65535)
                     picture = Image.fromarray(((wide + 128) // 257).astype(np.uint8))
-                if picture.mode in ("P", "PA") or "transparency" in picture.info:
-                    # Palette transparency must go through RGBA, or Pillow warns on conversion.
-                    picture = picture.convert("RGBA")
+                if _has_alpha(picture):
+                    picture = self._without_alpha(picture, path)
                 picture = picture.convert("L" if options.channels == 1 else "RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as error:
+            if str(error).startswith("image-folder: "):
+                raise
             raise ValueError(f"image-folder: cannot read '{path}': {error}") from error
-        if options.crop == "center":
-            width, height = picture.size
-            side = min(width, height)
-            left, top = (width - side) // 2, (height - side) // 2
-            picture = picture.crop((left, top, left + side, top + side))
-        size = (options.resolution, options.resolution)
-        if picture.size != size:
-            picture = picture.resize(size, Image.Resampling.LANCZOS)
-        pixels = torch.from_numpy(np.array(picture, dtype=np.uint8))
+        pixels = torch.from_numpy(_fit(picture, options.size, options.fit, options.pad_fill))
         if pixels.ndim == 2:
             return rearrange(pixels, "h w -> 1 h w").contiguous()
         return rearrange(pixels, "h w c -> c h w").contiguous()
+
+    def _without_alpha(self, picture: Image.Image, path: Path) -> Image.Image:
+        """``picture`` (which has an alpha band or palette/colour-key transparency) as RGB(A)
+        whose alpha ``options.alpha`` has dealt with; the first such file is logged."""
+        policy = self.options.alpha
+        if policy == "error":
+            raise ValueError(
+                f"image-folder: '{path}' has transparency (mode {picture.mode}) and alpha = "
+                "'error'; set alpha = 'drop', 'white' or 'black'"
+            )
+        self.alpha_files += 1
+        if self.alpha_files == 1:
+            what = {
+                "drop": "its alpha is ignored (the colours under transparent pixels show)",
+                "white": "it is composited over white",
+                "black": "it is composited over black",
+            }[policy]
+            logger.warning(
+                "image-folder: '%s' has transparency (mode %s): %s (alpha = '%s'); other files "
+                "with transparency are handled alike and not reported",
+                path,
+                picture.mode,
+                what,
+                policy,
+            )
+        # Palette or colour-key transparency must go through RGBA, or Pillow warns on conversion.
+        rgba = picture.convert("RGBA")
+        if policy == "drop":
+            return rgba.convert("RGB")
+        background = Image.new(
+            "RGBA", rgba.size, (255,) * 4 if policy == "white" else (0, 0, 0, 255)
+        )
+        return Image.alpha_composite(background, rgba).convert("RGB")
 
 
 def build_image_folder(options: ImageFolderOptions, context: object) -> ImageFolderDataset:

@@ -67,26 +67,31 @@ def _vector_dim(component: str, data_shape: tuple[int, ...]) -> int:
     return data_shape[0]
 
 
-def _image_shape(component: str, data_shape: tuple[int, ...]) -> tuple[int, int]:
-    """``(channels, size)`` of square power-of-two images; else a ``ValueError`` naming the
+def _image_shape(component: str, data_shape: tuple[int, ...]) -> tuple[int, tuple[int, int]]:
+    """``(channels, (height, width))`` of images whose sides are powers of two in
+    [MIN_IMAGE_SIZE, MAX_IMAGE_SIZE] (square or not); else a ``ValueError`` naming the
     component."""
     if len(data_shape) != 3:
         raise ValueError(
             f"{component}: expected image data of shape (C, H, W) (got {_shape_text(data_shape)})"
         )
     channels, height, width = data_shape
-    is_power_of_two = height > 0 and height & (height - 1) == 0
-    if (
-        channels < 1
-        or height != width
-        or not is_power_of_two
-        or not MIN_IMAGE_SIZE <= height <= MAX_IMAGE_SIZE
+    if channels < 1 or not all(
+        side & (side - 1) == 0 and MIN_IMAGE_SIZE <= side <= MAX_IMAGE_SIZE
+        for side in (height, width)
     ):
         raise ValueError(
-            f"{component}: image size must be a square power of two from {MIN_IMAGE_SIZE} to "
-            f"{MAX_IMAGE_SIZE} (got {_shape_text(data_shape)})"
+            f"{component}: image height and width must each be a power of two from "
+            f"{MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (got {_shape_text(data_shape)})"
         )
-    return channels, height
+    return channels, (height, width)
+
+
+def _base_shape(height: int, width: int) -> tuple[int, int]:
+    """The coarsest feature map of a DCGAN for ``height x width`` images: 4 on the shorter side,
+    the aspect ratio kept (4x4 for square images, 4x8 for 32x64)."""
+    shorter = min(height, width)
+    return 4 * height // shorter, 4 * width // shorter
 
 
 def _check_unconditional(component: str, context: BuildContextLike) -> None:
@@ -374,14 +379,16 @@ class DCGANGenerator(nn.Module):
 
     ``[N, latent_dim]`` -> ``[N, C, S, S]`` in ``[-1, 1]``: a 4x4 transposed conv projects z to
     4x4 feature maps, then stride-2 transposed convs (kernel 4, padding 1) double the resolution up
-    to ``S``; BatchNorm + ReLU on hidden layers, tanh on the output.
+    to ``S``; BatchNorm + ReLU on hidden layers, tanh on the output. Rectangular images
+    ``[N, C, H, W]`` (``image_size = (H, W)``, both powers of two) start from a map with 4 on the
+    shorter side and the images' aspect ratio (4x8 for 32x64); widths follow the shorter side.
     """
 
     def __init__(
         self,
         latent_dim: int,  # size of the latent vector z
         image_channels: int,  # C of the output images
-        image_size: int,  # S, height = width of the output, power of two in [8, 128]
+        image_size: int | tuple[int, int],  # S (square) or (H, W), powers of two in [8, 128]
         channels: int,  # feature maps at resolution S/2, doubling per halving of the resolution
         max_channels: int,  # cap on the feature maps of any layer
     ) -> None:
@@ -389,20 +396,23 @@ class DCGANGenerator(nn.Module):
         self.latent_dim = latent_dim
         self.image_channels = image_channels
         self.image_size = image_size
+        height, width_px = image_size if isinstance(image_size, tuple) else (image_size,) * 2
+        shorter = min(height, width_px)
+        base = _base_shape(height, width_px)
 
         def width(resolution: int) -> int:
-            return _dcgan_width(channels, max_channels, image_size, resolution)
+            return _dcgan_width(channels, max_channels, shorter, resolution)
 
-        # z as a 1x1 map -> 4x4; conv biases are dropped where BatchNorm follows
+        # z as a 1x1 map -> 4x4 (or the base map); conv biases are dropped where BatchNorm follows
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(
-                latent_dim, width(4), kernel_size=4, stride=1, padding=0, bias=False
+                latent_dim, width(4), kernel_size=base, stride=1, padding=0, bias=False
             ),
             nn.BatchNorm2d(width(4)),
             nn.ReLU(),
         ]
-        resolution = 4
-        while resolution * 2 < image_size:
+        resolution = 4  # of the shorter side
+        while resolution * 2 < shorter:
             layers += [
                 nn.ConvTranspose2d(
                     width(resolution), width(resolution * 2), 4, stride=2, padding=1, bias=False
@@ -443,13 +453,14 @@ class DCGANCritic(nn.Module):
 
     ``[N, C, S, S]`` -> scores ``[N]``: stride-2 convs (kernel 4, padding 1) with LeakyReLU(0.2)
     halve the resolution down to 4x4 (no normalization on the first), then a 4x4 conv gives one
-    raw score per image.
+    raw score per image. Rectangular images ``[N, C, H, W]`` (``image_size = (H, W)``) are halved
+    until the shorter side is 4, and the scoring conv covers the whole map (4x8 for 32x64).
     """
 
     def __init__(
         self,
         image_channels: int,  # C of the input images
-        image_size: int,  # S, height = width of the input, power of two in [8, 128]
+        image_size: int | tuple[int, int],  # S (square) or (H, W), powers of two in [8, 128]
         channels: int,  # feature maps at resolution S/2, doubling per halving of the resolution
         max_channels: int,  # cap on the feature maps of any layer
         norm: str,  # "batch", "layer", "instance" or "none"
@@ -457,11 +468,14 @@ class DCGANCritic(nn.Module):
         super().__init__()
         self.image_channels = image_channels
         self.image_size = image_size
+        self._image_hw = image_size if isinstance(image_size, tuple) else (image_size,) * 2
+        shorter = min(self._image_hw)
+        self._base = _base_shape(*self._image_hw)
 
         def width(resolution: int) -> int:
-            return _dcgan_width(channels, max_channels, image_size, resolution)
+            return _dcgan_width(channels, max_channels, shorter, resolution)
 
-        resolution = image_size // 2
+        resolution = shorter // 2  # of the shorter side
         layers: list[nn.Module] = [
             nn.Conv2d(image_channels, width(resolution), 4, stride=2, padding=1),
             nn.LeakyReLU(LEAKY_SLOPE),
@@ -481,15 +495,15 @@ class DCGANCritic(nn.Module):
                 nn.LeakyReLU(LEAKY_SLOPE),
             ]
             resolution //= 2
-        layers.append(nn.Conv2d(width(4), 1, kernel_size=4, stride=1, padding=0))
+        layers.append(nn.Conv2d(width(4), 1, kernel_size=self._base, stride=1, padding=0))
         self.net = nn.Sequential(*layers)
         self._feature_channels = width(4)
-        self.feature_dim = width(4) * 4 * 4
+        self.feature_dim = width(4) * self._base[0] * self._base[1]
         _dcgan_init(self)
 
     def _check_input(self, x: torch.Tensor, extra: tuple[torch.Tensor, ...]) -> None:
         _check_no_extra("dcgan critic", extra)
-        expected = [self.image_channels, self.image_size, self.image_size]
+        expected = [self.image_channels, *self._image_hw]
         if x.ndim != 4 or list(x.shape[1:]) != expected:
             raise ValueError(
                 f"dcgan critic: expected images [N, {', '.join(map(str, expected))}] "
@@ -502,7 +516,7 @@ class DCGANCritic(nn.Module):
         return scores
 
     def features(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
-        """The 4x4 feature maps before the scoring conv, flattened: ``[N, feature_dim]``
+        """The 4x4 (base) feature maps before the scoring conv, flattened: ``[N, feature_dim]``
         (``FeatureCritic``)."""
         self._check_input(x, extra)
         maps: torch.Tensor = self.net[:-1](x)
@@ -510,7 +524,10 @@ class DCGANCritic(nn.Module):
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
         """The 4x4 scoring conv on flattened ``features`` ``[N, feature_dim]``: scores ``[N]``."""
-        maps = rearrange(features, "n (c h w) -> n c h w", c=self._feature_channels, h=4, w=4)
+        height, width = self._base
+        maps = rearrange(
+            features, "n (c h w) -> n c h w", c=self._feature_channels, h=height, w=width
+        )
         scores: torch.Tensor = rearrange(self.net[-1](maps), "n 1 1 1 -> n")
         return scores
 
@@ -530,24 +547,26 @@ class DCGANCritic(nn.Module):
 def build_dcgan_generator(
     options: DCGANGeneratorOptions, context: BuildContextLike
 ) -> DCGANGenerator:
-    """DCGAN generator for images of shape ``(C, S, S)``, ``S`` a power of two in [8, 128]."""
-    image_channels, image_size = _image_shape("dcgan generator", context.data_shape)
+    """DCGAN generator for images of shape ``(C, H, W)``, ``H`` and ``W`` powers of two in
+    [8, 128]."""
+    image_channels, (height, width) = _image_shape("dcgan generator", context.data_shape)
     _check_unconditional("dcgan generator", context)
     return DCGANGenerator(
         latent_dim=options.latent_dim,
         image_channels=image_channels,
-        image_size=image_size,
+        image_size=height if height == width else (height, width),
         channels=options.channels,
         max_channels=options.max_channels,
     )
 
 
 def build_dcgan_critic(options: DCGANCriticOptions, context: BuildContextLike) -> DCGANCritic:
-    """DCGAN critic for images of shape ``(C, S, S)``, ``S`` a power of two in [8, 128]."""
-    image_channels, image_size = _image_shape("dcgan critic", context.data_shape)
+    """DCGAN critic for images of shape ``(C, H, W)``, ``H`` and ``W`` powers of two in
+    [8, 128]."""
+    image_channels, (height, width) = _image_shape("dcgan critic", context.data_shape)
     return DCGANCritic(
         image_channels=image_channels,
-        image_size=image_size,
+        image_size=height if height == width else (height, width),
         channels=options.channels,
         max_channels=options.max_channels,
         norm=options.norm,

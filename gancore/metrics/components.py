@@ -10,7 +10,10 @@ Images reach the extractor in ``[-1, 1]``; with ``quantize = true`` (default) th
 to 256 levels, as if saved as 8-bit PNGs, so generated and real images are measured alike. Each
 extractor resizes to its own input size with its own filter (``inception-v3``: bilinear, no
 antialias, to 299, one channel repeated to three; ``digits-classifier``: bilinear with antialias,
-to 16). Extraction runs in float32 with autocast off, whatever the training precision.
+to 16). The option ``resize`` replaces that by the TensorFlow-era FID pipeline ("tf-legacy") or
+clean-fid's ("clean"), both on 8-bit pixels
+(:func:`gancore.metrics.extractors.resize_for_protocol`). Extraction runs in float32 with autocast off, whatever the training precision. FID (Inception)
+below 10,000 samples and KID below 1,000 log one warning line (logger ``gancore.metrics``).
 
 Values are named after the extractor: with ``inception-v3`` they are ``fid``, ``kid`` and ``is``;
 with another extractor ``fd-<name>``, ``kd-<name>`` and ``is-<name>`` (``fd-digits`` for
@@ -23,6 +26,7 @@ precision/recall and density/coverage need every feature vector (``4 N d`` bytes
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -32,7 +36,7 @@ from torch import nn
 
 from gancore._registry import Registry  # at run time: option types are read with get_type_hints
 from gancore.metrics.cache import Reference, cached_reference
-from gancore.metrics.extractors import build_extractor
+from gancore.metrics.extractors import RESIZE_PROTOCOLS, build_extractor, resize_for_protocol
 from gancore.metrics.math import (
     FeatureStats,
     InceptionScoreAccumulator,
@@ -47,6 +51,8 @@ if TYPE_CHECKING:
     from gancore._task import BuildContext
 
 __all__ = [
+    "FID_MIN_SAMPLES",
+    "KID_MIN_SAMPLES",
     "PROTOCOL_FIELDS",
     "DensityCoverageMetric",
     "FIDMetric",
@@ -66,7 +72,9 @@ PROTOCOL_FIELDS: dict[str, str] = {
     "extractor": "registered name of the feature extractor",
     "extractor_weights_sha256": "sha256 of the extractor's weights file",
     "extractor_input_size": "side of the square images the extractor sees, in pixels",
-    "resize_filter": "how images are resized to extractor_input_size",
+    "resize_filter": "how images are resized to extractor_input_size: the extractor's own filter "
+    "(inception-v3: 'bilinear'; digits-classifier: 'bilinear-antialias'), or 'tf-legacy' / "
+    "'clean' when the metric's 'resize' option chose that protocol",
     "quantize_8bit": "whether images were rounded to 256 levels before the extractor",
     "image_shape": "[C, H, W] of the generated (and real) images",
     "num_generated": "generated samples scored",
@@ -84,6 +92,17 @@ PROTOCOL_FIELDS: dict[str, str] = {
 }
 
 _SHORT_NAMES = {"fid": "fd", "kid": "kd", "is": "is"}
+
+# Below these sample counts a value is logged with a warning (once per process, metric and count).
+# FID is biased upwards by roughly (a constant) / N, the constant growing with the feature dimension
+# (2048 for Inception): papers use 50,000 samples, and values at 10,000 are already higher.
+FID_MIN_SAMPLES = 10_000
+# KID averages subsets of m = min(n_real, n_generated, subset_size = 1000) samples: below 1,000
+# every subset holds (nearly) every sample, so kid_std collapses towards 0 and says nothing.
+KID_MIN_SAMPLES = 1_000
+
+logger = logging.getLogger("gancore.metrics")
+_WARNED: set[tuple[str, int]] = set()
 
 
 def value_name(metric: str, extractor: str) -> str:
@@ -107,12 +126,15 @@ Outputs = tuple[torch.Tensor, ...]
 
 
 def _extraction(
-    net: nn.Module, *, quantize: bool, logits: bool
+    net: nn.Module, *, quantize: bool, logits: bool, resize: str = "extractor"
 ) -> Callable[[torch.Tensor], Outputs]:
     """``images [B, C, H, W] -> (features [B, d],)`` or ``(features, logits [B, K])``.
 
-    float32 with autocast off: features must not depend on the training precision.
+    float32 with autocast off: features must not depend on the training precision. ``resize``
+    other than "extractor" resizes the (rounded) images to the extractor's input size by that
+    protocol first (:func:`gancore.metrics.extractors.resize_for_protocol`).
     """
+    input_size = int(getattr(net, "input_size", 0))
     with_logits = getattr(net, "features_and_logits", None)
     if logits and with_logits is None:
         name = getattr(net, "name", type(net).__name__)
@@ -123,6 +145,7 @@ def _extraction(
             x = images.float()
             if quantize:
                 x = quantize_8bit(x)
+            x = resize_for_protocol(x, resize, input_size)
             if logits:
                 assert with_logits is not None
                 features, scores = with_logits(x)
@@ -172,6 +195,26 @@ def extract_features(
     for batch in batches:
         stats.update(run(batch.to(device))[0].cpu())
     return stats
+
+
+@attrs.frozen
+class _ExtractorIdentity:
+    """What the reference cache keys an extractor by, with the resize protocol in force (the
+    extractor's own filter by default, so default keys are those of earlier versions)."""
+
+    name: str
+    weights_sha256: str
+    input_size: int
+    resize_filter: str
+
+    @classmethod
+    def of(cls, net: nn.Module, resize_filter: str) -> _ExtractorIdentity:
+        return cls(
+            str(getattr(net, "name", "")),
+            str(net.weights_sha256),
+            int(net.input_size),  # type: ignore[arg-type]
+            resize_filter,
+        )
 
 
 def _positive(minimum: int) -> Any:
@@ -242,6 +285,20 @@ class _FeatureMetric:
         validator=attrs.validators.instance_of(bool),
         metadata={"doc": "round images to 8 bits (256 levels) before the extractor, as saved PNGs"},
     )
+    resize: str = attrs.field(
+        default="extractor",
+        validator=attrs.validators.in_(RESIZE_PROTOCOLS),
+        metadata={
+            "doc": "how images reach the extractor's input size: 'extractor' = its own filter "
+            "on [-1, 1] images (inception-v3: PyTorch bilinear, half-pixel centres, no "
+            "antialias, as pytorch-fid; what gancore always did); 'tf-legacy' = the "
+            "TensorFlow-era FID code (TTUR, StyleGAN, BigGAN, torch-fidelity): 8-bit pixels "
+            "resized by TF1's resize_bilinear (no half-pixel offset, no antialias), then "
+            "(p - 128) / 128; 'clean' = clean-fid: 8-bit pixels resized per channel by Pillow's "
+            "antialiased bicubic in float, clipped to [0, 255], then (p - 128) / 128. "
+            "'tf-legacy' and 'clean' need quantize = true"
+        },
+    )
     cache_reference: bool = attrs.field(
         default=True,
         validator=attrs.validators.instance_of(bool),
@@ -262,6 +319,13 @@ class _FeatureMetric:
         repr=False,
         metadata={"doc": "the run's registry, from the build context (not a TOML key)"},
     )
+
+    def __attrs_post_init__(self) -> None:
+        if self.resize != "extractor" and not self.quantize:
+            raise ValueError(
+                f"'resize' = {self.resize!r} works on 8-bit pixels and needs 'quantize' = true "
+                "(got quantize = false)"
+            )
 
     def bound(self, registry: Registry | None) -> Self:
         """This metric, resolving its extractor in ``registry`` (a copy; options unchanged)."""
@@ -293,7 +357,7 @@ class _FeatureMetric:
 
     def _reference(self, context: MetricContext, net: nn.Module) -> Reference:
         num = self._real_count(context)
-        run = _extraction(net, quantize=self.quantize, logits=False)
+        run = _extraction(net, quantize=self.quantize, logits=False, resize=self.resize)
 
         def compute() -> FeatureStats:
             stats = FeatureStats(keep_features=self._keep_features)
@@ -304,10 +368,10 @@ class _FeatureMetric:
         identity = (getattr(net, "name", ""), getattr(net, "weights_sha256", ""))
         return cached_reference(
             context.dataset,
-            (type(context).__qualname__, num, self.seed, *identity, self.quantize),
+            (type(context).__qualname__, num, self.seed, *identity, self.quantize, self.resize),
             lambda: context.real(num, self.batch_size, self.seed),
             compute,
-            net,
+            _ExtractorIdentity.of(net, self._resize_filter(net)),
             quantize=self.quantize,
             keep_features=self._keep_features,
             use_cache=self.cache_reference,
@@ -322,7 +386,7 @@ class _FeatureMetric:
         scores = (
             InceptionScoreAccumulator(self.num_generated, self._splits()) if self._logits else None
         )
-        run = _extraction(net, quantize=self.quantize, logits=self._logits)
+        run = _extraction(net, quantize=self.quantize, logits=self._logits, resize=self.resize)
         shapes: list[tuple[int, ...]] = []
         for outputs in _mapped(
             context, "generated", self.num_generated, self.batch_size, self.seed, run, shapes
@@ -343,7 +407,7 @@ class _FeatureMetric:
             "extractor": str(getattr(net, "name", self.extractor)),
             "extractor_weights_sha256": str(net.weights_sha256),
             "extractor_input_size": int(net.input_size),  # type: ignore[arg-type]
-            "resize_filter": str(net.resize_filter),
+            "resize_filter": self._resize_filter(net),
             "quantize_8bit": self.quantize,
             "image_shape": list(shape),
             "num_generated": stats.count,
@@ -355,7 +419,25 @@ class _FeatureMetric:
             "truncation": getattr(context, "truncation", None),
             **settings,
         }
+        self._warn_if_few(stats.count, reference.stats.count if reference else None, net)
         return {**values, "protocol": protocol}
+
+    def _resize_filter(self, net: nn.Module) -> str:
+        """The protocol's ``resize_filter``: the extractor's own, or the chosen protocol."""
+        return str(net.resize_filter) if self.resize == "extractor" else self.resize
+
+    def _warn_if_few(self, generated: int, real: int | None, net: nn.Module) -> None:
+        """Log one warning line when the sample counts are too small for the value to mean what
+        users expect (see :data:`FID_MIN_SAMPLES`, :data:`KID_MIN_SAMPLES`)."""
+        used = min(generated, real) if real is not None else generated
+        line = self._few_samples_line(used, str(getattr(net, "name", self.extractor)))
+        if line is not None and (self._name(), used) not in _WARNED:
+            _WARNED.add((self._name(), used))
+            logger.warning(line)
+
+    def _few_samples_line(self, used: int, extractor: str) -> str | None:
+        """The warning for ``used`` samples, or None when there are enough."""
+        return None
 
     # -- what subclasses fill in ----------------------------------------------------------------
 
@@ -396,6 +478,17 @@ class FIDMetric(_FeatureMetric):
     def value_keys(self) -> list[str]:
         return [self._name()]
 
+    def _few_samples_line(self, used: int, extractor: str) -> str | None:
+        # Only the Inception FID is compared with papers; fd-<x> values compare among themselves.
+        if extractor != "inception-v3" or used >= FID_MIN_SAMPLES:
+            return None
+        return (
+            f"{self._name()}: computed on {used:,} samples (min of num_generated and num_real), "
+            f"fewer than {FID_MIN_SAMPLES:,}: FID is biased upwards at small N, so this value is "
+            "higher than a 50,000-sample one and comparable only with values at the same N; "
+            "papers use 50,000 (num_generated = 50000)"
+        )
+
     def _compute(
         self,
         real: FeatureStats | None,
@@ -428,6 +521,16 @@ class KIDMetric(_FeatureMetric):
 
     def value_keys(self) -> list[str]:
         return [self._name(), f"{self._name()}_std"]
+
+    def _few_samples_line(self, used: int, extractor: str) -> str | None:
+        if used >= KID_MIN_SAMPLES:
+            return None
+        return (
+            f"{self._name()}: computed on {used:,} samples (min of num_generated and num_real), "
+            f"fewer than {KID_MIN_SAMPLES:,}: its subsets of min(n, subset_size) samples then "
+            f"hold (nearly) every sample, so {self._name()}_std is about 0 and says nothing about "
+            f"the spread; use at least {KID_MIN_SAMPLES:,} samples on each side"
+        )
 
     def _compute(
         self,

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
+import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import repeat
+from einops import rearrange, repeat
+from PIL import Image
 from torch import nn
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ __all__ = [
     "INCEPTION_V3_FILENAME",
     "INCEPTION_V3_SHA256",
     "REQUIRED_ATTRIBUTES",
+    "RESIZE_PROTOCOLS",
     "DigitsClassifier",
     "DigitsClassifierOptions",
     "InceptionV3",
@@ -55,6 +58,9 @@ __all__ = [
     "file_sha256",
     "load_digits_split",
     "prepare_images",
+    "resize_clean",
+    "resize_for_protocol",
+    "resize_tf1_bilinear",
 ]
 
 # The FID Inception weights as released with pytorch-fid ("pt_inception-2015-12-05-6726825d.pth";
@@ -105,6 +111,73 @@ def prepare_images(
             antialias=antialias,
         )
     return x
+
+
+# How a metric brings images to its extractor's input (the metric option ``resize``):
+# - "extractor": the extractor resizes images in [-1, 1] itself, with its own filter (inception-v3:
+#   bilinear, half-pixel centres, no antialias, as pytorch-fid); what gancore always did;
+# - "tf-legacy": the TensorFlow-era FID code (TTUR, the StyleGAN/BigGAN evaluation code,
+#   torch-fidelity): 8-bit pixels resized by TF1's ``resize_bilinear`` (no half-pixel offset, no
+#   antialias), then ``(p - 128) / 128`` as in the Inception graph;
+# - "clean": clean-fid's "clean" mode: 8-bit pixels, each channel resized as a float image by
+#   Pillow's bicubic filter (antialiased when shrinking), clipped to [0, 255], ``(p - 128) / 128``.
+RESIZE_PROTOCOLS = ("extractor", "tf-legacy", "clean")
+
+
+def resize_tf1_bilinear(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """TensorFlow 1's ``tf.image.resize_bilinear(align_corners=False)`` of ``pixels [N, C, H, W]``.
+
+    Output pixel ``i`` samples input coordinate ``i * in / out`` (no half-pixel offset; the scale
+    in float32, as TF computes it), between rows ``floor`` and ``floor + 1`` clamped to the last
+    row, weights linear in the fraction; columns first, then rows. No antialiasing: shrinking skips
+    pixels (aliasing). Returns float32.
+    """
+    x = pixels.to(torch.float32)
+
+    def taps(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        scale = torch.tensor(size_in / size_out, dtype=torch.float32, device=x.device)
+        where = torch.arange(size_out, dtype=torch.float32, device=x.device) * scale
+        low = where.floor().clamp(max=size_in - 1)
+        high = (low + 1).clamp(max=size_in - 1)
+        return low.long(), high.long(), where - low
+
+    left, right, across = taps(x.shape[-1], width)
+    rows = x[..., left] + (x[..., right] - x[..., left]) * across
+    top, bottom, down = taps(x.shape[-2], height)
+    upper, lower = rows[..., top, :], rows[..., bottom, :]
+    return upper + (lower - upper) * rearrange(down, "h -> h 1")
+
+
+def resize_clean(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """clean-fid's resize of ``pixels [N, C, H, W]`` (values 0..255): every channel of every image
+    as a Pillow float image (mode ``F``), ``Image.resize`` with the bicubic filter (its support
+    widens with the scale when shrinking: antialiased), clipped to ``[0, 255]``. float32."""
+    planes = pixels.detach().to("cpu", torch.float32).numpy()
+    out = np.empty((*planes.shape[:2], height, width), dtype=np.float32)
+    for n, image in enumerate(planes):
+        for c, plane in enumerate(image):
+            resized = Image.fromarray(plane, mode="F").resize(
+                (width, height), Image.Resampling.BICUBIC
+            )
+            out[n, c] = np.asarray(resized, dtype=np.float32)
+    return torch.from_numpy(out.clip(0.0, 255.0)).to(pixels.device)
+
+
+def resize_for_protocol(images: torch.Tensor, protocol: str, input_size: int) -> torch.Tensor:
+    """``images [N, C, H, W]`` in ``[-1, 1]`` (already rounded to 256 levels) as the extractor
+    should see them under ``protocol`` (:data:`RESIZE_PROTOCOLS`): unchanged for "extractor";
+    for "tf-legacy" and "clean", 8-bit pixels ``p = (x + 1) * 127.5`` resized to
+    ``input_size`` x ``input_size`` by :func:`resize_tf1_bilinear` or :func:`resize_clean`, then
+    ``(p - 128) / 128``, the Inception graph's own scaling."""
+    if protocol == "extractor":
+        return images
+    if protocol not in RESIZE_PROTOCOLS:
+        raise ValueError(
+            f"resize must be one of {', '.join(map(repr, RESIZE_PROTOCOLS))} (got {protocol!r})"
+        )
+    pixels = ((images.to(torch.float32).clamp(-1.0, 1.0) + 1.0) * 127.5).round()
+    resize = resize_tf1_bilinear if protocol == "tf-legacy" else resize_clean
+    return (resize(pixels, input_size, input_size) - 128.0) / 128.0
 
 
 def file_sha256(path: str | Path) -> str:
@@ -364,8 +437,8 @@ class InceptionV3(nn.Module):
     Input: images ``[N, C, H, W]`` in ``[-1, 1]``, C = 1 (repeated to 3 channels) or 3 (RGB).
     They are resized to 299x299 by bilinear interpolation with half-pixel centres and no
     antialiasing (``F.interpolate(..., mode="bilinear", align_corners=False)``, as pytorch-fid
-    does; torch-fidelity and the TF code resize uint8 images with TF1's bilinear, which differs
-    slightly). ``[-1, 1]`` is the range the graph expects (its ``(x - 128) / 128`` of 8-bit pixels).
+    does; torch-fidelity and the TF code resize uint8 images with TF1's bilinear, which differs:
+    a metric's ``resize = "tf-legacy"`` does that resize before this network sees the images). ``[-1, 1]`` is the range the graph expects (its ``(x - 128) / 128`` of 8-bit pixels).
 
     ``forward`` returns the 2048-d pool3 features; ``features_and_logits`` also returns the 1008
     logits ``pool3 @ fc.weight^T`` without the bias, the scores the original IS code used.

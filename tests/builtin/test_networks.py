@@ -222,14 +222,16 @@ class TestDCGANGenerator:
     def test_rejects_non_power_of_two(self) -> None:
         """Names the component, the accepted sizes and the shape it got."""
         message = (
-            "dcgan generator: image size must be a square power of two from 8 to 128 (got 3x20x20)"
+            "dcgan generator: image height and width must each be a power of two from 8 to 128 "
+            "(got 3x20x20)"
         )
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
             build_dcgan_generator(DCGANGeneratorOptions(), Context((3, 20, 20)))
 
-    @pytest.mark.parametrize("shape", [(3, 4, 4), (3, 256, 256), (3, 16, 32)])
+    @pytest.mark.parametrize("shape", [(3, 4, 4), (3, 256, 256), (3, 16, 256)])
     def test_rejects_unsupported_sizes(self, shape: tuple[int, ...]) -> None:
-        """Refuses sizes below 8, above 128 and non-square images."""
+        """Refuses sides below 8 or above 128 (rectangular images are accepted:
+        tests/test_image_loading.py)."""
         with pytest.raises(ValueError, match="power of two from 8 to 128"):
             build_dcgan_generator(DCGANGeneratorOptions(), Context(shape))
 
@@ -350,7 +352,8 @@ class TestDCGANCritic:
     def test_rejects_non_power_of_two(self) -> None:
         """Names the component, the accepted sizes and the shape it got."""
         message = (
-            "dcgan critic: image size must be a square power of two from 8 to 128 (got 1x20x20)"
+            "dcgan critic: image height and width must each be a power of two from 8 to 128 "
+            "(got 1x20x20)"
         )
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
             build_dcgan_critic(DCGANCriticOptions(), Context((1, 20, 20)))
