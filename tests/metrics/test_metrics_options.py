@@ -55,11 +55,11 @@ def _points_context() -> LoopMetricContext:
     return LoopMetricContext(Unconditional(), {"generator": _Points()}, ring, torch.device("cpu"))
 
 
-def _assert_same(first: dict[str, Any], second: dict[str, Any]) -> None:
+def _assert_same(first: dict[str, Any], second: dict[str, Any], rel: float = 1e-9) -> None:
     assert first.keys() == second.keys()
     for key, value in first.items():
         if isinstance(value, float):
-            assert value == pytest.approx(second[key], rel=1e-9, abs=1e-12), key
+            assert value == pytest.approx(second[key], rel=rel, abs=1e-12), key
         else:
             assert value == second[key], key
 
@@ -85,7 +85,9 @@ class TestResultDoesNotDependOnMemoryOptions:
         context = _images_context()
         small = make(**options, batch_size=7).evaluate(context)  # type: ignore[arg-type]
         large = make(**options, batch_size=130).evaluate(context)  # type: ignore[arg-type]
-        _assert_same(small, large)
+        # IS takes a float32 softmax of each batch's logits before its float64 sums: the batch
+        # size moves it by float32 rounding (3e-9 relative on the score, 1e-7 on its std), the others not at all.
+        _assert_same(small, large, rel=1e-6 if name == "is" else 1e-9)
 
     @pytest.mark.parametrize("name", sorted(FEATURE_METRICS))
     def test_cache_reference(self, name: str) -> None:

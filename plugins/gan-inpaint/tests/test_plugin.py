@@ -7,8 +7,10 @@ import gancore.testing as gt
 
 NAMES = (
     ("generator", "deepfill"),
+    ("generator", "context-encoder"),
     ("critic", "deepfill"),
     ("task", "inpaint"),
+    ("task", "context-encoder"),
     ("dataset", "skimage-patches"),
     ("metric", "inpaint-quality"),
 )
