@@ -85,8 +85,8 @@ class TestResultDoesNotDependOnMemoryOptions:
         context = _images_context()
         small = make(**options, batch_size=7).evaluate(context)  # type: ignore[arg-type]
         large = make(**options, batch_size=130).evaluate(context)  # type: ignore[arg-type]
-        # IS takes a float32 softmax of each batch's logits before its float64 sums: the batch
-        # size moves it by float32 rounding (3e-9 relative on the score, 1e-7 on its std), the others not at all.
+        # IS moves by float32 rounding of the classifier's logits with the batch size (3e-9
+        # relative on the score, 1e-7 on its std, seen with a fresh venv); the others stay at 1e-9.
         _assert_same(small, large, rel=1e-6 if name == "is" else 1e-9)
 
     @pytest.mark.parametrize("name", sorted(FEATURE_METRICS))
