@@ -226,6 +226,25 @@ def _parser(
 
     p = _command(
         sub,
+        "report",
+        "write a run's HTML report (or one page comparing runs)",
+        "Write one self-contained HTML page for a run directory: summary, interactive curves "
+        "(hover, zoom, log scale; stage boundaries marked), the sample grids over time with a "
+        "slider beside the real images, the metrics with their protocols, the environment and "
+        "the resolved config. It opens without a network. `gan train` writes RUN/report.html "
+        "at the end of a run (training.report, training.report_every). With several runs, one "
+        "page compares them. See docs/run_report.md.",
+        [
+            "gan report runs/digits-dcgan                  # runs/digits-dcgan/report.html",
+            "gan report runs/a runs/b --out compare.html   # two runs on one page",
+        ],
+    )
+    from gancore._report import add_arguments as add_report_arguments
+
+    add_report_arguments(p)
+
+    p = _command(
+        sub,
         "interpolate",
         "write a latent walk between seeds as a GIF, MP4 or PNG strip",
         "Walk through the latent space between the samples of --seeds (for an unconditional "
@@ -718,6 +737,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gancore._report import run_command
+
+    return run_command(args)
+
+
 def _cmd_interpolate(args: argparse.Namespace) -> int:
     from gancore._classes import class_index, dataset_classes, require_conditional
     from gancore._interpolate import check_output, walk, walk_labels, write_walk
@@ -1080,6 +1105,7 @@ _COMMANDS = {
     "sample": _cmd_sample,
     "export": _cmd_export,
     "interpolate": _cmd_interpolate,
+    "report": _cmd_report,
     "eval": _cmd_eval,
     "plugins": _cmd_plugins,
     "components": _cmd_components,

@@ -537,6 +537,23 @@ class TrainingSection:
             "Images in a sample grid, 1 to 65536 (a 2-D scatter shows at least 2500 points)."
         ),
     )
+    report: bool = attrs.field(
+        default=True,
+        validator=v.instance_of(bool),
+        metadata=doc(
+            "Write report.html, the run's self-contained HTML report (docs/run_report.md), "
+            "into the run directory when the run ends or stops; false = never (`gan report` "
+            "still writes it on demand)."
+        ),
+    )
+    report_every: int = attrs.field(
+        default=0,
+        validator=v.ge(0),
+        metadata=doc(
+            "Also rewrite report.html every this many sample grids, i.e. every "
+            "`sample_every * report_every` iterations (>= 0); 0 = only at the end."
+        ),
+    )
     metrics_every: int = attrs.field(
         default=0,
         validator=v.ge(0),

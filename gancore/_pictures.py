@@ -103,9 +103,15 @@ def _labelled(
 
 
 def save_scatter(
-    points: torch.Tensor, path: Path, reference: torch.Tensor | None = None, title: str = ""
+    points: torch.Tensor,
+    path: Path,
+    reference: torch.Tensor | None = None,
+    title: str = "",
+    *,
+    label: str = "generated",
 ) -> None:
-    """2-D points ``[N, 2]`` (orange) over reference data (grey) as a PNG scatter plot."""
+    """2-D points ``[N, 2]`` (orange, named ``label`` in the legend) over reference data (grey)
+    as a PNG scatter plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,7 +122,7 @@ def save_scatter(
         ref = reference.detach().float().cpu().numpy()
         ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.75", label="data", rasterized=True)
     pts = points.detach().float().cpu().numpy()
-    ax.scatter(pts[:, 0], pts[:, 1], s=2, c="tab:orange", label="generated", rasterized=True)
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, c="tab:orange", label=label, rasterized=True)
     if reference is not None:
         lo = np.minimum(ref.min(0), np.percentile(pts, 1, axis=0))
         hi = np.maximum(ref.max(0), np.percentile(pts, 99, axis=0))

@@ -3,13 +3,14 @@ checkpoints and the best-checkpoint record; and what it tells the user on the te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from gancore._classes import fixed_inputs
 from gancore._datarecord import save_data_record
 from gancore._errors import CheckpointError, ConfigError
 from gancore._jsonlog import dumps
-from gancore._pictures import save_curves, save_samples
+from gancore._pictures import save_curves, save_grid, save_samples, save_scatter
 from gancore._stages import StageData
 from gancore._state import AugmentFeedback, LoopState, rng_state
 from gancore._task import mix_seed
@@ -34,7 +35,18 @@ if TYPE_CHECKING:
     from gancore._players import Players
     from gancore._stages import Stage
 
-__all__ = ["RunFiles", "check_trackers", "format_duration", "report", "truncate_log", "write_json"]
+__all__ = [
+    "REALS_FILE",
+    "RunFiles",
+    "check_trackers",
+    "environment",
+    "format_duration",
+    "report",
+    "truncate_log",
+    "write_json",
+]
+
+REALS_FILE = "reals.png"  # in samples/: the real images (or points) the grids are compared with
 
 
 class RunFiles:
@@ -98,14 +110,16 @@ class RunFiles:
                 file=sys.stderr,
             )
             return
-        print(
-            f"done: {iteration} steps in {elapsed}\n"
-            f"  samples:    {self.run_dir / 'samples'}\n"
-            f"  curves:     {self.run_dir / 'curves.png'}\n"
-            f"  metrics:    {self.log_file}\n"
+        report = self.run_dir / "report.html"
+        lines = [
+            f"done: {iteration} steps in {elapsed}",
+            f"  samples:    {self.run_dir / 'samples'}",
+            f"  curves:     {self.run_dir / 'curves.png'}",
+            *([f"  report:     {report}"] if self.config.training.report else []),
+            f"  metrics:    {self.log_file}",
             f"  checkpoint: {checkpoint}",
-            file=sys.stderr,
-        )
+        ]
+        print("\n".join(lines), file=sys.stderr)
 
     # -- logs -------------------------------------------------------------------------------------
 
@@ -164,23 +178,131 @@ class RunFiles:
             return players.ema, "ema"
         return players.modules.get("generator", {}), "raw"
 
-    def write_samples(self, at: int, stage: str | None = None) -> None:
-        """The fixed inputs' sample grid at step ``at``; ``stage`` (a staged run's stage and
-        alpha) goes in a strip above the grid with the grid's resolution."""
+    def write_samples(self, at: int, stage: str | None = None) -> Path:
+        """The fixed inputs' sample grid at step ``at``, its path; ``stage`` (a staged run's stage
+        and alpha) goes in a strip above the grid with the grid's resolution."""
         modules, _ = self.sampling_generators()
         with _Evaluating(modules), torch.no_grad(), self.accelerator.autocast():
             device = self.accelerator.device
             inputs = {k: t.to(device) for k, t in self.fixed_inputs.items()}
             grid = self.built.task.sample(modules, inputs)
+        path = self.run_dir / "samples" / f"{step_dir_name(at)}.png"
         save_samples(
             grid.images.float(),
-            self.run_dir / "samples" / f"{step_dir_name(at)}.png",
+            path,
             self.columns or grid.columns,
             self.reference,
             title=f"{self.config.run.name}, step {at}",
             row_names=self.row_names,
             header=_stage_header(stage, grid.images),
         )
+        return path
+
+    def write_reals(self) -> Path | None:
+        """``samples/reals.png``: as many real images as a sample grid shows, drawn with a fixed
+        seed (a conditional run's rows one class each, when the dataset lists its labels), or
+        for 2-D data the reference points; its path, ``None`` for data of other shapes."""
+        path = self.run_dir / "samples" / REALS_FILE
+        if self.reference is not None:
+            save_scatter(
+                self.reference, path, title=f"{self.config.run.name}, real data", label="data"
+            )
+            return path
+        dataset = self.built.dataset
+        keys = _image_keys(dataset.shapes)
+        if not keys:
+            return None
+        num = self.config.training.num_samples
+        order = _real_order(dataset, num, self.config.run.seed, self.row_names, self.columns)
+        get_batch = getattr(dataset, "get_batch", None)
+        if callable(get_batch):
+            batch = get_batch(order)
+            images = [batch[k].float().cpu() for k in keys]
+        else:
+            items = [dataset[i] for i in order]
+            images = [torch.stack([item[k] for item in items]).float().cpu() for k in keys]
+        columns = self.columns or max(1, math.ceil(math.sqrt(len(order))))
+        if len(images) > 1:  # paired data: each item's images side by side
+            channels = max(x.shape[1] for x in images)
+            images = [x.expand(-1, channels, -1, -1) for x in images]
+            grid = torch.stack(images, dim=1).flatten(0, 1)
+            columns *= len(images)
+        else:
+            grid = images[0]
+        save_grid(grid, path, columns, row_names=self.row_names)
+        return path
+
+    def log_images(self, tag: str, path: Path | None, at: int) -> None:
+        """The picture at ``path`` (a grid or scatter PNG) to every tracker that takes images
+        (TensorBoard, W&B, Aim, ClearML, SwanLab), as ``tag`` at step ``at``; the others are
+        skipped. A tracker that fails is a warning: images never stop training."""
+        if not (self.main and self.config.run.trackers and path is not None and path.is_file()):
+            return
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))  # [H, W, 3] uint8
+        for tracker in self.accelerator.trackers:
+            name = getattr(tracker, "name", "")
+            shaped = _tracker_images(name, tag, array)
+            if shaped is None or not callable(getattr(tracker, "log_images", None)):
+                continue  # a tracker without images (MLflow, Comet, DVCLive)
+            values, kwargs = shaped
+            try:
+                tracker.log_images(values, step=at, **kwargs)
+            except Exception as exc:  # a tracker's own failure must not end the run
+                warnings.warn(
+                    f"tracker {name!r}: could not log image {tag!r} at step {at}: {exc}",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+    def write_run_info(self, stages: Sequence[Stage]) -> None:
+        """``environment.json`` (versions, devices, processes, plugins, start time; one entry per
+        session, the newest last) and, for a staged run, ``stages.json`` (each stage's name and iterations), for the run report."""
+        if not self.main:
+            return
+        # One entry per session: a resumed run may go on elsewhere, with other versions.
+        path = self.run_dir / "environment.json"
+        sessions: list[Any] = []
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sessions = list(json.loads(path.read_text()).get("sessions", []))
+        sessions.append(environment(self.config, self.accelerator))
+        write_json(path, {"sessions": sessions})
+        if self.config.stages:
+            write_json(
+                self.run_dir / "stages.json",
+                {
+                    "stages": [
+                        {
+                            "index": s.index,
+                            "name": s.name,
+                            "start": s.start,
+                            "end": s.end,
+                            "resolution": s.resolution,
+                            "batch_size": s.batch_size,
+                        }
+                        for s in stages
+                    ]
+                },
+            )
+
+    def write_report(self) -> None:
+        """``report.html`` (gancore/_report.py) from the run directory as it stands; a failure
+        is a warning, never the end of the run (main process)."""
+        if not self.main:
+            return
+        from gancore._report import write_report
+
+        try:
+            write_report(self.run_dir)
+        except Exception as exc:  # the report is a view: training goes on without it
+            warnings.warn(
+                f"{self.run_dir / 'report.html'}: not written ({type(exc).__name__}: {exc})",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def write_curves(self) -> None:
         """curves.png from metrics.jsonl as it stands (main process). The loop draws it once per
@@ -499,3 +621,111 @@ def _stage_header(stage: str | None, images: torch.Tensor) -> str | None:
         return None
     size = f", {images.shape[-2]}x{images.shape[-1]} px" if images.dim() == 4 else ""
     return f"{stage}{size}"
+
+
+def _tracker_images(
+    name: str, tag: str, array: Any
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(values, kwargs)`` for Accelerate's ``log_images`` of the tracker ``name``: one RGB
+    picture ``[H, W, 3]`` (uint8) in the shape that tracker takes; ``None`` for the others."""
+    if name == "tensorboard":  # SummaryWriter.add_images: a batch
+        return {tag: array[None]}, {"dataformats": "NHWC"}
+    if name in ("wandb", "swanlab"):  # a list of pictures
+        return {tag: [array]}, {}
+    if name in ("aim", "clearml"):  # one picture
+        return {tag: array}, {}
+    return None
+
+
+def _image_keys(shapes: Mapping[str, Sequence[int]]) -> list[str]:
+    """The dataset keys that hold images ``[C, H, W]`` (C = 1 or 3) of the size of ``"x"``
+    (``"x"`` first): what the real-image grid shows."""
+    x = tuple(shapes.get("x", ()))
+    if len(x) != 3 or x[0] not in (1, 3):
+        return []
+    others = sorted(
+        k
+        for k, shape in shapes.items()
+        if k != "x" and len(shape) == 3 and shape[0] in (1, 3) and tuple(shape[1:]) == x[1:]
+    )
+    return ["x", *others]
+
+
+def _real_order(
+    dataset: Any, num: int, seed: int, row_names: Sequence[str] | None, columns: int | None
+) -> list[int]:
+    """Indices of the real images shown: ``num`` drawn with ``seed``; for a class-per-row grid
+    (``row_names``, ``columns`` per row) ``columns`` of each class, when the dataset has a
+    ``labels`` tensor (reading every item's label would decode every image)."""
+    generator = torch.Generator().manual_seed(mix_seed(seed, 0x2EA1))
+    order = torch.randperm(len(dataset), generator=generator)
+    labels = getattr(dataset, "labels", None)
+    if row_names and columns and isinstance(labels, torch.Tensor) and len(labels) == len(dataset):
+        shuffled = labels.long()[order]
+        rows = [order[shuffled == label][:columns].tolist() for label in range(len(row_names))]
+        if all(rows):  # a class short of items repeats its last one, to keep its row
+            return [i for row in rows for i in row + [row[-1]] * (columns - len(row))]
+    return order[:num].tolist()
+
+
+def environment(config: RunConfig, accelerator: Any) -> dict[str, Any]:
+    """Where and with what the run trains: versions, devices, processes, precision, the
+    plugin distributions its components come from, the command line and the start time."""
+    import importlib.metadata
+    import platform
+
+    import gancore
+
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    device = accelerator.device
+    if device.type == "cuda":
+        devices = torch.cuda.get_device_name(device)
+    else:
+        devices = f"{device.type} ({os.cpu_count()} CPU cores, {torch.get_num_threads()} threads)"
+    dists = sorted(
+        {
+            name.split(":", 1)[0]
+            for name in _component_names(config)
+            if ":" in name and not name.startswith("gancore:")
+        }
+    )
+    return {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "gancore": gancore.__version__,
+        "torch": torch.__version__,
+        "accelerate": version("accelerate"),
+        "cuda": torch.version.cuda or "none",
+        "device": devices,
+        "processes": accelerator.num_processes,
+        "precision": config.training.precision,
+        "plugins": {dist: version(dist) for dist in dists},
+        "command": " ".join(sys.argv),
+    }
+
+
+def _component_names(config: RunConfig) -> list[str]:
+    """The qualified component names of ``config`` (``"gan-wgan:wgan-gp"``)."""
+    from gancore._config import config_to_dict
+
+    names: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("name"), str):
+                names.append(value["name"])
+            for x in value.values():
+                walk(x)
+        elif isinstance(value, list):
+            for x in value:
+                walk(x)
+
+    walk(config_to_dict(config))
+    return names

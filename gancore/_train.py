@@ -392,6 +392,16 @@ def _run(
     backward = explained(players.backward) if training.compile else players.backward
     files = RunFiles(config, run_dir, accelerator, built, players)
     logs = LogBuffer(device)
+    if main:  # what the run report shows besides the logs; the grids the run starts from
+        files.write_run_info(stages)
+        with _rng_kept(device):  # drawing them (a dataset's crops, noise) leaves training be
+            files.log_images("reals", files.write_reals(), state.iteration)  # resumed runs too
+            if state.iteration == 0:  # the untrained generator (a resumed run has its grid)
+                first = stages[0]
+                label = (
+                    f"stage {first.name} (alpha {first.alpha(0):.2f})" if config.stages else None
+                )
+                files.log_images("samples", files.write_samples(0, label), 0)
 
     updates = _Updates(
         accelerator,
@@ -497,7 +507,8 @@ def _run(
             )
             if sampled:  # a staged run's grid says its stage (the resolution is the grid's)
                 label = f"stage {stage.name} (alpha {step.alpha:.2f})" if config.stages else None
-                files.write_samples(state.iteration, label)
+                grid = files.write_samples(state.iteration, label)
+                files.log_images("samples", grid, state.iteration)  # to TensorBoard, W&B, ...
             measured = built.metrics and (
                 (training.metrics_every and state.iteration % training.metrics_every == 0) or done
             )
@@ -518,6 +529,17 @@ def _run(
                 last_checkpoint = files.checkpoint(state, feedback) or last_checkpoint
                 updates.last_checkpoint = last_checkpoint
                 saved_at = state.iteration
+            # report.html last, when everything of the step is on disk: at the end (or a stop)
+            # and every training.report_every sample grids
+            report_interval = training.sample_every * training.report_every
+            if (
+                main
+                and training.report
+                and (
+                    done or stop_now or (report_interval and state.iteration % report_interval == 0)
+                )
+            ):
+                files.write_report()
             if stop_now and not done:
                 interrupted = True
                 break
@@ -781,6 +803,13 @@ def _stopped_in_start_up(run_dir: Path, signum: int) -> TrainResult:
         checkpoint=saved[-1] if saved else None,
         interrupted=True,
     )
+
+
+def _rng_kept(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Within: random draws that leave the global random state (CPU, and ``device``'s) as it
+    was before."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    return torch.random.fork_rng(devices=devices)
 
 
 def _scorer(

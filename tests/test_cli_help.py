@@ -51,6 +51,7 @@ BUILT_IN = [
     ("eval",),
     ("export",),
     ("interpolate",),
+    ("report",),
     ("plugins",),
     ("components",),
     ("plugin",),

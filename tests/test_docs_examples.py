@@ -86,7 +86,7 @@ class TestTasksExample:
         for name in checkpoints:
             assert verify_checkpoint(run_dir / "checkpoints" / name) is None
         samples = sorted(p.name for p in (run_dir / "samples").iterdir())
-        assert samples == ["step-0000015.png", "step-0000030.png"]
+        assert samples == ["reals.png", "step-0000000.png", "step-0000015.png", "step-0000030.png"]
         events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         train_events = [e for e in events if e["event"] == "train"]
         assert [e["step"] for e in train_events] == [10, 20, 30]

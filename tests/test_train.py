@@ -109,6 +109,8 @@ class TestRunDirectory:
         assert {"loss/critic", "loss/generator", "scores/real", "sec_per_step"} <= set(first)
         assert first["images_seen"] == 5 * 32
         assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+            "reals.png",
+            "step-0000000.png",
             "step-0000010.png",
             "step-0000020.png",
         ]

@@ -158,8 +158,8 @@ def test_short_run_learns_and_writes_samples(tmp_path: Path) -> None:
     config = _config(tmp_path, steps=60)
     result = gancore.train(config, tmp_path / "run", progress=False)
     assert result.step == 60
-    samples = list((tmp_path / "run" / "samples").glob("*.png"))
-    assert [p.name for p in samples] == ["step-0000060.png"]
+    samples = sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png"))
+    assert samples == ["reals.png", "step-0000000.png", "step-0000060.png"]
     records = _records(tmp_path / "run")
     assert records[-1]["nonfinite_skipped"] == 0
     assert any("reg/path-length" in r for r in records)
