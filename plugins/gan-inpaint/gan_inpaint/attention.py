@@ -2,25 +2,48 @@
 
 Yu et al. 2018, "Generative Image Inpainting with Contextual Attention" (DeepFill v1), Sec. 4.1:
 
-1. **Match.** Every ``3 x 3`` patch of the background (the known region), L2-normalised, is a
-   convolution kernel; convolving the foreground with them gives the cosine similarity
-   ``s[x, y, x', y'] = <f_{x,y} / ||f_{x,y}||, b_{x',y'} / ||b_{x',y'}||>`` of every foreground
-   location with every background patch. Matching runs at a lower resolution (``rate``, the paper's
-   2) to save memory and compute.
+1. **Match.** Every ``3 x 3`` patch of the background (the known region), L2-normalised, is
+   compared with every foreground location's ``3 x 3`` patch: the cosine similarity
+   ``s[x, y, x', y'] = <f_{x,y} / ||f_{x,y}||, b_{x',y'} / ||b_{x',y'}||>``. Matching runs at a
+   lower resolution (``rate``, the paper's 2) to save memory and compute.
 2. **Propagate.** Attention propagation ("fuse"): each score is summed with its neighbours along
    the diagonal, first left-right, then top-down, ``s'[x, y, x', y'] = sum_i s[x + i, y, x' + i,
    y']`` for ``i`` in ``-k//2 .. k//2`` (an identity ``k x k`` kernel, ``k = 3``), so coherent
    neighbourhoods win.
 3. **Attend.** ``softmax(scale * s')`` over the background patches (``scale = 10``). Patches
    that overlap the hole are excluded: their weight is exactly zero.
-4. **Paste.** A transposed convolution with the raw (un-normalised) background patches at full
-   resolution pastes the weighted patches back; overlapping contributions are averaged.
+4. **Paste.** The raw (un-normalised) background patches at full resolution, weighted by the
+   attention, are pasted back (a transposed convolution); overlapping contributions are averaged.
 
-All of it is batched: the per-image kernels become one grouped convolution over the batch
-(``groups = N``), so there is no Python loop over images.
+Three formulations compute the same function (``implementation``); they differ only in speed:
+
+- ``"matmul"``: batched matrix products on the ``rate x rate`` cells. The dot product of two
+  ``k x k`` patches is the sum of the dot products of their cells, so every patch dot product is a
+  diagonal sum (the shifted adds of the propagation, with size ``k``) of the cell Gram matrix
+  ``[N, L, C] x [N, C, h w]``: a product ``k * k`` times smaller than with unfolded patches. The
+  paste is likewise one product of the background's cells ``[N, C r r, L]`` with the
+  diagonal-summed weights ``[N, L, h w]``, ``k * k`` times smaller than unfolding the
+  ``3 r x 3 r`` footprints and folding them back. The propagation is shifted in-place adds with a
+  hand-written backward (the sums are their own adjoint).
+- ``"grouped"``: the background patches are convolution kernels, one group per image: a grouped
+  convolution over the batch (``groups = N``) and a grouped transposed convolution.
+- ``"loop"``: the same convolutions called once per image (the formulation of the widely used
+  PyTorch port of the authors' code), the propagation as convolutions with an identity kernel.
+
+``"auto"`` (the default) picks ``"matmul"``, the fastest at every size measured (16-128 px
+feature maps, forward + backward: docs/benchmarks.md). It needs the ``[N, L, h w]`` score map like
+the others (``L = h w``: it grows with the fourth power of the side), and no ``[N, C k k, L]``
+unfolded copy of the features.
+
+Attention weights below :data:`SMALLEST_WEIGHT` are set to exactly zero, in every formulation: a
+weight that small is far below rounding, and the denormal numbers it would otherwise produce made
+CPU matrix products and convolutions 5-10x slower.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 import torch
@@ -28,14 +51,63 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-__all__ = ["ContextualAttention", "ContextualAttentionOptions", "propagate"]
+__all__ = ["IMPLEMENTATIONS", "ContextualAttention", "ContextualAttentionOptions", "propagate"]
 
 EPS = 1e-4  # floor of a patch's norm in the cosine similarity
+# Attention weights below this are set to exactly 0 (like the excluded patches): the square root
+# of the smallest normal number (1.1e-19 in float32), far below rounding next to the weights'
+# sum of 1, so products of a kept weight with features or gradients stay normal numbers. Denormal
+# numbers slow CPU matrix products and convolutions: with random features a fifth of the float32
+# weights were denormal, and forward + backward at 32 px, batch 8, 128 channels took 5.5x (matmul),
+# 9x (grouped) and 6x (loop) the CPU time it takes with the cutoff. float16 keeps its smallest
+# normal number: its square root (0.008) would be above rounding.
+SMALLEST_WEIGHT = {
+    dtype: torch.finfo(dtype).tiny ** (1.0 if dtype == torch.float16 else 0.5)
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
+IMPLEMENTATIONS = ("auto", "matmul", "grouped", "loop")
+
+
+def _diagonal_sums(scores: torch.Tensor, size: int, height: int, width: int) -> torch.Tensor:
+    """The propagation sums of :func:`propagate`, without autograd: shifted in-place adds of
+    strided views of a copy, one pass over (background column, foreground column), one over
+    (background row, foreground row)."""
+    n = scores.shape[0]
+    s = scores.reshape(n, height, width, height, width)  # n bh bw fh fw
+    for dims in ((2, 4), (1, 3)):  # left-right: (bw, fw); top-down: (bh, fh)
+        out = s.clone()
+        for i in range(1, size // 2 + 1):
+            ahead, behind = [slice(None)] * 5, [slice(None)] * 5
+            for d in dims:
+                ahead[d], behind[d] = slice(None, -i), slice(i, None)
+            out[tuple(ahead)] += s[tuple(behind)]  # s'[j] += s[j + i] (both indices)
+            out[tuple(behind)] += s[tuple(ahead)]  # s'[j] += s[j - i]
+        s = out
+    return s.reshape(scores.shape)
+
+
+class _Propagate(torch.autograd.Function):
+    """:func:`_diagonal_sums` with its gradient. The sums run over offsets ``-r .. r``, a
+    symmetric set, so the operator is its own adjoint: the backward pass is the same sums of the
+    incoming gradient, and nothing is saved for it."""
+
+    @staticmethod
+    def forward(scores: torch.Tensor, size: int, height: int, width: int) -> torch.Tensor:
+        return _diagonal_sums(scores, size, height, width)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.shape = inputs[1:]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return _Propagate.apply(grad, *ctx.shape), None, None, None
 
 
 def propagate(scores: torch.Tensor, size: int, height: int, width: int) -> torch.Tensor:
-    """Attention propagation: ``scores`` ``[N, L, h, w]`` with ``L = height * width`` background
-    patches (row-major) and ``h, w = height, width`` foreground locations.
+    """Attention propagation: ``scores`` ``[N, L, h, w]`` (or ``[N, L, h * w]``) with
+    ``L = height * width`` background patches (row-major) and ``h, w = height, width`` foreground
+    locations.
 
     Left-right, then top-down, each score becomes the sum of ``size`` scores along the diagonal:
     ``s'[b=(bh, bw), fh, fw] = sum_i s[(bh, bw + i), fh, fw + i]`` (zero outside the map), then the
@@ -43,19 +115,48 @@ def propagate(scores: torch.Tensor, size: int, height: int, width: int) -> torch
     """
     if size <= 1:
         return scores
+    return _Propagate.apply(scores, size, height, width)
+
+
+def _propagate_identity_conv(
+    scores: torch.Tensor, size: int, height: int, width: int
+) -> torch.Tensor:
+    """:func:`propagate` of one image ``[1, L, h, w]`` as two convolutions with an identity
+    ``size x size`` kernel over the score map seen as one single-channel image (the formulation of
+    the PyTorch port of the authors' code): rows ``(bh, bw)``, columns ``(fh, fw)`` for the
+    left-right pass, ``(bw, bh)`` and ``(fw, fh)`` for the top-down one. The columns ``bw`` and
+    ``fw`` (then ``bh``, ``fh``) are padded with ``size // 2`` zeros so a shift never wraps into
+    the next row (the port's does)."""
+    if size <= 1:
+        return scores
     r = size // 2
-    s = rearrange(scores, "n (bh bw) fh fw -> n bh bw fh fw", bh=height, bw=width)
-    # left-right: shift the background column and the foreground column together
-    padded = F.pad(s, (r, r, 0, 0, r, r))  # pads fw (last), fh (none), bw
-    s = torch.stack(
-        [padded[:, :, r + i : r + i + width, :, r + i : r + i + width] for i in range(-r, r + 1)]
-    ).sum(0)
-    # top-down: shift the background row and the foreground row together
-    padded = F.pad(s, (0, 0, r, r, 0, 0, r, r))  # pads fh and bh
-    s = torch.stack(
-        [padded[:, r + i : r + i + height, :, r + i : r + i + height, :] for i in range(-r, r + 1)]
-    ).sum(0)
-    return rearrange(s, "n bh bw fh fw -> n (bh bw) fh fw")
+    eye = torch.eye(size, dtype=scores.dtype, device=scores.device)[None, None]
+
+    def one_pass(s: torch.Tensor) -> torch.Tensor:  # [a, b, a', b']: sum_i s[a, b + i, a', b' + i]
+        a, b = s.shape[:2]
+        image = F.pad(s, (r, r, 0, 0, r, r)).reshape(1, 1, a * (b + 2 * r), a * (b + 2 * r))
+        image = F.conv2d(image, eye, padding=r)
+        return image.reshape(a, b + 2 * r, a, b + 2 * r)[:, r : b + r, :, r : b + r]
+
+    s = one_pass(rearrange(scores, "1 (bh bw) fh fw -> bh bw fh fw", bh=height, bw=width))
+    s = one_pass(rearrange(s, "bh bw fh fw -> bw bh fw fh"))
+    return rearrange(s, "bw bh fw fh -> 1 (bh bw) fh fw")
+
+
+def _softmax(scores: torch.Tensor, valid: torch.Tensor, scale: float) -> torch.Tensor:
+    """``softmax(scale * scores)`` over dim 1 (the patches) with the invalid ones, and those
+    below :data:`SMALLEST_WEIGHT`, at exactly 0.
+
+    ``valid`` broadcasts against ``scores``. The patches to drop are found first (without
+    gradient), then the softmax runs again without them, so their gradient is exactly 0 as well
+    (zeroing after one softmax would leave denormal gradients). Multiplying by ``keep`` keeps a
+    location with no valid patch at all at 0 (where the softmax would be uniform)."""
+    lowest = torch.finfo(scores.dtype).min
+    logits = (scores * scale).masked_fill(~valid, lowest)
+    with torch.no_grad():
+        weights = torch.softmax(logits, dim=1)  # float32 under autocast: its cutoff
+        keep = valid & (weights >= SMALLEST_WEIGHT[weights.dtype])
+    return torch.softmax(logits.masked_fill(~keep, lowest), dim=1) * keep
 
 
 @attrs.frozen(kw_only=True)
@@ -84,6 +185,15 @@ class ContextualAttentionOptions:
             "1 = no propagation (paper: 3)"
         },
     )
+    implementation: str = attrs.field(
+        default="auto",
+        validator=attrs.validators.in_(IMPLEMENTATIONS),
+        metadata={
+            "doc": "how it is computed, the same function each time: 'matmul' (batched matrix "
+            "products), 'grouped' (one grouped convolution over the batch), 'loop' (convolutions "
+            "image by image) or 'auto' (the fastest measured: 'matmul')"
+        },
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.propagation % 2 == 0:
@@ -101,11 +211,34 @@ class ContextualAttention(nn.Module):
 
     patch_size = 3  # the paper's 3 x 3 background patches
 
-    def __init__(self, rate: int = 2, softmax_scale: float = 10.0, propagation: int = 3) -> None:
+    def __init__(
+        self,
+        rate: int = 2,
+        softmax_scale: float = 10.0,
+        propagation: int = 3,
+        implementation: str = "auto",
+    ) -> None:
         super().__init__()
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"contextual attention: 'implementation' must be one of {list(IMPLEMENTATIONS)} "
+                f"(got {implementation!r})"
+            )
         self.rate = rate  # matching resolution divisor
         self.softmax_scale = softmax_scale  # multiplies cosine scores inside the softmax
         self.propagation = propagation  # attention propagation kernel size (1 = off)
+        self.implementation = implementation  # formulation; "auto" resolves in `chosen`
+
+    @classmethod
+    def from_options(cls, options: ContextualAttentionOptions) -> ContextualAttention:
+        return cls(options.rate, options.softmax_scale, options.propagation, options.implementation)
+
+    def chosen(self, background: torch.Tensor) -> str:
+        """The formulation used for ``background``: ``implementation`` unless it is ``"auto"``,
+        which is ``"matmul"`` whatever the size (the fastest forward + backward at 16, 32, 64 and
+        128 px on CPU, ``benchmarks/inpaint.py --attention-only``); ``background`` is where a
+        size- or device-dependent choice would look."""
+        return "matmul" if self.implementation == "auto" else self.implementation
 
     def _check(
         self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
@@ -125,49 +258,102 @@ class ContextualAttention(nn.Module):
                 f"contextual attention: feature size {h}x{w} must be a multiple of rate {self.rate}"
             )
 
-    def attention(
+    def _pooled(
         self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Attention weights ``[N, L, h, w]``: for each foreground location ``(h, w)`` at the
-        matching resolution, a distribution over the ``L = h * w`` background patches (row-major);
-        exactly zero on patches that touch the hole, all zero where no patch is known."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Foreground and background average-pooled to the matching resolution, and the valid
+        background patches ``[N, L]``: no hole cell inside the k x k window (outside the map
+        counts as known; a cell with any hole pixel is hole)."""
         self._check(foreground, background, mask)
-        n, c, _, _ = background.shape
         k, r = self.patch_size, self.rate
         f = F.avg_pool2d(foreground, r) if r > 1 else foreground
         b = F.avg_pool2d(background, r) if r > 1 else background
-        hole = F.max_pool2d(mask, r) if r > 1 else mask  # a cell with any hole pixel is hole
-        h, w = b.shape[-2:]
-        # Background patches as kernels, one group of L kernels per image: [N*L, C, k, k].
-        patches = rearrange(
-            F.unfold(b, k, padding=k // 2), "n (c kh kw) l -> n l c kh kw", c=c, kh=k, kw=k
-        )
-        norms = patches.flatten(2).norm(dim=2).clamp_min(EPS)  # [N, L]
-        kernels = rearrange(patches / norms[..., None, None, None], "n l c kh kw -> (n l) c kh kw")
-        # Cosine similarity: a grouped convolution of each image with its own kernels.
-        dots = F.conv2d(rearrange(f, "n c h w -> 1 (n c) h w"), kernels, padding=k // 2, groups=n)
-        dots = rearrange(dots, "1 (n l) h w -> n l h w", n=n)
-        f_norm = (F.avg_pool2d(f.square().sum(1, keepdim=True), k, 1, k // 2) * k * k).sqrt()
-        scores = dots / f_norm.clamp_min(EPS)  # [N, L, h, w]
-        scores = propagate(scores, self.propagation, h, w)
-        # Valid background patches: no hole cell inside the k x k window (outside the map = known).
+        hole = F.max_pool2d(mask, r) if r > 1 else mask
         valid = F.unfold(hole, k, padding=k // 2).amax(dim=1) < 0.5  # [N, L]
-        valid = valid[:, :, None, None]
-        logits = (scores * self.softmax_scale).masked_fill(~valid, torch.finfo(scores.dtype).min)
-        # Multiplying by `valid` keeps excluded patches at exactly 0, also for a map with no valid
-        # patch at all (where the softmax would be uniform).
-        return torch.softmax(logits, dim=1) * valid
+        return f, b, valid
 
-    def forward(
+    def _unit_kernels(self, b: torch.Tensor) -> torch.Tensor:
+        """Background patches ``[N, C*k*k, L]``, each divided by its L2 norm (floored at EPS)."""
+        k = self.patch_size
+        patches = F.unfold(b, k, padding=k // 2)
+        # clamp before the square root: no infinite gradient for an all-zero patch
+        norms = patches.square().sum(1, keepdim=True).clamp_min(EPS**2).sqrt()
+        return patches / norms
+
+    def _patch_norms(self, f: torch.Tensor) -> torch.Tensor:
+        """L2 norm of the k x k patch around each location of ``f`` ``[N, 1, h, w]`` (zero
+        outside the map), floored at EPS."""
+        k = self.patch_size
+        sums = F.avg_pool2d(f.square().sum(1, keepdim=True), k, 1, k // 2) * k * k
+        return sums.clamp_min(EPS**2).sqrt()
+
+    def _raw_patches(self, background: torch.Tensor) -> torch.Tensor:
+        """The full-resolution footprint (``k * rate`` pixels) of every matching patch:
+        ``[N, C * (k r)^2, L]``."""
+        k, r = self.patch_size, self.rate
+        return F.unfold(background, k * r, stride=r, padding=r * (k // 2))
+
+    def _cover(self, like: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """How many footprints cover each full-resolution pixel (up to k*k, fewer at borders)."""
+        k, r = self.patch_size, self.rate
+        ones = like.new_ones(1, k * k * r * r, (height // r) * (width // r))
+        return F.fold(ones, (height, width), k * r, stride=r, padding=r * (k // 2))
+
+    # ---- matmul: batched matrix products on the cells ----------------------------------------
+
+    def _weights_matmul(
         self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        weights = self.attention(foreground, background, mask)  # [N, L, h, w]
-        n, c, _height, _width = background.shape
+        f, b, valid = self._pooled(foreground, background, mask)
+        k = self.patch_size
+        h, w = b.shape[-2:]
+        # The dot product of two k x k patches is the sum of the dot products of their cells, so
+        # all patch dot products are diagonal sums (propagate with size k) of the cell Gram
+        # matrix: one [L, C] x [C, h w] product per image instead of [L, C k k] x [C k k, h w].
+        cells = torch.bmm(b.flatten(2).transpose(1, 2), f.flatten(2))  # [N, L, h w]
+        dots = propagate(cells, k, h, w)
+        norms = self._patch_norms(b).flatten(2).transpose(1, 2) * self._patch_norms(f).flatten(2)
+        scores = propagate(dots / norms, self.propagation, h, w)  # cosines [N, L, h w], fused
+        return _softmax(scores, valid[:, :, None], self.softmax_scale)
+
+    def _forward_matmul(
+        self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        weights = self._weights_matmul(foreground, background, mask)  # [N, L, h w]
         k, r = self.patch_size, self.rate
-        # Raw patches at full resolution: the footprint (k*r pixels) of each k x k matching patch.
-        raw = F.unfold(background, k * r, stride=r, padding=r * (k // 2))  # [N, C*(kr)^2, L]
-        raw = rearrange(raw, "n (c kh kw) l -> (n l) c kh kw", c=c, kh=k * r, kw=k * r)
-        h, w = weights.shape[-2:]
+        height, width = background.shape[-2:]
+        h, w = height // r, width // r
+        # Pasting footprint l (k x k cells of r x r pixels) at location p puts its cell l + d at
+        # p + d: output cell q gets sum_l cell(l) * sum_d weights[l - d, q - d], the same diagonal
+        # sums of the weights. One [C r r, L] x [L, h w] product per image.
+        cells = F.pixel_unshuffle(background, r).flatten(2)  # [N, C r r, L]
+        pasted = torch.bmm(cells, propagate(weights, k, h, w))  # [N, C r r, h w]
+        pasted = F.pixel_shuffle(pasted.unflatten(2, (h, w)), r)
+        return pasted / self._cover(background, height, width)
+
+    # ---- grouped: one grouped convolution over the batch ------------------------------------
+
+    def _weights_grouped(
+        self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        f, b, valid = self._pooled(foreground, background, mask)
+        n, c, h, w = b.shape
+        k = self.patch_size
+        kernels = rearrange(self._unit_kernels(b), "n (c kh kw) l -> (n l) c kh kw", c=c, kh=k)
+        dots = F.conv2d(rearrange(f, "n c h w -> 1 (n c) h w"), kernels, padding=k // 2, groups=n)
+        dots = rearrange(dots, "1 (n l) h w -> n l h w", n=n)
+        scores = propagate(dots / self._patch_norms(f), self.propagation, h, w)
+        return _softmax(scores, valid[:, :, None, None], self.softmax_scale)  # [N, L, h, w]
+
+    def _forward_grouped(
+        self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        weights = self._weights_grouped(foreground, background, mask)
+        n, c, height, width = background.shape
+        k, r = self.patch_size, self.rate
+        raw = rearrange(
+            self._raw_patches(background), "n (c kh kw) l -> (n l) c kh kw", c=c, kh=k * r
+        )
         pasted = F.conv_transpose2d(
             rearrange(weights, "n l h w -> 1 (n l) h w"),
             raw,
@@ -176,9 +362,59 @@ class ContextualAttention(nn.Module):
             groups=n,
         )
         pasted = rearrange(pasted, "1 (n c) h w -> n c h w", n=n)
-        # Each pixel is covered by up to k*k footprints (fewer at the border): average them.
-        ones = weights.new_ones(1, 1, h, w)
-        cover = F.conv_transpose2d(
-            ones, weights.new_ones(1, 1, k * r, k * r), stride=r, padding=r * (k // 2)
+        return pasted / self._cover(background, height, width)
+
+    # ---- loop: convolutions image by image -------------------------------------------------
+
+    def _weights_loop(
+        self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        f, b, valid = self._pooled(foreground, background, mask)
+        n, c, h, w = b.shape
+        k = self.patch_size
+        kernels = rearrange(self._unit_kernels(b), "n (c kh kw) l -> n l c kh kw", c=c, kh=k)
+        f_norms = self._patch_norms(f)
+        weights = []
+        for i in range(n):
+            dots = F.conv2d(f[i : i + 1], kernels[i], padding=k // 2)  # [1, L, h, w]
+            scores = _propagate_identity_conv(dots / f_norms[i : i + 1], self.propagation, h, w)
+            weights.append(_softmax(scores, valid[i, None, :, None, None], self.softmax_scale))
+        return torch.cat(weights)
+
+    def _forward_loop(
+        self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        weights = self._weights_loop(foreground, background, mask)
+        n, c, height, width = background.shape
+        k, r = self.patch_size, self.rate
+        raw = rearrange(
+            self._raw_patches(background), "n (c kh kw) l -> n l c kh kw", c=c, kh=k * r
         )
-        return pasted / cover
+        pasted = torch.cat(
+            [
+                F.conv_transpose2d(weights[i : i + 1], raw[i], stride=r, padding=r * (k // 2))
+                for i in range(n)
+            ]
+        )
+        return pasted / self._cover(background, height, width)
+
+    # ---- public ------------------------------------------------------------------------------
+
+    def attention(
+        self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Attention weights ``[N, L, h, w]``: for each foreground location ``(h, w)`` at the
+        matching resolution, a distribution over the ``L = h * w`` background patches (row-major);
+        exactly zero on patches that touch the hole, all zero where no patch is known."""
+        weights_of: Callable[..., torch.Tensor] = getattr(
+            self, f"_weights_{self.chosen(background)}"
+        )
+        weights = weights_of(foreground, background, mask)
+        h, w = background.shape[-2] // self.rate, background.shape[-1] // self.rate
+        return weights.reshape(weights.shape[0], h * w, h, w)
+
+    def forward(
+        self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        forward: Callable[..., torch.Tensor] = getattr(self, f"_forward_{self.chosen(background)}")
+        return forward(foreground, background, mask)

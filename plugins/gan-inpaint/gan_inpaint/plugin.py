@@ -1,9 +1,9 @@
 """Hook implementations of gan-inpaint: the components live in ``networks``, ``task``,
-``datasets``, ``metrics`` and ``command``."""
+``context_encoder``, ``context_task``, ``datasets``, ``metrics`` and ``command``."""
 
 from __future__ import annotations
 
-from gan_inpaint import command, datasets, metrics, networks, task
+from gan_inpaint import command, context_encoder, context_task, datasets, metrics, networks, task
 from gancore import RegisterCallback, RegisterCommandCallback, hookimpl
 
 GANCORE_API = ">=1.0,<2"  # the gancore API versions this plugin is written for
@@ -16,6 +16,12 @@ def gancore_register_generators(register: RegisterCallback) -> None:
         networks.build_deepfill_generator,
         options=networks.DeepFillGeneratorOptions,
         description="Coarse-to-fine inpainting generator with contextual attention (DeepFill v1).",
+    )
+    register(
+        "context-encoder",
+        context_encoder.build_context_encoder_generator,
+        options=context_encoder.ContextEncoderGeneratorOptions,
+        description="Encoder, channel-wise fully connected layer, decoder (Context Encoders).",
     )
 
 
@@ -35,6 +41,11 @@ def gancore_register_tasks(register: RegisterCallback) -> None:
         "inpaint",
         task.Inpaint,
         description="Masked image -> completed image, global and local critics (DeepFill v1).",
+    )
+    register(
+        "context-encoder",
+        context_task.ContextEncoder,
+        description="Centred hole, region predicted with overlap, masked L2 + adversarial loss.",
     )
 
 

@@ -120,3 +120,21 @@ class TestCritic:
         )
         with pytest.raises(ValueError, match=r"expected inputs \[N, 1, 8, 8\]"):
             critic(torch.randn(2, 1, 16, 16))
+
+
+def test_generator_passes_the_attention_implementation() -> None:
+    """`attention_implementation` reaches the attention module, every formulation gives the same
+    completion, and an unknown one is refused."""
+    inputs = torch.cat([torch.randn(2, 1, 16, 16), torch.zeros(2, 1, 16, 16)], dim=1)
+    inputs[:, 1:, 4:12, 4:12] = 1.0
+    outputs = []
+    for name in ("auto", "matmul", "grouped", "loop"):
+        torch.manual_seed(0)
+        g = _generator(1, 16, attention_implementation=name).eval()
+        assert g.attention is not None
+        assert g.attention.implementation == name
+        outputs.append(g(inputs))
+    for out in outputs[1:]:
+        torch.testing.assert_close(out, outputs[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="attention_implementation"):
+        DeepFillGeneratorOptions(attention_implementation="fast")
