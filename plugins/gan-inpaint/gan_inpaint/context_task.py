@@ -34,8 +34,8 @@ from torch import nn
 
 import gancore
 from gan_inpaint.context_encoder import centred_box, paste
-from gan_inpaint.masks import MaskOptions, center_masks, draw_masks
-from gan_inpaint.task import TRIPLET_COLUMNS, complete
+from gan_inpaint.masks import MaskOptions, center_masks
+from gan_inpaint.task import completion_grid, masked_sample_inputs, weight_field
 
 __all__ = ["ContextEncoder", "overlap_weights", "weighted_l2"]
 
@@ -58,12 +58,6 @@ def weighted_l2(output: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
     channels = output.shape[1]
     count = (weights > 0).sum().clamp_min(1) * channels
     return (weights * (output - target).square()).sum() / count
-
-
-def _weight(default: float, doc: str) -> Any:
-    return attrs.field(
-        default=default, converter=float, validator=attrs.validators.ge(0.0), metadata={"doc": doc}
-    )
 
 
 def _overlap(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
@@ -93,13 +87,13 @@ class ContextEncoder:
             "into the known context; >= 0 (paper: 7 at 128 px)"
         },
     )
-    overlap_weight: float = _weight(
+    overlap_weight: float = weight_field(
         10.0, "L2 weight in the overlap band, relative to 1 in the hole (paper: 10); >= 0"
     )
-    reconstruction_weight: float = _weight(
+    reconstruction_weight: float = weight_field(
         0.999, "weight of the masked L2 in the joint loss (paper: lambda_rec 0.999); >= 0"
     )
-    adversarial_weight: float = _weight(
+    adversarial_weight: float = weight_field(
         0.001, "weight of the critic's generator loss (paper: lambda_adv 0.001); >= 0"
     )
     predict: Literal["region", "image"] = attrs.field(
@@ -232,39 +226,10 @@ class ContextEncoder:
     ) -> dict[str, torch.Tensor]:
         """``num`` images of ``dataset`` (a permutation from ``seed``) with the centred hole:
         ``{"x": [num, C, H, W], "mask": [num, 1, H, W]}`` on the CPU."""
-        gen = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(dataset), generator=gen)
-        if num > len(order):
-            order = order.repeat(-(-num // len(order)))
-        indices = order[:num].tolist()
-        get_batch = getattr(dataset, "get_batch", None)
-        if callable(get_batch):
-            images = get_batch(indices)["x"]
-        else:
-            images = torch.stack([dataset[i]["x"] for i in indices])
-        images = images.float().cpu()
-        _, _, h, w = images.shape
-        return {"x": images, "mask": draw_masks(self.masks, num, h, w, gen)}
+        return masked_sample_inputs(self.masks, dataset, num, seed)
 
     def sample(
         self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]
     ) -> gancore.SampleGrid:
         """The completed images (what the grid shows and what metrics score)."""
-        generator = generators["generator"]
-        device = next(generator.parameters()).device
-        image = inputs["x"].to(device)
-        mask = inputs["mask"].to(device, image.dtype)
-        done = complete(generator, image, mask)
-        if self.samples == "completions":
-            return gancore.SampleGrid(images=done)
-        holed = torch.where(mask > 0.5, torch.zeros_like(image), image)  # the hole in grey
-        rows = []
-        for start in range(0, len(image), TRIPLET_COLUMNS):
-            part = slice(start, start + TRIPLET_COLUMNS)
-            group = [holed[part], done[part], image[part]]
-            missing = TRIPLET_COLUMNS - len(image[part])
-            if missing:  # pad each row to 8 with blank (black) images
-                blank = image.new_full((missing, *image.shape[1:]), -1.0)
-                group = [torch.cat([g, blank]) for g in group]
-            rows.append(torch.cat(group))
-        return gancore.SampleGrid(images=torch.cat(rows), columns=TRIPLET_COLUMNS)
+        return completion_grid(generators["generator"], inputs, self.samples)

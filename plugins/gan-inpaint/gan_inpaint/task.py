@@ -52,7 +52,7 @@ def _pad_row(images: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cat([images[i * n : (i + 1) * n], blank]) for i in range(3)])
 
 
-def _weight(default: float, doc: str) -> Any:
+def weight_field(default: float, doc: str) -> Any:
     return attrs.field(
         default=default, converter=float, validator=attrs.validators.ge(0.0), metadata={"doc": doc}
     )
@@ -104,9 +104,11 @@ class Inpaint:
             "(paper: 128 of 256 = 0.5)"
         },
     )
-    hole_weight: float = _weight(1.2, "weight of the discounted L1 in the hole (paper: 1.2); >= 0")
-    known_weight: float = _weight(1.2, "weight of the L1 on known pixels (paper: 1.2); >= 0")
-    adversarial_weight: float = _weight(
+    hole_weight: float = weight_field(
+        1.2, "weight of the discounted L1 in the hole (paper: 1.2); >= 0"
+    )
+    known_weight: float = weight_field(1.2, "weight of the L1 on known pixels (paper: 1.2); >= 0")
+    adversarial_weight: float = weight_field(
         0.001, "weight of the two critics' generator losses (paper: 0.001); >= 0"
     )
     discount: float = attrs.field(
@@ -211,37 +213,53 @@ class Inpaint:
     ) -> dict[str, torch.Tensor]:
         """``num`` images of ``dataset`` (a permutation from ``seed``) and masks drawn from
         ``seed``: ``{"x": [num, C, H, W], "mask": [num, 1, H, W]}`` on the CPU."""
-        gen = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(dataset), generator=gen)
-        if num > len(order):
-            order = order.repeat(-(-num // len(order)))
-        indices = order[:num].tolist()
-        get_batch = getattr(dataset, "get_batch", None)
-        if callable(get_batch):
-            images = get_batch(indices)["x"]
-        else:
-            images = torch.stack([dataset[i]["x"] for i in indices])
-        images = images.float().cpu()
-        _, _, h, w = images.shape
-        return {"x": images, "mask": draw_masks(self.masks, num, h, w, gen)}
+        return masked_sample_inputs(self.masks, dataset, num, seed)
 
     def sample(
         self, generators: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]
     ) -> gancore.SampleGrid:
         """The completed images (what the grid shows and what metrics score)."""
-        generator = generators["generator"]
-        device = next(generator.parameters()).device
-        image = inputs["x"].to(device)
-        mask = inputs["mask"].to(device, image.dtype)
-        done = complete(generator, image, mask)
-        if self.samples == "completions":
-            return gancore.SampleGrid(images=done)
-        holed = torch.where(mask > 0.5, torch.zeros_like(image), image)  # the hole in grey
-        rows = []
-        for start in range(0, len(image), TRIPLET_COLUMNS):
-            part = slice(start, start + TRIPLET_COLUMNS)
-            rows.append(_pad_row(torch.cat([holed[part], done[part], image[part]])))
-        return gancore.SampleGrid(images=torch.cat(rows), columns=TRIPLET_COLUMNS)
+        return completion_grid(generators["generator"], inputs, self.samples)
+
+
+def masked_sample_inputs(
+    masks: MaskOptions, dataset: Any, num: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """``num`` images of ``dataset`` (a permutation from ``seed``) and ``masks`` drawn from
+    ``seed``: ``{"x": [num, C, H, W], "mask": [num, 1, H, W]}`` on the CPU (both tasks' sample
+    inputs)."""
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(dataset), generator=gen)
+    if num > len(order):
+        order = order.repeat(-(-num // len(order)))
+    indices = order[:num].tolist()
+    get_batch = getattr(dataset, "get_batch", None)
+    if callable(get_batch):
+        images = get_batch(indices)["x"]
+    else:
+        images = torch.stack([dataset[i]["x"] for i in indices])
+    images = images.float().cpu()
+    _, _, h, w = images.shape
+    return {"x": images, "mask": draw_masks(masks, num, h, w, gen)}
+
+
+def completion_grid(
+    generator: nn.Module, inputs: Mapping[str, torch.Tensor], samples: str
+) -> gancore.SampleGrid:
+    """The completions of ``inputs`` (``samples = "completions"``), or rows of holed inputs,
+    completions and originals, 8 to a row group (``"triplets"``)."""
+    device = next(generator.parameters()).device
+    image = inputs["x"].to(device)
+    mask = inputs["mask"].to(device, image.dtype)
+    done = complete(generator, image, mask)
+    if samples == "completions":
+        return gancore.SampleGrid(images=done)
+    holed = torch.where(mask > 0.5, torch.zeros_like(image), image)  # the hole in grey
+    rows = []
+    for start in range(0, len(image), TRIPLET_COLUMNS):
+        part = slice(start, start + TRIPLET_COLUMNS)
+        rows.append(_pad_row(torch.cat([holed[part], done[part], image[part]])))
+    return gancore.SampleGrid(images=torch.cat(rows), columns=TRIPLET_COLUMNS)
 
 
 def _two_stage_of(module: nn.Module) -> bool:
