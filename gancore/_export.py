@@ -37,12 +37,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from gancore._checkpoint import find_checkpoint, load_checkpoint
 from gancore._classes import dataset_classes, load_classes
-from gancore._config import RunConfig, config_to_toml, load_config, parse_config
+from gancore._config import RunConfig, config_to_toml, parse_config
 from gancore._datarecord import DATA_FILE, RecordedData, save_data_record
 from gancore._errors import ConfigError
-from gancore._inference import LoadedRun, build_loaded
+from gancore._inference import LoadedRun, build_loaded, read_run_checkpoint
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "export_generator", "load_generator"]
 
@@ -106,16 +105,7 @@ def export_generator(
     out = Path(out)
     if out.suffix != SUFFIX:
         raise ConfigError([f"--out: expected a {SUFFIX} file (got {str(out)!r})"])
-    config_file = run_dir / "config.toml"
-    if not config_file.is_file():
-        raise ConfigError([f"{str(run_dir)!r} is not a run directory (no config.toml)"])
-    config = load_config(config_file)
-    path = find_checkpoint(
-        run_dir / "checkpoints",
-        which=which,
-        hint="pass --checkpoint {name} to use the previous intact checkpoint",
-    )
-    weights, saved = load_checkpoint(path)
+    config, path, weights, saved = read_run_checkpoint(run_dir, which)
     kind = "ema" if "ema" in weights and not raw else "raw"
     flat = weights["ema" if kind == "ema" else "generators"]
     # What only training uses, and what may name files of this machine, stays behind.

@@ -193,10 +193,12 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedRun:
-    """A run's config, built components and generator weights from checkpoint ``which``
-    (``latest``, ``best`` or a ``step-NNNNNNN`` name). The data is read when it can be; without
-    it, sampling a task whose inputs are noise still works (see :mod:`gancore._datarecord`)."""
+def read_run_checkpoint(
+    run_dir: Path, which: str = "latest"
+) -> tuple[RunConfig, Path, dict[str, Any], dict[str, Any]]:
+    """A run directory's config, the path of its checkpoint ``which`` (``latest``, ``best`` or a
+    ``step-NNNNNNN`` name), and that checkpoint's weights and saved state; one-line errors for a
+    folder that is not a run and for a missing or damaged checkpoint."""
     config_file = run_dir / "config.toml"
     if not config_file.is_file():
         raise ConfigError([f"{str(run_dir)!r} is not a run directory (no config.toml)"])
@@ -207,6 +209,14 @@ def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedR
         hint="pass --checkpoint {name} to use the previous intact checkpoint",
     )
     weights, saved = load_checkpoint(path)
+    return config, path, weights, saved
+
+
+def load_run(run_dir: Path, which: str = "latest", raw: bool = False) -> LoadedRun:
+    """A run's config, built components and generator weights from checkpoint ``which``
+    (``latest``, ``best`` or a ``step-NNNNNNN`` name). The data is read when it can be; without
+    it, sampling a task whose inputs are noise still works (see :mod:`gancore._datarecord`)."""
+    config, path, weights, saved = read_run_checkpoint(run_dir, which)
     use_ema = "ema" in weights and not raw
     loop = saved.get("loop", {})
     return build_loaded(
