@@ -15,6 +15,9 @@ import gancore
 
 # Test plugins that misbehave on purpose stay disabled unless a test enables them.
 MISBEHAVING_TEST_PLUGINS = "gancore-test-broken,gancore-test-collide"
+# Also for what runs before a test's own fixtures (a module-scoped fixture that trains a run):
+# the per-test fixture below sets the same, and a test that wants them changes it.
+os.environ.setdefault("GANCORE_DISABLE_PLUGINS", MISBEHAVING_TEST_PLUGINS)
 
 
 def require_test_plugins(*names: str) -> None:
