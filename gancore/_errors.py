@@ -23,6 +23,10 @@ class ConfigError(ValueError):
         prefix = f"{source}: " if source else ""
         super().__init__("\n".join(prefix + p for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str], str | None]]:
+        # Rebuilt from its problems, not its message (a process pool pickles it).
+        return (type(self), (self.problems, self.source))
+
 
 class UnknownComponentError(LookupError):
     """A name that no loaded plugin registered for that kind."""

@@ -694,3 +694,16 @@ class TestNetworkMemory:
         without = build_run(parsed(small, registry)).critics["critic"]
         for a, b in zip(with_estimate.parameters(), without.parameters(), strict=True):
             assert torch.equal(a, b)
+
+
+def test_config_error_survives_pickling() -> None:
+    """A ConfigError raised in a worker process comes back whole (a process pool pickles it)."""
+    import pickle
+
+    from gancore._errors import ConfigError
+
+    error = ConfigError(["a.b: expected an int (got 'x')", "c: unknown key"], source="run.toml")
+    back = pickle.loads(pickle.dumps(error))
+    assert isinstance(back, ConfigError)
+    assert back.problems == error.problems and back.source == "run.toml"
+    assert str(back) == str(error)
