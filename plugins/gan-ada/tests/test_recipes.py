@@ -1,0 +1,129 @@
+"""The two recipes of benchmarks/ada.py as examples: ada-limited-digits.toml is the benchmark's
+ADA run, and ada-transfer-digits.toml runs from a fresh checkout after the base run its header
+names (both commands taken from the file, shortened with --set)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import sys
+import tomllib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import gancore
+
+ROOT = Path(__file__).resolve().parents[3]
+LIMITED = ROOT / "examples" / "ada-limited-digits.toml"
+TRANSFER = ROOT / "examples" / "ada-transfer-digits.toml"
+
+# Two steps of a narrow DCGAN on small batches, no samples, a quick metric.
+SHORT = [
+    "run.steps=2",
+    "generator.latent_dim=8",
+    "generator.channels=8",
+    "critic.channels=8",
+    "training.batch_size=8",
+    "training.log_every=1",
+    "training.sample_every=0",
+    "training.checkpoint_every=0",
+    "metrics.0.num_generated=16",
+]
+
+
+def _benchmark() -> ModuleType:
+    """benchmarks/ada.py as a module (its folder on sys.path for its ``_machine`` import)."""
+    folder = str(ROOT / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location("ada_benchmark", ROOT / "benchmarks" / "ada.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _header_commands(example: Path) -> list[list[str]]:
+    """The ``gan ...`` command lines of an example's header comment, comments cut off."""
+    lines = [line.lstrip("#").strip() for line in example.read_text().splitlines()]
+    return [shlex.split(line, comments=True) for line in lines if line.startswith("gan ")]
+
+
+class TestLimitedExample:
+    def test_is_the_benchmarks_ada_run(self) -> None:
+        """Data, networks, loss, optimizers, batch, EMA and augmenter are the benchmark's
+        ``ada`` case on 100 digits."""
+        bench = _benchmark()
+        case = {
+            "experiment": "limited",
+            "subset": 100,
+            "augmenter": "ada",
+            "aug": "ada",
+            "seed": 0,
+            "steps": 4000,
+            "eval_every": 400,
+            "speed_images": 10_000,
+        }
+        expected = bench.run_document(case)
+        example = tomllib.loads(LIMITED.read_text())
+        for key in ("data", "generator", "critic", "loss", "optimizers", "augmenter"):
+            assert example[key] == expected[key], key
+        for key in ("batch_size", "ema_half_life_images", "ema_rampup"):
+            assert example["training"][key] == expected["training"][key], key
+        assert example["run"]["steps"] == expected["run"]["steps"]
+        config = gancore.load_config(LIMITED)
+        assert config.data.options.limit == 100
+
+
+class TestTransferExample:
+    def test_two_commands_from_a_fresh_checkout(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The header's two commands run in an empty folder; the base run sees only 0-4, the
+        fine-tuning run 5-9, loads every tensor of the base run, and keeps the frozen block."""
+        from gancore._cli import main
+
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("GANCORE_CACHE", str(tmp_path / "cache"))
+        (tmp_path / "examples").symlink_to(ROOT / "examples")
+        commands = _header_commands(TRANSFER)
+        assert [c[:3] for c in commands] == [
+            ["gan", "train", "examples/digits-dcgan.toml"],
+            ["gan", "train", "examples/ada-transfer-digits.toml"],
+        ]
+        # the base run learns fast, so that "started from the base run" shows in the weights
+        base_only = ["optimizers.generator.lr=1e-2", "optimizers.critic.lr=1e-2"]
+        for command, extra in zip(commands, (base_only, []), strict=True):
+            overrides = [arg for key in [*SHORT, *extra] for arg in ("--set", key)]
+            assert main([*command[1:], *overrides, "--progress", "lines"]) == 0, command
+
+        base, tuned = tmp_path / "runs" / "digits-dcgan", tmp_path / "runs" / "ada-transfer-digits"
+        base_classes = tomllib.loads((base / "config.toml").read_text())["data"]["classes"]
+        tuned_classes = tomllib.loads((tuned / "config.toml").read_text())["data"]["classes"]
+        assert (base_classes, tuned_classes) == ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])
+
+        report = json.loads((tuned / "init.json").read_text())
+        assert report["source"] == "runs/digits-dcgan/checkpoints/step-0000002"
+        assert (report["missing"], report["unexpected"], report["mismatched"]) == ([], [], [])
+
+        def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+            (checkpoint,) = sorted((run / "checkpoints").glob("step-*"))
+            return {p.stem: load_file(str(p)) for p in checkpoint.glob("*.safetensors")}
+
+        source, after = weights(base), weights(tuned)
+        assert len(report["matched"]) == sum(len(t) for t in source.values())
+        # Freeze-D, blocks = 1: the dcgan critic's first convolution keeps the base weights.
+        for key in ("critic.net.0.weight", "critic.net.0.bias"):
+            assert torch.equal(after["critics"][key], source["critics"][key]), key
+        moved = "critic.net.2.weight"
+        assert not torch.equal(after["critics"][moved], source["critics"][moved])
+        records = [json.loads(line) for line in (tuned / "metrics.jsonl").read_text().splitlines()]
+        train = [r for r in records if r["event"] == "train"]
+        assert [r["step"] for r in train] == [1, 2]
+        assert all("augment/p" in r for r in train)
