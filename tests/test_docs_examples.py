@@ -192,7 +192,12 @@ class TestReadme:
         named = set(re.findall(r"examples/[\w.-]+\.toml", self.TEXT))
         assert "examples/digits-dcgan.toml" in named
         for name in sorted(named):
-            gancore.load_config(ROOT / name)
+            assert (ROOT / name).is_file(), name
+            try:
+                gancore.load_config(ROOT / name)
+            except gancore.ConfigError as exc:  # a plugin's example, that plugin not installed
+                if not re.search(r"is gan-[\w-]+ installed\?", str(exc)):
+                    raise
 
 
 # -------------------------------------------------------------------------------------------------
