@@ -5,6 +5,9 @@ downloaded. Each photo is resized by ``scale`` (bilinear, antialiased), then cut
 size`` patches every ``stride`` pixels. A **held-out split** keeps train and test apart: the bottom
 ``test_fraction`` of every (scaled) photo is the test region and the rest the train region, and a
 patch belongs to a split only if it lies entirely inside its region, so no pixel is in both.
+``limit`` keeps the first ``limit`` patches of a shuffle seeded ``seed`` of the split (in their
+original order), ``rest`` the others: a limited-data training set and its held-out complement,
+as the core's ``digits`` does.
 """
 
 from __future__ import annotations
@@ -99,6 +102,28 @@ class SkimagePatchesOptions:
         validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)],
         metadata={"doc": "bottom fraction of every photo's height that is the test region; [0, 1)"},
     )
+    limit: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(
+            [attrs.validators.instance_of(int), attrs.validators.ge(1)]
+        ),
+        metadata={
+            "doc": "keep only this many patches of the split, the first ones of a shuffle seeded "
+            "by 'seed' (for limited-data experiments; kept in their original order); None = all"
+        },
+    )
+    seed: int = attrs.field(
+        default=0,
+        validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)],
+        metadata={"doc": "seed of the shuffle that 'limit' takes from; >= 0"},
+    )
+    rest: bool = attrs.field(
+        default=False,
+        validator=attrs.validators.instance_of(bool),
+        metadata={
+            "doc": "with 'limit': keep the patches 'limit' leaves out instead (the held-out rest)"
+        },
+    )
 
 
 def _load_photo(name: str, channels: int) -> torch.Tensor:
@@ -150,6 +175,23 @@ class SkimagePatches:
                 f"skimage-patches: no {size}x{size} patch fits the {options.split!r} split at "
                 f"scale {options.scale} (make 'size' smaller or 'scale' larger)"
             )
+        keep = np.arange(len(chunks))
+        if options.limit is not None:
+            if options.limit > len(keep):
+                raise ValueError(
+                    f"skimage-patches: 'limit' is {options.limit} but the {options.split!r} "
+                    f"split has only {len(keep)} patches"
+                )
+            if options.rest and options.limit == len(keep):
+                raise ValueError(
+                    f"skimage-patches: 'rest' is empty: 'limit' keeps all {len(keep)} patches"
+                )
+            shuffled = np.random.default_rng(options.seed).permutation(keep)
+            keep = np.sort(shuffled[options.limit :] if options.rest else shuffled[: options.limit])
+        elif options.rest:
+            raise ValueError("skimage-patches: 'rest' needs 'limit' (the patches it leaves out)")
+        chunks = [chunks[i] for i in keep]
+        self.sources = [self.sources[i] for i in keep]
         self.patches = (torch.stack(chunks) * 2.0 - 1.0).contiguous()
         self.shapes: Mapping[str, tuple[int, ...]] = {"x": (options.channels, size, size)}
 

@@ -44,3 +44,35 @@ class TestSkimagePatches:
             SkimagePatches(
                 SkimagePatchesOptions(images=("camera",), size=64, scale=0.1, split="test")
             )
+
+    def test_limit_and_rest_partition_the_split(self) -> None:
+        """'limit' keeps a seeded subset in the original order; 'rest' is its complement."""
+        options = {"images": ("camera", "coffee"), "size": 16, "scale": 0.125, "stride": 8}
+        full = SkimagePatches(SkimagePatchesOptions(**options))  # type: ignore[arg-type]
+        part = SkimagePatches(SkimagePatchesOptions(limit=10, seed=3, **options))  # type: ignore[arg-type]
+        rest = SkimagePatches(SkimagePatchesOptions(limit=10, seed=3, rest=True, **options))  # type: ignore[arg-type]
+        assert len(part) == 10
+        assert len(rest) == len(full) - 10
+        index = {tuple(p.flatten().tolist()): i for i, p in enumerate(full.patches)}
+        picked = [index[tuple(p.flatten().tolist())] for p in part.patches]
+        others = [index[tuple(p.flatten().tolist())] for p in rest.patches]
+        assert picked == sorted(picked)  # original order
+        assert sorted(picked + others) == list(range(len(full)))
+        assert part.sources == [full.sources[i] for i in picked]
+        again = SkimagePatches(SkimagePatchesOptions(limit=10, seed=3, **options))  # type: ignore[arg-type]
+        assert torch.equal(again.patches, part.patches)
+        other_seed = SkimagePatches(SkimagePatchesOptions(limit=10, seed=4, **options))  # type: ignore[arg-type]
+        assert not torch.equal(other_seed.patches, part.patches)
+
+    def test_limit_errors(self) -> None:
+        """A limit above the split's size, an empty rest and rest without limit are refused."""
+        options = {"images": ("camera",), "size": 16, "scale": 0.125, "stride": 16}
+        n = len(SkimagePatches(SkimagePatchesOptions(**options)))  # type: ignore[arg-type]
+        with pytest.raises(
+            ValueError, match=f"'limit' is {n + 1} but the 'train' split has only {n} patches"
+        ):
+            SkimagePatches(SkimagePatchesOptions(limit=n + 1, **options))  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=f"'rest' is empty: 'limit' keeps all {n} patches"):
+            SkimagePatches(SkimagePatchesOptions(limit=n, rest=True, **options))  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="'rest' needs 'limit'"):
+            SkimagePatches(SkimagePatchesOptions(rest=True, **options))  # type: ignore[arg-type]
