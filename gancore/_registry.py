@@ -49,6 +49,7 @@ FIRST_PARTY_HINTS: dict[str, dict[str, str]] = {
         "drift": "gan-wgan",
         "spectral-norm": "gan-wgan",
         "freeze-d": "gan-ada",
+        "bcr": "gan-ada",
         "path-length": "gan-stylegan",
         "orthogonal": "gan-biggan",
         "feature-matching": "gan-improved",

@@ -31,3 +31,9 @@ def gancore_register_regularizers(register: RegisterCallback) -> None:
         regularizers.FreezeD,
         description="Freeze the first k blocks of the critic (Freeze-D, Mo et al. 2020).",
     )
+    register(
+        "bcr",
+        regularizers.BalancedConsistency,
+        description="Balanced consistency regularization: D(x) = D(T(x)) for real and fake "
+        "(bCR, Zhao et al. 2021).",
+    )

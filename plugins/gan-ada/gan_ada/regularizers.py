@@ -1,6 +1,8 @@
 """Freeze-D: freeze the first blocks of a critic (Mo, Cho & Shin 2020, "Freeze the Discriminator:
 a Simple Baseline for Fine-Tuning GANs"), the transfer-learning baseline that Karras et al. 2020
-compare ADA with and combine it with.
+compare ADA with and combine it with; and bCR, balanced consistency regularization (Zhao et al.
+2021, "Improved Consistency Regularization for GANs"), the augmentation baseline that never shows
+the critic's adversarial loss an augmented image.
 
 A critic declares its blocks with an attribute ``blocks``: a sequence of ``nn.Module`` ordered
 from the input to the output. ``freeze-d`` sets ``requires_grad = False`` on every parameter of
@@ -15,9 +17,12 @@ from typing import ClassVar, Literal
 
 import attrs
 import torch
+from einops import reduce
 from torch import nn
 
-__all__ = ["FreezeD", "critic_blocks"]
+from gan_ada.diffaugment import DiffAugment, DiffAugmentOptions
+
+__all__ = ["BalancedConsistency", "FreezeD", "critic_blocks"]
 
 
 def critic_blocks(critic: nn.Module) -> Sequence[nn.Module]:
@@ -83,3 +88,95 @@ class FreezeD:
 
     def after_step(self, critic: nn.Module) -> None:
         """Nothing to do: frozen parameters are not in the optimizer."""
+
+
+def _weight(default: float, doc: str) -> float:
+    return attrs.field(
+        default=default,
+        converter=float,
+        validator=[attrs.validators.ge(0.0), attrs.validators.lt(float("inf"))],
+        metadata={"doc": doc},
+    )
+
+
+@attrs.frozen(kw_only=True)
+class BalancedConsistency:
+    """bCR (Zhao et al. 2021, Eqs. 1-3): the critic's scores should not change under a
+    semantics-preserving transform ``T`` of its input, for real and for generated images:
+
+        penalty = real * E_x ||D(x) - D(T(x))||^2 + fake * E_z ||D(G(z)) - D(T(G(z)))||^2
+
+    added to the critic's loss (every critic step). ``D(x)`` is a sample's score (the mean of a
+    patch critic's scores), gradients flow through both terms. ``T`` is the paper's: a horizontal
+    flip with probability 1/2 (``xflip``) and an integer translation of up to ``translation`` of
+    the size in each direction, zero padded. Unlike ``ada`` and ``diffaugment`` the adversarial loss
+    sees only unaugmented images, so nothing can leak into the generator; run it without an
+    ``[augmenter]`` (one would also transform both sides of the penalty). ``T`` draws from torch's
+    global random state, which checkpoints keep (exact resume).
+    """
+
+    player: ClassVar[Literal["critic"]] = "critic"
+    interval: ClassVar[int] = 1  # part of every critic loss
+
+    real: float = _weight(10.0, "weight lambda_real of the real images' term (paper: 10); >= 0")
+    fake: float = _weight(
+        10.0, "weight lambda_fake of the generated images' term (paper: 10); >= 0"
+    )
+    translation: float = attrs.field(
+        default=0.125,
+        converter=float,
+        validator=[attrs.validators.ge(0.0), attrs.validators.le(0.5)],
+        metadata={
+            "doc": "T's translation: up to this fraction of the size, zero padded (paper: 4 px of "
+            "32, 0.125); in [0, 0.5]"
+        },
+    )
+    xflip: bool = attrs.field(
+        default=True,
+        validator=attrs.validators.instance_of(bool),
+        metadata={
+            "doc": "T mirrors each image left-right with probability 1/2 (paper: yes); false for "
+            "data whose mirror image is not a valid sample (digits, text)"
+        },
+    )
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """``T(x)`` for images ``[N, C, H, W]``: each image flipped (``xflip``) with probability
+        1/2, then shifted by whole pixels."""
+        if x.ndim != 4:
+            shape = "x".join(map(str, x.shape[1:])) or "none"
+            raise ValueError(f"bcr: expected images of shape (C, H, W) (got {shape})")
+        if self.xflip:
+            flip = torch.rand(x.shape[0], device=x.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        if self.translation > 0:
+            shift = DiffAugment(
+                DiffAugmentOptions(policy=("translation",), translation_ratio=self.translation)
+            )
+            x = shift.transform(
+                x, shift.sample_params(x.shape[0], x.shape[2], x.shape[3], x.device)
+            )
+        return x
+
+    def penalty(
+        self,
+        critic: Callable[..., torch.Tensor],
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        extra: tuple[torch.Tensor, ...],
+    ) -> torch.Tensor:
+        """``real * mean ||D(x) - D(T x)||^2 + fake * mean ||D(G z) - D(T G z)||^2``."""
+
+        def score(x: torch.Tensor) -> torch.Tensor:
+            scores = critic(x, *extra)
+            return reduce(scores, "n ... -> n", "mean") if scores.ndim > 1 else scores
+
+        total = real.new_zeros(())
+        for weight, x in ((self.real, real), (self.fake, fake)):
+            if weight > 0:
+                x = x.detach()
+                total = total + weight * (score(x) - score(self.transform(x))).square().mean()
+        return total
+
+    def after_step(self, critic: nn.Module) -> None:
+        """A pure penalty: nothing to do after the optimizer step."""

@@ -7,7 +7,12 @@ import gancore.testing as gt
 from gancore.protocols import Augmenter, CriticRegularizer
 
 AUGMENTERS = ("ada", "diffaugment")
-NAMES = (("augmenter", "ada"), ("augmenter", "diffaugment"), ("regularizer", "freeze-d"))
+NAMES = (
+    ("augmenter", "ada"),
+    ("augmenter", "diffaugment"),
+    ("regularizer", "freeze-d"),
+    ("regularizer", "bcr"),
+)
 
 
 class TestInstalled:
@@ -47,8 +52,9 @@ class TestRegistered:
         for name in AUGMENTERS:
             spec = registry.get("augmenter", name)
             assert isinstance(spec.build(spec.defaults(), context), Augmenter), name
-        spec = registry.get("regularizer", "freeze-d")
-        reg = spec.build(spec.defaults(), context)
-        assert isinstance(reg, CriticRegularizer)
-        assert reg.player == "critic"
-        assert reg.interval == 1
+        for name in ("freeze-d", "bcr"):
+            spec = registry.get("regularizer", name)
+            reg = spec.build(spec.defaults(), context)
+            assert isinstance(reg, CriticRegularizer), name
+            assert reg.player == "critic"
+            assert reg.interval == 1
