@@ -36,6 +36,7 @@ from gancore._registry import (
 )
 from gancore._task import BuildContext, SampleGrid, StepContext, TaskBuildContext, Unconditional
 from gancore._train import TrainResult, train
+from gancore.builtin.datasets import limited_indices
 
 __version__ = "0.1.0"
 API_VERSION = "1.0"
@@ -71,6 +72,7 @@ __all__ = [
     "find_checkpoint",
     "get_registry",
     "hookimpl",
+    "limited_indices",
     "load_checkpoint",
     "load_config",
     "load_generator",

@@ -50,6 +50,7 @@ __all__ = [
     "build_image_folder",
     "build_npz",
     "build_toy2d",
+    "limited_indices",
 ]
 
 MIXTURES = ("ring", "grid", "8gaussians", "25gaussians", "swissroll")
@@ -435,6 +436,41 @@ class DigitsOptions:
     )
 
 
+def limited_indices(
+    indices: Sequence[int] | np.ndarray,
+    limit: int | None,
+    seed: int = 0,
+    rest: bool = False,
+    *,
+    who: str,
+    items: str = "images",
+    where: str = "",
+) -> np.ndarray:
+    """The ``limit`` of ``indices`` a dataset keeps for a limited-data experiment, or (``rest``)
+    the others: the first ``limit`` of a permutation seeded ``seed`` (numpy's default generator),
+    returned in their original order (sorted). ``limit = None`` keeps them all.
+
+    Every dataset with ``limit``/``seed``/``rest`` options (``digits``, gan-inpaint's
+    ``skimage-patches``) selects with this, so the same options mean the same subset. Errors are
+    one line, ``ValueError``, starting with ``who`` and naming the ``items`` (``where``, e.g.
+    ``" in the 'train' split"``, follows the count): a limit above the number available, an empty
+    rest, and ``rest`` without ``limit``.
+    """
+    keep = np.asarray(indices)
+    if limit is None:
+        if rest:
+            raise ValueError(f"{who}: 'rest' needs 'limit' (the {items} it leaves out)")
+        return keep
+    if limit > len(keep):
+        raise ValueError(
+            f"{who}: 'limit' is {limit} but only {len(keep)} {items} are available{where}"
+        )
+    if rest and limit == len(keep):
+        raise ValueError(f"{who}: 'rest' is empty: 'limit' keeps all {len(keep)} {items}")
+    shuffled = np.random.default_rng(seed).permutation(keep)
+    return np.sort(shuffled[limit:] if rest else shuffled[:limit])
+
+
 class DigitsDataset:
     """Images ``{"x": [1, R, R]}`` in ``[-1, 1]`` from scikit-learn's ``load_digits``.
 
@@ -459,17 +495,7 @@ class DigitsDataset:
         keep = np.arange(len(images))
         if options.classes is not None:
             keep = keep[np.isin(targets[keep], options.classes)]
-        if options.limit is not None:
-            if options.limit > len(keep):
-                raise ValueError(
-                    f"digits: 'limit' is {options.limit} but only {len(keep)} images are available"
-                )
-            if options.rest and options.limit == len(keep):
-                raise ValueError(f"digits: 'rest' is empty: 'limit' keeps all {len(keep)} images")
-            shuffled = np.random.default_rng(options.seed).permutation(keep)
-            keep = np.sort(shuffled[options.limit :] if options.rest else shuffled[: options.limit])
-        elif options.rest:
-            raise ValueError("digits: 'rest' needs 'limit' (the images it leaves out)")
+        keep = limited_indices(keep, options.limit, options.seed, options.rest, who="digits")
         pixels = torch.from_numpy(images[keep] / 8.0 - 1.0).float()
         pixels = rearrange(pixels, "n h w -> n 1 h w")
         if options.resolution != 8:

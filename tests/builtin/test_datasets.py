@@ -322,6 +322,27 @@ class TestDigits:
             build_digits(DigitsOptions(limit=1797, rest=True), None)
         assert str(exc.value) == "digits: 'rest' is empty: 'limit' keeps all 1797 images"
 
+    def test_limited_indices_is_public_and_the_digits_selection(self) -> None:
+        """gancore.limited_indices: the seeded subset in original order, its complement, and the
+        exact subset digits keeps (so every dataset's 'limit' means the same thing)."""
+        import numpy as np
+
+        picked = gancore.limited_indices(range(10, 30), 5, seed=7, who="mine")
+        rest = gancore.limited_indices(range(10, 30), 5, seed=7, rest=True, who="mine")
+        assert len(picked) == 5
+        assert picked.tolist() == sorted(picked.tolist())
+        assert sorted(picked.tolist() + rest.tolist()) == list(range(10, 30))
+        assert gancore.limited_indices([4, 2], None, who="mine").tolist() == [4, 2]
+        expected = np.sort(np.random.default_rng(7).permutation(np.arange(10, 30))[:5])
+        assert picked.tolist() == expected.tolist()
+        full = build_digits(DigitsOptions(resolution=8), None)
+        some = build_digits(DigitsOptions(resolution=8, limit=50, seed=4), None)
+        index = gancore.limited_indices(range(1797), 50, seed=4, who="digits")
+        assert torch.equal(some.images, full.images[torch.as_tensor(index)])
+        with pytest.raises(ValueError, match="mine") as exc:
+            gancore.limited_indices(range(3), 4, who="mine", items="crops", where=" in the set")
+        assert str(exc.value) == "mine: 'limit' is 4 but only 3 crops are available in the set"
+
     def test_invalid_options(self) -> None:
         """Bad resolutions and classes are rejected in attrs' voice."""
         with pytest.raises(ValueError, match="resolution") as exc:

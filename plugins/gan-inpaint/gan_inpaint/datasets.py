@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+import gancore
+
 __all__ = ["PHOTOS", "SkimagePatches", "SkimagePatchesOptions", "build_skimage_patches"]
 
 # Photos bundled with scikit-image (no download needed), by their skimage.data function name.
@@ -175,21 +177,15 @@ class SkimagePatches:
                 f"skimage-patches: no {size}x{size} patch fits the {options.split!r} split at "
                 f"scale {options.scale} (make 'size' smaller or 'scale' larger)"
             )
-        keep = np.arange(len(chunks))
-        if options.limit is not None:
-            if options.limit > len(keep):
-                raise ValueError(
-                    f"skimage-patches: 'limit' is {options.limit} but the {options.split!r} "
-                    f"split has only {len(keep)} patches"
-                )
-            if options.rest and options.limit == len(keep):
-                raise ValueError(
-                    f"skimage-patches: 'rest' is empty: 'limit' keeps all {len(keep)} patches"
-                )
-            shuffled = np.random.default_rng(options.seed).permutation(keep)
-            keep = np.sort(shuffled[options.limit :] if options.rest else shuffled[: options.limit])
-        elif options.rest:
-            raise ValueError("skimage-patches: 'rest' needs 'limit' (the patches it leaves out)")
+        keep = gancore.limited_indices(
+            range(len(chunks)),
+            options.limit,
+            options.seed,
+            options.rest,
+            who="skimage-patches",
+            items="patches",
+            where=f" in the {options.split!r} split",
+        )
         chunks = [chunks[i] for i in keep]
         self.sources = [self.sources[i] for i in keep]
         self.patches = (torch.stack(chunks) * 2.0 - 1.0).contiguous()

@@ -69,7 +69,8 @@ class TestSkimagePatches:
         options = {"images": ("camera",), "size": 16, "scale": 0.125, "stride": 16}
         n = len(SkimagePatches(SkimagePatchesOptions(**options)))  # type: ignore[arg-type]
         with pytest.raises(
-            ValueError, match=f"'limit' is {n + 1} but the 'train' split has only {n} patches"
+            ValueError,
+            match=f"'limit' is {n + 1} but only {n} patches are available in the 'train' split",
         ):
             SkimagePatches(SkimagePatchesOptions(limit=n + 1, **options))  # type: ignore[arg-type]
         with pytest.raises(ValueError, match=f"'rest' is empty: 'limit' keeps all {n} patches"):
