@@ -1,6 +1,7 @@
-"""The two recipes of benchmarks/ada.py as examples: ada-limited-digits.toml is the benchmark's
-ADA run, and ada-transfer-digits.toml runs from a fresh checkout after the base run its header
-names (both commands taken from the file, shortened with --set)."""
+"""The recipes of benchmarks/ada.py as examples: ada-limited-digits.toml is the benchmark's ADA
+run, bcr-limited-digits.toml its bCR run, and ada-transfer-digits.toml runs from a fresh
+checkout after the base run its header names (both commands taken from the file, shortened with
+--set)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import gancore
 ROOT = Path(__file__).resolve().parents[3]
 LIMITED = ROOT / "examples" / "ada-limited-digits.toml"
 TRANSFER = ROOT / "examples" / "ada-transfer-digits.toml"
+BCR = ROOT / "examples" / "bcr-limited-digits.toml"
 
 # Two steps of a narrow DCGAN on small batches, no samples, a quick metric.
 SHORT = [
@@ -81,6 +83,36 @@ class TestLimitedExample:
         assert config.data.options.limit == 100
 
 
+class TestBcrExample:
+    def test_is_the_benchmarks_bcr_run(self) -> None:
+        """bcr-limited-digits.toml is the benchmark's ``bcr`` case on 100 digits: same data,
+        networks, optimizers, batch, EMA and steps, the bcr regularizer, no augmenter."""
+        bench = _benchmark()
+        case = {
+            "experiment": "limited",
+            "subset": 100,
+            "augmenter": "bcr",
+            "aug": "bcr",
+            "seed": 0,
+            "steps": 6000,
+            "eval_every": 1000,
+            "speed_images": 10_000,
+        }
+        expected = bench.run_document(case)
+        example = tomllib.loads(BCR.read_text())
+        for key in ("data", "generator", "critic", "loss", "optimizers", "regularizers"):
+            assert example[key] == expected[key], key
+        assert "augmenter" not in example
+        assert "augmenter" not in expected
+        for key in ("batch_size", "ema_half_life_images", "ema_rampup"):
+            assert example["training"][key] == expected["training"][key], key
+        assert example["run"]["steps"] == expected["run"]["steps"]
+        config = gancore.load_config(BCR)
+        (regularizer,) = config.regularizers
+        assert regularizer.name.endswith("bcr")
+        assert regularizer.options.xflip is False
+
+
 class TestTransferExample:
     def test_two_commands_from_a_fresh_checkout(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -127,3 +159,45 @@ class TestTransferExample:
         train = [r for r in records if r["event"] == "train"]
         assert [r["step"] for r in train] == [1, 2]
         assert all("augment/p" in r for r in train)
+
+
+class TestSkimageDomain:
+    def test_limited_patches_and_their_rest(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``--domain skimage``: the runs train on the first N photo patches of a seeded shuffle,
+        the critic is read on the rest, FD is taken against all of them with sr-features."""
+        pytest.importorskip("gan_inpaint")  # the patches' dataset (tox's 'all' env has it)
+        monkeypatch.setenv("GANCORE_LOAD_PLUGINS", "gan-ada,gan-inpaint")
+        gancore.reset_registry()
+        bench = _benchmark()
+        case = {
+            "experiment": "skimage",
+            "subset": 100,
+            "augmenter": "ada",
+            "aug": "ada",
+            "seed": 1,
+            "steps": 4000,
+            "eval_every": 400,
+            "speed_images": 10_000,
+        }
+        assert bench.case_key(case) == "skimage-100-ada-s1"
+        assert bench.is_limited("skimage")
+        assert bench.is_limited("skimage-none")
+        assert bench.domain_of("skimage-none") == "skimage"
+        assert bench.domain_of("limited-none") == "digits"
+        document = bench.run_document(case)
+        patches = {"name": "skimage-patches", "size": 32, "scale": 0.5, "stride": 16}
+        assert document["data"] == {**patches, "limit": 100, "seed": 0}
+        assert bench.data_table(case, held_out=True) == {
+            **patches,
+            "limit": 100,
+            "seed": 0,
+            "rest": True,
+        }
+        assert bench.reference_table(case) == patches
+        config = gancore.parse_config(document, gancore.get_registry(), source="case")
+        assert config.data.options.limit == 100
+        train = bench.build_dataset(bench.data_table(case, held_out=False))
+        held = bench.build_dataset(bench.data_table(case, held_out=True))
+        every = bench.build_dataset(bench.reference_table(case))
+        assert (len(train), len(held), len(every)) == (100, 1110, 1210)
+        assert train.shapes == {"x": (3, 32, 32)}
