@@ -2,6 +2,7 @@
 (gan-ada; issue 28).
 
     python benchmarks/ada.py [--subsets 100 300] [--augmenters none ada fixed diffaugment]
+        [--domain digits|skimage]
         [--seeds 0 1 2] [--steps 4000] [--eval-every 400] [--critic-norm batch] [--transfer]
         [--throughput] [--jobs 2] [--keep] [--out benchmarks/results/ada.json]
     python benchmarks/ada.py --replot [--merge OTHER.json ...]   # tables and pictures from --out
@@ -11,8 +12,11 @@ betas (0.5, 0.999), batch 32, EMA generator with a 5k-image half-life) trains on
 digits of a shuffle seeded 0 of scikit-learn's 1,797 (``digits`` with ``limit``), for the same
 number of steps with each augmenter: ``none``; ``ada`` ('bgc', target 0.6, interval 4);
 ``fixed`` (the same pipeline at a fixed p: the mean final p of this N's ADA runs, so those run
-first); ``diffaugment`` (colour, translation, cutout on every image); ``fixed-0.9`` (p = 0.9,
-for the leak check). The ADA paper moves p by at most 1 per 500k images over runs of millions of
+first); ``diffaugment`` (colour, translation, cutout on every image); ``bcr`` (no augmented
+image in the adversarial loss; gan-ada's ``bcr`` regularizer, the paper's weights 10 and 10 and
+its transform, translation by up to 1/8 of the size, plus a horizontal flip for the photo patches
+but not for the digits, whose mirror images are not digits); ``fixed-0.9`` (p = 0.9, for the leak
+check). The ADA paper moves p by at most 1 per 500k images over runs of millions of
 images; these runs see ``steps * 32`` images, so the speed is scaled to 10k images per unit of p.
 
 Every ``--eval-every`` steps the run writes a checkpoint; afterwards, for each one, this script
@@ -34,6 +38,13 @@ without and with ADA.
 
 ``--critic-norm none`` (or 'layer', 'instance') gives the limited-data runs a critic without batch
 norm; they are their own experiment (``limited-none``) beside the batch-norm runs (``limited``).
+
+``--domain skimage`` trains the limited-data runs on a second domain (experiment ``skimage``): 32x32
+RGB patches of scikit-image's bundled photos (gan-inpaint's ``skimage-patches``: eight photos at
+half size, stride 16, the train split: 1,210 patches; the first N of a shuffle seeded 0, the rest
+held out), the same networks one block deeper, scored with gan-superres's bundled
+``sr-features`` extractor (``fd-sr-features``, against all 1,210 patches) and a D4 leak
+classifier trained on the patches. Needs gan-inpaint and gan-superres installed.
 
 Leak check. A small CNN learns, on augmented real digits (all 1,797, 80% for training), which of
 the 8 rotations/flips of the square (the dihedral group D4) was applied. The share of generated
@@ -76,7 +87,32 @@ BATCH = 32
 LATENT = 64
 NUM_GENERATED = 2000
 METRIC_SEED = 1000
-AUGMENTERS = ("none", "ada", "fixed", "diffaugment", "fixed-0.9")
+AUGMENTERS = ("none", "ada", "fixed", "diffaugment", "bcr", "fixed-0.9")
+# The training images of the limited-data runs. Each domain is scored with an extractor that fits
+# it: the bundled digits classifier for the digits, gan-superres's bundled ``sr-features`` (trained
+# on crops of scikit-image's photos: which photo, how degraded) for the photo patches.
+DOMAINS: dict[str, dict[str, Any]] = {
+    "digits": {
+        "data": {"name": "digits", "resolution": RESOLUTION},
+        "extractor": "digits-classifier",
+        "fd": "fd-digits",
+        "unit": "digits",
+        "experiment": "limited",
+        "size": RESOLUTION,
+        "channels": 1,
+    },
+    "skimage": {
+        # 32x32 patches of scikit-image's photos at half size, half-overlapping: 1,210 in the
+        # train split (gan-inpaint's ``skimage-patches``)
+        "data": {"name": "skimage-patches", "size": 32, "scale": 0.5, "stride": 16},
+        "extractor": "sr-features",
+        "fd": "fd-sr-features",
+        "unit": "photo patches",
+        "experiment": "skimage",
+        "size": 32,
+        "channels": 3,
+    },
+}
 TRANSFER = ("scratch", "scratch-ada", "init", "init-ada", "init-freeze-d", "init-ada-freeze-d")
 BASE_CLASSES = [0, 1, 2, 3, 4]
 TARGET_CLASSES = [5, 6, 7, 8, 9]
@@ -130,14 +166,29 @@ def run_document(case: dict[str, Any]) -> dict[str, Any]:
         document["augmenter"] = table
     if case.get("freeze_d"):
         document["regularizers"] = [{"name": "freeze-d", "blocks": 1}]
+    if case["aug"] == "bcr":  # the paper's T (flip, 1/8 shift) and weights; no flip for digits
+        xflip = domain_of(case["experiment"]) != "digits"
+        document["regularizers"] = [
+            {"name": "bcr", "real": 10.0, "fake": 10.0, "translation": 0.125, "xflip": xflip}
+        ]
     if case.get("init"):
         document["init"] = {"from": case["init"], "strict": True}
     return document
 
 
+def domain_of(experiment: str) -> str:
+    """The training images of an experiment: 'skimage' for ``skimage*``, 'digits' otherwise."""
+    return "skimage" if experiment.startswith("skimage") else "digits"
+
+
+def is_limited(experiment: str) -> bool:
+    """A limited-data experiment (any domain, any critic norm), not the transfer's."""
+    return experiment.startswith(("limited", "skimage"))
+
+
 def data_table(case: dict[str, Any], held_out: bool) -> dict[str, Any]:
     """The ``[data]`` table of the training images, or (``held_out``) of the images left out."""
-    table: dict[str, Any] = {"name": "digits", "resolution": RESOLUTION}
+    table: dict[str, Any] = dict(DOMAINS[domain_of(case["experiment"])]["data"])
     if case["experiment"] == "base":
         return {**table, "classes": BASE_CLASSES}
     if case["experiment"] == "transfer":
@@ -150,7 +201,7 @@ def data_table(case: dict[str, Any], held_out: bool) -> dict[str, Any]:
 
 def reference_table(case: dict[str, Any]) -> dict[str, Any]:
     """The ``[data]`` table of the images FD is measured against."""
-    table: dict[str, Any] = {"name": "digits", "resolution": RESOLUTION}
+    table: dict[str, Any] = dict(DOMAINS[domain_of(case["experiment"])]["data"])
     if case["experiment"] == "transfer":
         table["classes"] = TARGET_CLASSES
     if case["experiment"] == "base":
@@ -179,8 +230,8 @@ def build_dataset(table: dict[str, Any]) -> Any:
     return spec.build(attrs.evolve(spec.defaults(), **options), None)
 
 
-def full_digits() -> Any:
-    return build_dataset({"name": "digits", "resolution": RESOLUTION})
+def full_domain(domain: str) -> Any:
+    return build_dataset(dict(DOMAINS[domain]["data"]))
 
 
 def all_images(dataset: Any) -> Any:
@@ -214,22 +265,29 @@ class _Context:
             yield self.dataset.get_batch(order[start : start + batch_size].tolist())["x"]
 
 
-def fd_digits(dataset: Any, sample: Any) -> float:
-    """fd-digits of ``sample`` against all of ``dataset``."""
+def fd_domain(domain: str, dataset: Any, sample: Any) -> float:
+    """The FD of ``sample`` against all of ``dataset`` with the domain's extractor (fd-digits,
+    fd-sr-features)."""
     from gancore.metrics.components import FIDMetric
 
     metric = FIDMetric(
-        extractor="digits-classifier",
+        extractor=DOMAINS[domain]["extractor"],
         num_generated=NUM_GENERATED,
         num_real=len(dataset),
         seed=METRIC_SEED,
         cache_reference=False,
     )
-    return float(metric.evaluate(_Context(dataset, sample))["fd-digits"])
+    return float(metric.evaluate(_Context(dataset, sample))[DOMAINS[domain]["fd"]])
 
 
 def checkpoint_point(
-    step_dir: Path, generator: Any, critic: Any, train: Any, held: Any, reference: Any
+    step_dir: Path,
+    generator: Any,
+    critic: Any,
+    train: Any,
+    held: Any,
+    reference: Any,
+    domain: str = "digits",
 ) -> dict[str, Any]:
     """FD of the EMA generator and the critic's scores at one checkpoint."""
     import torch
@@ -257,7 +315,7 @@ def checkpoint_point(
     return {
         "step": int(saved["iteration"]),
         "images_seen": int(saved["images_seen"]),
-        "fd": fd_digits(reference, sample),
+        "fd": fd_domain(domain, reference, sample),
         "d_train": d_train.mean().item(),
         "d_held_out": d_held.mean().item(),
         "d_fake": d_fake.mean().item(),
@@ -296,7 +354,10 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         reference = build_dataset(reference_table(case))
         generator, critic = result.ema["generator"], result.critics["critic"]
         steps = sorted((run_dir / "checkpoints").glob("step-*"))
-        curve = [checkpoint_point(s, generator, critic, train, held, reference) for s in steps]
+        domain = domain_of(case["experiment"])
+        curve = [
+            checkpoint_point(s, generator, critic, train, held, reference, domain) for s in steps
+        ]
     generator.eval()
     with torch.no_grad():
         samples = generator(
@@ -351,9 +412,9 @@ def cases(args: argparse.Namespace) -> list[dict[str, Any]]:
         for seed in args.seeds:
             for aug in args.augmenters:
                 # the dcgan critic's batch norm is the default; another norm is its own experiment
-                experiment = (
-                    "limited" if args.critic_norm == "batch" else f"limited-{args.critic_norm}"
-                )
+                experiment = DOMAINS[args.domain]["experiment"]
+                if args.critic_norm != "batch":
+                    experiment += f"-{args.critic_norm}"
                 case = {"experiment": experiment, "subset": subset, "augmenter": aug, "aug": aug}
                 case.update(common, seed=seed, p=0.9 if aug == "fixed-0.9" else None)
                 case["critic_norm"] = args.critic_norm
@@ -458,7 +519,7 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     order = {name: i for i, name in enumerate(AUGMENTERS + TRANSFER)}
     rows.sort(
         key=lambda r: (
-            not r["experiment"].startswith("limited"),
+            not is_limited(r["experiment"]),
             r["experiment"],
             r["subset"],
             order[r["augmenter"]],
@@ -481,25 +542,34 @@ def dihedral(x: Any, k: int) -> Any:
     return y.flip(-1) if k >= 4 else y
 
 
-def train_leak_classifier(epochs: int, seed: int = 0) -> tuple[Any, dict[str, float]]:
-    """A small CNN that predicts the D4 element applied to a real digit; its held-out accuracy
-    and its false-positive rate (untransformed held-out digits called transformed)."""
+def train_leak_classifier(
+    epochs: int, seed: int = 0, domain: str = "digits"
+) -> tuple[Any, dict[str, float]]:
+    """A small CNN that predicts the D4 element applied to a real image of the domain; its
+    held-out accuracy and its false-positive rate (untransformed held-out images called
+    transformed)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
-    data = full_digits()
+    data = full_domain(domain)
     images = data.get_batch(list(range(len(data))))["x"]
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     cut = int(0.8 * len(images))
     train, held = images[order[:cut]], images[order[cut:]]
-    net = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
+    channels, size = DOMAINS[domain]["channels"], DOMAINS[domain]["size"]
+    layers: list[Any] = [
+        nn.Conv2d(channels, 16, 3, padding=1),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Conv2d(16, 32, 3, padding=1),
         nn.ReLU(),
         nn.MaxPool2d(2),
+    ]
+    while size // 2 ** (len(layers) // 3) > 4:  # down to 4x4 (16 px: two pools, as before)
+        layers += [nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    net = nn.Sequential(
+        *layers,
         nn.Flatten(),
         nn.Linear(32 * 4 * 4, 64),
         nn.ReLU(),
@@ -531,16 +601,19 @@ def train_leak_classifier(epochs: int, seed: int = 0) -> tuple[Any, dict[str, fl
     }
 
 
-def cached_leak_classifier(epochs: int, work: Path) -> tuple[Any, dict[str, float]]:
+def cached_leak_classifier(
+    epochs: int, work: Path, domain: str = "digits"
+) -> tuple[Any, dict[str, float]]:
     """:func:`train_leak_classifier`, kept in ``work`` so that later calls score with the same
     classifier."""
     import torch
 
-    path = work / f"leak-classifier-{epochs}.pt"
+    name = f"leak-classifier-{epochs}.pt" if domain == "digits" else f"leak-{domain}-{epochs}.pt"
+    path = work / name
     if path.is_file():
         saved = torch.load(path, weights_only=False)
         return saved["net"], saved["info"]
-    net, info = train_leak_classifier(epochs)
+    net, info = train_leak_classifier(epochs, domain=domain)
     torch.save({"net": net, "info": info}, path)
     return net, info
 
@@ -617,31 +690,40 @@ def tables(report: dict[str, Any]) -> str:
     def fmt(value: float | None, digits: int = 2) -> str:
         return "-" if value is None or value != value else f"{value:.{digits}f}"
 
-    lines = [
-        "| training digits | augmenter | seeds | steps | best FD | final FD | best at step | "
-        "r_t train / held-out (end) | gap (end) | p (end) | transformed | CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in report["summary"]:
-        name = row["augmenter"]
-        if name == "fixed":
-            name = f"fixed p = {row['p']:.2f}"
-        where = {"limited": "", "base": " (base: digits 0-4)", "transfer": " of 5-9"}
-        where.setdefault(row["experiment"], f", critic norm '{row['experiment'][8:]}'")
-        lines.append(
-            f"| {row['subset']}{where[row['experiment']]} | {name} | {len(row['seeds'])} | "
-            f"{row['steps']} | {row['best_fd']:.2f} ± {row['best_fd_se']:.2f} | "
-            f"{row['final_fd']:.2f} ± {row['final_fd_se']:.2f} | {row['best_step']:.0f} | "
-            f"{fmt(row['final_r_train'])} / {fmt(row['final_r_held_out'])} | "
-            f"{fmt(row['final_gap'])} | {fmt(row['final_p'])} | "
-            f"{fmt(100 * row['leak_transformed'], 1)}% | {row['cpu_seconds']:.0f} |"
-        )
-    leak = report.get("leak_classifier")
-    if leak:
-        lines.append(
-            f"| held-out real | - | - | - | - | - | - | - | - | - | "
-            f"{100 * leak['real_called_transformed']:.1f}% | - |"
-        )
+    lines: list[str] = []
+    for domain, spec in DOMAINS.items():
+        rows_ = [r for r in report["summary"] if domain_of(r["experiment"]) == domain]
+        if not rows_:
+            continue
+        if lines:
+            lines.append("")
+        lines += [
+            f"| training {spec['unit']} | augmenter | seeds | steps | best {spec['fd']} | "
+            f"final {spec['fd']} | best at step | r_t train / held-out (end) | gap (end) | "
+            "p (end) | transformed | CPU s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in rows_:
+            name = row["augmenter"]
+            if name == "fixed":
+                name = f"fixed p = {row['p']:.2f}"
+            where = {"base": " (base: digits 0-4)", "transfer": " of 5-9"}
+            norm = row["experiment"].removeprefix(spec["experiment"]).removeprefix("-")
+            where.setdefault(row["experiment"], f", critic norm '{norm}'" if norm else "")
+            lines.append(
+                f"| {row['subset']}{where[row['experiment']]} | {name} | {len(row['seeds'])} | "
+                f"{row['steps']} | {row['best_fd']:.2f} ± {row['best_fd_se']:.2f} | "
+                f"{row['final_fd']:.2f} ± {row['final_fd_se']:.2f} | {row['best_step']:.0f} | "
+                f"{fmt(row['final_r_train'])} / {fmt(row['final_r_held_out'])} | "
+                f"{fmt(row['final_gap'])} | {fmt(row['final_p'])} | "
+                f"{fmt(100 * row['leak_transformed'], 1)}% | {row['cpu_seconds']:.0f} |"
+            )
+        leak = report.get(leak_key(domain))
+        if leak:
+            lines.append(
+                f"| held-out real | - | - | - | - | - | - | - | - | - | "
+                f"{100 * leak['real_called_transformed']:.1f}% | - |"
+            )
     rows = report.get("throughput") or []
     if rows:
         lines += [
@@ -671,6 +753,7 @@ COLORS = {
     "fixed": "tab:orange",
     "diffaugment": "tab:blue",
     "fixed-0.9": "tab:purple",
+    "bcr": "tab:green",
     "scratch": "gray",
     "scratch-ada": "tab:pink",
     "init": "black",
@@ -680,10 +763,16 @@ COLORS = {
 }
 
 
+def leak_key(domain: str) -> str:
+    """The report's key of a domain's leak classifier."""
+    return "leak_classifier" if domain == "digits" else f"leak_classifier_{domain}"
+
+
 def panel(experiment: str, subset: int) -> str:
     """A figure panel's title: the training-set size, and the critic's norm if not batch."""
-    norm = experiment.removeprefix("limited").removeprefix("-")
-    return f"{subset} digits" + (f", critic norm '{norm}'" if norm else "")
+    spec = DOMAINS[domain_of(experiment)]
+    norm = experiment.removeprefix(spec["experiment"]).removeprefix("-")
+    return f"{subset} {spec['unit']}" + (f", critic norm '{norm}'" if norm else "")
 
 
 def mean_curve(group: list[dict[str, Any]], key: str) -> tuple[Any, Any, Any]:
@@ -698,15 +787,15 @@ def mean_curve(group: list[dict[str, Any]], key: str) -> tuple[Any, Any, Any]:
 
 
 def figures(report: dict[str, Any]) -> list[str]:
-    """FD(t), the critic's overfitting, p(t) and r_t(t), transfer, and sample grids."""
+    """FD(t), the critic's overfitting, p(t) and r_t(t), transfer, and sample grids; one set of
+    limited-data pictures per domain (``ada_fd.png`` for the digits, ``ada_fd_skimage.png`` ...)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     runs = report["runs"]
-    written = []
+    written: list[str] = []
 
     def group(experiment: str, subset: int, augmenter: str) -> list[dict[str, Any]]:
         return [
@@ -724,11 +813,20 @@ def figures(report: dict[str, Any]) -> list[str]:
         plt.close(fig)
         written.append(str(path))
 
-    # one panel per (experiment, size): the batch-norm critic's runs, then other norms'
-    limited = sorted(
-        {(r["experiment"], r["subset"]) for r in runs if r["experiment"].startswith("limited")}
-    )
-    if limited:
+    for domain in DOMAINS:
+        suffix = "" if domain == "digits" else f"_{domain}"
+        # one panel per (experiment, size): the batch-norm critic's runs, then other norms'
+        limited = sorted(
+            {
+                (r["experiment"], r["subset"])
+                for r in runs
+                if is_limited(r["experiment"]) and domain_of(r["experiment"]) == domain
+            },
+            key=lambda key: (key[0] != DOMAINS[domain]["experiment"], key),
+        )
+        if not limited:
+            continue
+        fd_name = DOMAINS[domain]["fd"]
         # FD over training (the paper's Fig. 1a shape), one panel per training-set size.
         fig, axes = plt.subplots(1, len(limited), figsize=(4.2 * len(limited), 3.6), squeeze=False)
         for ax, (experiment, subset) in zip(axes[0], limited, strict=True):
@@ -741,15 +839,17 @@ def figures(report: dict[str, Any]) -> list[str]:
                 ax.plot(seen, mean, color=COLORS[aug], label=f"{label} ({len(runs_)})")
                 ax.fill_between(seen, mean - se, mean + se, color=COLORS[aug], alpha=0.2)
             ax.set(
-                title=panel(experiment, subset), xlabel="real images seen (thousands)", ylabel="FD"
+                title=panel(experiment, subset),
+                xlabel="real images seen (thousands)",
+                ylabel=fd_name,
             )
             ax.set_yscale("log")
             ax.legend(fontsize=7)
-        save(fig, "ada_fd.png")
-        # The critic's overfitting (Fig. 1b): r_t on training and held-out digits, and the gap.
+        save(fig, f"ada_fd{suffix}.png")
+        # The critic's overfitting (Fig. 1b): r_t on training and held-out images, and the gap.
         fig, axes = plt.subplots(2, len(limited), figsize=(4.2 * len(limited), 6.4), squeeze=False)
         for col, (experiment, subset) in enumerate(limited):
-            for aug in ("none", "ada", "diffaugment"):
+            for aug in ("none", "ada", "diffaugment", "bcr"):
                 runs_ = group(experiment, subset, aug)
                 if not runs_:
                     continue
@@ -768,7 +868,7 @@ def figures(report: dict[str, Any]) -> list[str]:
             )
             axes[0][col].legend(fontsize=6)
             axes[1][col].legend(fontsize=7)
-        save(fig, "ada_overfit.png")
+        save(fig, f"ada_overfit{suffix}.png")
         # ADA's p(t) and its r_t(t) (the paper's Fig. 5 shape).
         fig, (ax_p, ax_r) = plt.subplots(1, 2, figsize=(10, 3.6))
         cmap = plt.get_cmap("viridis")
@@ -789,7 +889,7 @@ def figures(report: dict[str, Any]) -> list[str]:
         )
         ax_p.legend(fontsize=7)
         ax_r.legend(fontsize=7)
-        save(fig, "ada_p.png")
+        save(fig, f"ada_p{suffix}.png")
     transfer = [r for r in runs if r["experiment"] == "transfer"]
     if transfer:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -808,28 +908,57 @@ def figures(report: dict[str, Any]) -> list[str]:
         ax.set_yscale("log")
         ax.legend(fontsize=7)
         save(fig, "ada_transfer.png")
-    shown = [r for r in runs if r.get("grid") is not None and r["seed"] == 0]
-    if shown:
-        columns = min(5, len(shown))
-        rows = math.ceil(len(shown) / columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.0 * rows), squeeze=False)
-        size = RESOLUTION + 2  # each digit with a 1-pixel gray frame
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, row in zip(axes.flat, shown, strict=False):
-            imgs = np.asarray(row["grid"], dtype=np.float32)[:36, 0]
-            framed = np.pad(imgs, ((0, 0), (1, 1), (1, 1)), constant_values=-0.5)
-            grid = framed.reshape(6, 6, size, size).transpose(0, 2, 1, 3)
-            ax.imshow(grid.reshape(6 * size, 6 * size), cmap="gray", vmin=-1, vmax=1)
-            where = (
-                "5-9 after 0-4"
-                if row["experiment"] == "transfer"
-                else panel(row["experiment"], row["subset"])
+    for domain in DOMAINS:
+        shown = [
+            r
+            for r in runs
+            if r.get("grid") is not None and r["seed"] == 0 and domain_of(r["experiment"]) == domain
+        ]
+        if shown:
+            save(
+                sample_figure(shown, plt),
+                f"ada_samples{'' if domain == 'digits' else '_' + domain}.png",
             )
-            ax.set_title(f"{where}, {row['augmenter']}\nfinal FD {row['final_fd']:.1f}", fontsize=7)
-        fig.tight_layout()
-        save(fig, "ada_samples.png")
     return written
+
+
+def grid_images(row: dict[str, Any]) -> Any:
+    """A run's stored sample grid as ``[N, H, W, C]`` floats in [0, 1] (digits: floats in
+    [-1, 1]; photo patches: 8-bit values)."""
+    import numpy as np
+
+    imgs = np.asarray(row["grid"], dtype=np.float32)
+    scaled = imgs / 255.0 if row.get("grid_uint8") else (imgs + 1) / 2
+    return scaled.transpose(0, 2, 3, 1)
+
+
+def sample_figure(shown: list[dict[str, Any]], plt: Any) -> Any:
+    """Sample grids of ``shown`` runs, one panel each, every image in a 1-pixel gray frame."""
+    import numpy as np
+
+    columns = min(5, len(shown))
+    rows = math.ceil(len(shown) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, shown, strict=False):
+        imgs = grid_images(row)
+        n, h, w, c = imgs.shape
+        side = math.isqrt(n)
+        framed = np.pad(imgs[: side * side], ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=0.25)
+        grid = framed.reshape(side, side, h + 2, w + 2, c).transpose(0, 2, 1, 3, 4)
+        grid = grid.reshape(side * (h + 2), side * (w + 2), c)
+        if c == 1:
+            ax.imshow(grid[..., 0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(grid.clip(0, 1))
+        where = (
+            "5-9 after 0-4"
+            if row["experiment"] == "transfer"
+            else panel(row["experiment"], row["subset"])
+        )
+        ax.set_title(f"{where}, {row['augmenter']}\nfinal FD {row['final_fd']:.1f}", fontsize=7)
+    return fig
 
 
 def write(report: dict[str, Any], path: Path) -> None:
@@ -841,7 +970,16 @@ def write(report: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subsets", nargs="*", type=int, default=[100, 300])
-    parser.add_argument("--augmenters", nargs="+", default=["none", "ada", "fixed", "diffaugment"])
+    parser.add_argument(
+        "--domain",
+        choices=sorted(DOMAINS),
+        default="digits",
+        help="training images of the limited-data runs: the digits at 16 px, or 32-px patches "
+        "of scikit-image's photos (needs gan-inpaint and gan-superres)",
+    )
+    parser.add_argument(
+        "--augmenters", nargs="+", default=["none", "ada", "fixed", "diffaugment", "bcr"]
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--eval-every", type=int, default=400, help="steps between FD points")
@@ -856,7 +994,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-steps", type=int, default=2000)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "gancore-ada")
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once")
-    parser.add_argument("--leak-epochs", type=int, default=8)
+    parser.add_argument(
+        "--leak-epochs", type=int, default=8, help="the leak classifier's epochs; 0: no leak check"
+    )
     parser.add_argument("--throughput", action="store_true", help="measure augmenter cost")
     parser.add_argument("--repeats", type=int, default=7, help="throughput repeats")
     parser.add_argument("--keep", action="store_true", help="keep --out's runs not repeated")
@@ -873,6 +1013,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(
                 f"--augmenters: unknown {name!r}; expected some of {', '.join(AUGMENTERS)}"
             )
+    if args.transfer and args.domain != "digits":
+        parser.error("--transfer: the transfer experiment is on the digits; drop --domain")
     if args.replot:
         saved = json.loads(args.out.read_text())
         for other in args.merge:
@@ -903,17 +1045,25 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(args.out.read_text())
         report["runs"] = [r for r in report["runs"] if r["key"] not in keys]
     report.setdefault("commands", []).append(command)
-    report.update(
-        machine=machine(1, "gan-ada"),
-        protocol={
+    report.update(machine=machine(1, "gan-ada"))
+    protocol = report.setdefault("protocol", {})
+    protocol.update(
+        {
             "data": f"digits {RESOLUTION}x{RESOLUTION}, the first N of a shuffle seeded 0",
             "scores": f"fd-digits of {NUM_GENERATED} EMA samples (seed {METRIC_SEED}) against "
             "all 1,797 digits (transfer: all 898 digits 5-9), at every checkpoint",
-            "critic": "mean D and E[sign D] on the training and held-out digits, unaugmented",
+            "critic": "mean D and E[sign D] on the training and held-out images, unaugmented",
             "extractor": "digits-classifier (bundled with gancore)",
             "leak": "share of the final samples a D4 classifier calls rotated or flipped",
-        },
+        }
     )
+    if args.domain == "skimage":
+        protocol["skimage"] = (
+            "32x32 patches of 8 scikit-image photos at half size, stride 16 (gan-inpaint's "
+            "skimage-patches, train split: 1,210), the first N of a shuffle seeded 0; "
+            f"fd-sr-features of {NUM_GENERATED} EMA samples against all 1,210, extractor "
+            "gan-superres's bundled sr-features (input resized to 96)"
+        )
     if args.throughput:
         print("throughput ...", file=sys.stderr, flush=True)
         report["throughput"] = throughput(args.repeats, warmup=2)
@@ -938,9 +1088,13 @@ def main(argv: list[str] | None = None) -> int:
                     running[pool.submit(run_case, case)] = case
 
         submit()
-        # Meanwhile, in this process: the leak classifier.
-        print("leak classifier ...", file=sys.stderr, flush=True)
-        net, report["leak_classifier"] = cached_leak_classifier(args.leak_epochs, args.work)
+        # Meanwhile, in this process: the leak classifier (none with --leak-epochs 0).
+        net = None
+        if args.leak_epochs > 0:
+            print("leak classifier ...", file=sys.stderr, flush=True)
+            net, report[leak_key(args.domain)] = cached_leak_classifier(
+                args.leak_epochs, args.work, args.domain
+            )
         while running:
             finished, _ = concurrent.futures.wait(
                 running, return_when=concurrent.futures.FIRST_COMPLETED
@@ -949,9 +1103,15 @@ def main(argv: list[str] | None = None) -> int:
                 running.pop(future)
                 row = future.result()
                 samples = row.pop("samples")
-                row.update(leak_share(net, samples))
+                if net is not None:
+                    row.update(leak_share(net, samples))
                 if row["seed"] == min(args.seeds) and row["subset"] == 100:
-                    row["grid"] = samples[:36].numpy().round(3).tolist()
+                    if args.domain == "digits":
+                        row["grid"] = samples[:36].numpy().round(3).tolist()
+                    else:  # 16 colour patches as 8-bit values: a tenth of the floats' JSON
+                        pixels = ((samples[:16].clamp(-1, 1) + 1) * 127.5).round()
+                        row["grid"] = pixels.to(torch.uint8).tolist()
+                        row["grid_uint8"] = True
                 done.append(row)
                 report["runs"].append(row)
                 write(report, args.out)
@@ -959,7 +1119,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['key']}: best FD {row['best_fd']:.2f} (step {row['best_step']}), "
                     f"final {row['final_fd']:.2f}, p {row['final_p']}, r_t train/held "
                     f"{row['curve'][-1]['r_train']:.2f}/{row['curve'][-1]['r_held_out']:.2f}, "
-                    f"transformed {row['leak_transformed']:.3f}, {row['cpu_seconds']:.0f} CPU s",
+                    f"transformed {row.get('leak_transformed', float('nan')):.3f}, "
+                    f"{row['cpu_seconds']:.0f} CPU s",
                     file=sys.stderr,
                     flush=True,
                 )
