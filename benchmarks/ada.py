@@ -690,6 +690,9 @@ def tables(report: dict[str, Any]) -> str:
     def fmt(value: float | None, digits: int = 2) -> str:
         return "-" if value is None or value != value else f"{value:.{digits}f}"
 
+    def percent(share: float | None) -> str:
+        return "-" if share is None or share != share else f"{100 * share:.1f}%"
+
     lines: list[str] = []
     for domain, spec in DOMAINS.items():
         rows_ = [r for r in report["summary"] if domain_of(r["experiment"]) == domain]
@@ -716,7 +719,7 @@ def tables(report: dict[str, Any]) -> str:
                 f"{row['final_fd']:.2f} ± {row['final_fd_se']:.2f} | {row['best_step']:.0f} | "
                 f"{fmt(row['final_r_train'])} / {fmt(row['final_r_held_out'])} | "
                 f"{fmt(row['final_gap'])} | {fmt(row['final_p'])} | "
-                f"{fmt(100 * row['leak_transformed'], 1)}% | {row['cpu_seconds']:.0f} |"
+                f"{percent(row['leak_transformed'])} | {row['cpu_seconds']:.0f} |"
             )
         leak = report.get(leak_key(domain))
         if leak:
