@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
@@ -57,28 +58,37 @@ def _header_commands(example: Path) -> list[list[str]]:
     return [shlex.split(line, comments=True) for line in lines if line.startswith("gan ")]
 
 
+def _assert_is_benchmark_case(example: Path, augmenter: str, steps: int) -> dict[str, Any]:
+    """The example's data, networks, loss, optimizers, augmenter and regularizers (either may be
+    absent, then in both), batch, EMA and steps are those of the benchmark's ``augmenter`` case
+    on 100 digits. Returns the example as TOML."""
+    case = {
+        "experiment": "limited",
+        "subset": 100,
+        "augmenter": augmenter,
+        "aug": augmenter,
+        "seed": 0,
+        "steps": steps,
+        "eval_every": steps // 10,
+        "speed_images": 10_000,
+    }
+    expected = _benchmark().run_document(case)
+    written = tomllib.loads(example.read_text())
+    keys = ("data", "generator", "critic", "loss", "optimizers", "augmenter", "regularizers")
+    for key in keys:
+        assert written.get(key) == expected.get(key), key
+    for key in ("batch_size", "ema_half_life_images", "ema_rampup"):
+        assert written["training"][key] == expected["training"][key], key
+    assert written["run"]["steps"] == expected["run"]["steps"]
+    return written
+
+
 class TestLimitedExample:
     def test_is_the_benchmarks_ada_run(self) -> None:
         """Data, networks, loss, optimizers, batch, EMA and augmenter are the benchmark's
         ``ada`` case on 100 digits."""
-        bench = _benchmark()
-        case = {
-            "experiment": "limited",
-            "subset": 100,
-            "augmenter": "ada",
-            "aug": "ada",
-            "seed": 0,
-            "steps": 4000,
-            "eval_every": 400,
-            "speed_images": 10_000,
-        }
-        expected = bench.run_document(case)
-        example = tomllib.loads(LIMITED.read_text())
-        for key in ("data", "generator", "critic", "loss", "optimizers", "augmenter"):
-            assert example[key] == expected[key], key
-        for key in ("batch_size", "ema_half_life_images", "ema_rampup"):
-            assert example["training"][key] == expected["training"][key], key
-        assert example["run"]["steps"] == expected["run"]["steps"]
+        written = _assert_is_benchmark_case(LIMITED, "ada", steps=4000)
+        assert written["augmenter"]["name"] == "ada"
         config = gancore.load_config(LIMITED)
         assert config.data.options.limit == 100
 
@@ -87,26 +97,8 @@ class TestBcrExample:
     def test_is_the_benchmarks_bcr_run(self) -> None:
         """bcr-limited-digits.toml is the benchmark's ``bcr`` case on 100 digits: same data,
         networks, optimizers, batch, EMA and steps, the bcr regularizer, no augmenter."""
-        bench = _benchmark()
-        case = {
-            "experiment": "limited",
-            "subset": 100,
-            "augmenter": "bcr",
-            "aug": "bcr",
-            "seed": 0,
-            "steps": 6000,
-            "eval_every": 1000,
-            "speed_images": 10_000,
-        }
-        expected = bench.run_document(case)
-        example = tomllib.loads(BCR.read_text())
-        for key in ("data", "generator", "critic", "loss", "optimizers", "regularizers"):
-            assert example[key] == expected[key], key
-        assert "augmenter" not in example
-        assert "augmenter" not in expected
-        for key in ("batch_size", "ema_half_life_images", "ema_rampup"):
-            assert example["training"][key] == expected["training"][key], key
-        assert example["run"]["steps"] == expected["run"]["steps"]
+        written = _assert_is_benchmark_case(BCR, "bcr", steps=6000)
+        assert "augmenter" not in written
         config = gancore.load_config(BCR)
         (regularizer,) = config.regularizers
         assert regularizer.name.endswith("bcr")
