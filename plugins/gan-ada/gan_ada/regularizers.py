@@ -140,6 +140,18 @@ class BalancedConsistency:
         },
     )
 
+    _shift: DiffAugment = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(
+            lambda self: DiffAugment(
+                DiffAugmentOptions(policy=("translation",), translation_ratio=self.translation)
+            ),
+            takes_self=True,
+        ),
+    )
+
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """``T(x)`` for images ``[N, C, H, W]``: each image flipped (``xflip``) with probability
         1/2, then shifted by whole pixels."""
@@ -150,9 +162,7 @@ class BalancedConsistency:
             flip = torch.rand(x.shape[0], device=x.device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.translation > 0:
-            shift = DiffAugment(
-                DiffAugmentOptions(policy=("translation",), translation_ratio=self.translation)
-            )
+            shift = self._shift
             x = shift.transform(
                 x, shift.sample_params(x.shape[0], x.shape[2], x.shape[3], x.device)
             )
