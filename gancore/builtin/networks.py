@@ -32,7 +32,7 @@ __all__ = [
 
 ACTIVATIONS = ("relu", "leaky-relu")
 NORMS = ("batch", "layer", "instance", "none")
-MLP_NORMS = ("none", "batch")
+MLP_NORMS = ("none", "batch", "layer")
 LEAKY_SLOPE = 0.2  # negative slope of every LeakyReLU (Radford et al. 2016, Sec. 3)
 INIT_STD = 0.02  # std of the N(0, 0.02) weight init (Radford et al. 2016, Sec. 4)
 MIN_IMAGE_SIZE = 8
@@ -169,8 +169,8 @@ class MLPGeneratorOptions:
         validator=attrs.validators.in_(MLP_NORMS),
         metadata={
             "doc": "normalization between each hidden layer's Linear and its nonlinearity: "
-            "'none' or 'batch' (BatchNorm1d, the generator of VEEGAN's and PacGAN's 2-D "
-            "experiments)"
+            "'none', 'batch' (BatchNorm1d, the generator of VEEGAN's and PacGAN's 2-D "
+            "experiments) or 'layer' (LayerNorm over each sample's units: no batch statistics)"
         },
     )
 
@@ -205,14 +205,16 @@ def _mlp(
     activation: str,
     norm: str = "none",
 ) -> nn.Sequential:
-    """``depth`` hidden Linear (+ BatchNorm1d when ``norm`` is 'batch') + activation layers, then
-    a linear output layer."""
+    """``depth`` hidden Linear (+ BatchNorm1d when ``norm`` is 'batch', LayerNorm when 'layer') +
+    activation layers, then a linear output layer."""
     layers: list[nn.Module] = []
     width = in_features
     for _ in range(depth):
         layers.append(nn.Linear(width, hidden))
         if norm == "batch":
             layers.append(nn.BatchNorm1d(hidden))
+        elif norm == "layer":
+            layers.append(nn.LayerNorm(hidden))
         layers.append(_activation(activation))
         width = hidden
     layers.append(nn.Linear(width, out_features))
@@ -232,7 +234,7 @@ class MLPGenerator(nn.Module):
         hidden: int,  # units per hidden layer
         depth: int,  # number of hidden layers
         activation: str,  # "relu" or "leaky-relu"
-        norm: str = "none",  # "none" or "batch"
+        norm: str = "none",  # "none", "batch" or "layer"
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim

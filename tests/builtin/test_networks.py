@@ -104,10 +104,36 @@ class TestMLPGenerator:
         plain = build_mlp_generator(MLPGeneratorOptions(hidden=5, depth=2), Context((2,)))
         assert [type(m) for m in plain.net] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
 
+    def test_layer_norm(self) -> None:
+        """norm = 'layer' puts a LayerNorm between each hidden Linear and its nonlinearity: each
+        sample's units are standardized over the units, so a sample's output does not depend on
+        the rest of its batch (unlike batch norm in training mode)."""
+        generator = build_mlp_generator(
+            MLPGeneratorOptions(latent_dim=3, hidden=5, depth=2, norm="layer"), Context((2,))
+        )
+        kinds = [type(m) for m in generator.net]
+        assert kinds == [
+            nn.Linear,
+            nn.LayerNorm,
+            nn.ReLU,
+            nn.Linear,
+            nn.LayerNorm,
+            nn.ReLU,
+            nn.Linear,
+        ]
+        generator.train()
+        z = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+        linear = generator.net[0](z)
+        pre = generator.net[:2](z)
+        var = linear.var(1, unbiased=False, keepdim=True)
+        expected = (linear - linear.mean(1, keepdim=True)) / torch.sqrt(var + 1e-5)
+        torch.testing.assert_close(pre, expected)
+        torch.testing.assert_close(generator(z[:1]), generator(z)[:1])
+
     def test_rejects_unknown_norm(self) -> None:
-        """Accepts only 'none' and 'batch'."""
+        """Accepts only 'none', 'batch' and 'layer'."""
         with pytest.raises(ValueError, match="'norm' must be in"):
-            MLPGeneratorOptions(norm="layer")
+            MLPGeneratorOptions(norm="group")
 
     def test_rejects_image_data(self) -> None:
         """Names the component and the shape when the data are images."""
