@@ -5,7 +5,8 @@
 Models: unconditional DCGAN; cGAN (concat critic), projection critic and ACGAN, all three with
 the same one-hot concat generator; the projection critic with a conditional-batchnorm generator
 (projection-cbn); and InfoGAN (8 noise + Cat(10) + 2 continuous codes; infogan-cat: without
-the continuous codes). For each:
+the continuous codes; infogan-real and infogan-cat-real: the same with the Q head's real-data
+terms, ``real_marginal_weight = real_entropy_weight = 0.3``). For each:
 FD on the digits extractor (``fid.fd-digits``, EMA-free raw generator as the run's metric
 context gives it), class accuracy and intra-FD of generated samples per class (conditional
 models), InfoGAN's categorical code accuracy after Hungarian matching. Mean and standard error
@@ -43,6 +44,7 @@ CONCAT_G = {"name": "concat", "latent_dim": 32, "inner": {"name": "dcgan", "chan
 CBN_G = {"name": "conditional-batchnorm", "inner": DCGAN_G}
 # InfoGAN: 8 noise + Cat(10) + 2 continuous codes (little noise: the code must carry the digit).
 INFOGAN_G = {"name": "dcgan", "latent_dim": 20, "channels": 32}
+REAL_TERMS = {"real_marginal_weight": 0.3, "real_entropy_weight": 0.3}
 
 MODELS: dict[str, dict[str, Any]] = {
     "dcgan": {"task": {"name": "unconditional"}, "generator": DCGAN_G, "critic": DCGAN_D},
@@ -71,6 +73,18 @@ MODELS: dict[str, dict[str, Any]] = {
     # codes take part of the digit's identity (docs/plugins/conditional.md).
     "infogan-cat": {
         "task": {"name": "infogan", "categorical": [10], "continuous": 0},
+        "generator": {**INFOGAN_G, "latent_dim": 18},
+        "critic": DCGAN_D,
+    },
+    # Both with Q's real-data terms (CatGAN's, Springenberg 2016): Q must sort the real images
+    # into the code's values confidently and evenly.
+    "infogan-real": {
+        "task": {"name": "infogan", "categorical": [10], "continuous": 2, **REAL_TERMS},
+        "generator": INFOGAN_G,
+        "critic": DCGAN_D,
+    },
+    "infogan-cat-real": {
+        "task": {"name": "infogan", "categorical": [10], "continuous": 0, **REAL_TERMS},
         "generator": {**INFOGAN_G, "latent_dim": 18},
         "critic": DCGAN_D,
     },
@@ -151,7 +165,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once, one thread each")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other models of an existing --out file (same steps and seeds)",
+    )
     args = parser.parse_args()
+    if args.merge and args.out is None:
+        parser.error("--merge needs --out FILE: the file whose other models are kept")
     steps, seeds, n = (60, [0], 20) if args.quick else (args.steps, args.seeds, 100)
     start = time.perf_counter()
     results: dict[str, Any] = {
@@ -178,6 +199,16 @@ def main() -> None:
         entry: dict[str, Any] = {k: summary([float(r["values"][k]) for r in runs]) for k in keys}
         entry["per_seed"] = {r["seed"]: r["values"] for r in runs}
         results["models"][model] = entry
+    if args.merge and args.out.exists():
+        previous = json.loads(args.out.read_text())
+        if (previous["steps"], previous["seeds"]) != (steps, seeds):
+            sys.exit(
+                f"conditional.py: --merge: {args.out} holds steps {previous['steps']} and seeds "
+                f"{previous['seeds']}, this run steps {steps} and seeds {seeds}"
+            )
+        commands = previous.get("commands", [previous["command"]])
+        results["commands"] = [*commands, results["command"]]
+        results["models"] = {**previous["models"], **results["models"]}
     finish(results, start, args.out)
 
 

@@ -352,6 +352,31 @@ def info_loss(
     return loss, log_q_cat + entropy_cat, log_q_cont + count * math.log(2.0)
 
 
+def real_code_terms(
+    q_out: torch.Tensor, sizes: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(marginal KL, mean entropy)`` of ``Q``'s categorical codes on a batch of real images,
+    each summed over the codes.
+
+    For code ``j`` with ``K_j`` values and ``p_i = softmax`` of its logits on image ``i``: the
+    marginal ``pbar = mean_i p_i``, ``KL(pbar || U) = log K_j - H(pbar)`` (0 when the batch
+    uses every value equally), and ``mean_i H(p_i)`` (0 when ``Q`` is certain of every image).
+    Minimising both is maximising ``H(pbar) - mean_i H(p_i)``, the estimate of the mutual
+    information between images and classes of CatGAN (Springenberg 2016, after Krause et al.
+    2010's regularized information maximization).
+    """
+    offset = 0
+    marginal_kl, entropy = q_out.new_zeros(()), q_out.new_zeros(())
+    for k in sizes:
+        log_p = F.log_softmax(q_out[:, offset : offset + k].float(), dim=1)
+        p = log_p.exp()
+        pbar = p.mean(dim=0)
+        marginal_kl = marginal_kl + math.log(k) + (pbar * torch.log(pbar.clamp_min(1e-12))).sum()
+        entropy = entropy - (p * log_p).sum(dim=1).mean()
+        offset += k
+    return marginal_kl, entropy
+
+
 @attrs.frozen(kw_only=True)
 class InfoGAN:
     """InfoGAN (Chen et al. 2016, "InfoGAN: Interpretable Representation Learning by Information
@@ -404,6 +429,23 @@ class InfoGAN:
     head_batchnorm: bool = attrs.field(
         default=True,
         metadata={"doc": "batch norm after the Q head's hidden layer (paper: yes)"},
+    )
+    real_marginal_weight: float = attrs.field(
+        default=0.0,
+        validator=attrs.validators.ge(0),
+        metadata={
+            "doc": "weight of KL(mean Q(c|x) over a real batch || uniform) per categorical code "
+            "in the critic's loss, >= 0 (0: the paper; not in InfoGAN, the marginal term of "
+            "CatGAN, Springenberg 2016)"
+        },
+    )
+    real_entropy_weight: float = attrs.field(
+        default=0.0,
+        validator=attrs.validators.ge(0),
+        metadata={
+            "doc": "weight of the mean entropy of Q(c|x) on real images per categorical code in "
+            "the critic's loss, >= 0 (0: the paper; CatGAN's conditional-entropy term)"
+        },
     )
 
     @property
@@ -491,10 +533,17 @@ class InfoGAN:
         critic.recorded = []
         try:
             adversarial = step.critic_loss("critic", real, fake)
-            _, q_out = critic.recorded
+            q_real, q_out = critic.recorded
         finally:
             critic.recorded = None
-        return adversarial + self._info(step, q_out, cat, cont)
+        loss = adversarial + self._info(step, q_out, cat, cont)
+        if self.categorical and (self.real_marginal_weight or self.real_entropy_weight):
+            marginal_kl, entropy = real_code_terms(q_real, self.categorical)
+            step.log("info/real-marginal-kl", marginal_kl)
+            step.log("info/real-entropy", entropy)
+            loss = loss + self.real_marginal_weight * marginal_kl
+            loss = loss + self.real_entropy_weight * entropy
+        return loss
 
     def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
         z, cat, cont = self._fakes(step, batch["x"].shape[0])

@@ -3,6 +3,7 @@ exact resume and two processes."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from gan_conditional.tasks import (
     InfoGAN,
     acgan_losses,
     info_loss,
+    real_code_terms,
     uniform_from_normal,
 )
 from torch import nn
@@ -84,6 +86,20 @@ class TestFormulas:
         )
         expected = -math.log(0.5) - 0.5 * math.log(2 * math.pi) - 0.25 / (2 * 0.25) + math.log(2)
         assert bound.item() == pytest.approx(expected)
+
+    def test_real_code_terms_closed_form(self) -> None:
+        """The marginal KL from uniform and the mean entropy of Q(c|x) by hand: two images, one
+        Cat(2) code with p = (3/4, 1/4) and (1/2, 1/2), one Cat(3) code certain of value 0 on
+        both (a uniform batch would give KL 0; certain images entropy 0)."""
+        big = 50.0  # softmax((50, 0, 0)) = (1, 0, 0) to 1e-21
+        q = torch.tensor([[math.log(3.0), 0.0, big, 0.0, 0.0], [0.0, 0.0, big, 0.0, 0.0]])
+        marginal_kl, entropy = real_code_terms(q, (2, 3))
+        h = lambda *p: -sum(x * math.log(x) for x in p if x > 0)  # noqa: E731
+        pbar = (5 / 8, 3 / 8)  # the mean of (3/4, 1/4) and (1/2, 1/2)
+        assert marginal_kl.item() == pytest.approx(math.log(2) - h(*pbar) + math.log(3), rel=1e-6)
+        assert entropy.item() == pytest.approx((h(0.75, 0.25) + h(0.5, 0.5)) / 2, rel=1e-6)
+        uniform = torch.tensor([[5.0, 0.0], [0.0, 5.0]])
+        assert real_code_terms(uniform, (2,))[0].item() == pytest.approx(0.0, abs=1e-7)
 
     def test_uniform_from_normal(self) -> None:
         """Phi maps normal draws to uniform ones: quartiles at -0.674, 0, 0.674."""
@@ -242,6 +258,27 @@ class TestInfoGAN:
         )
         gt.check_training(document, tmp_path / "digits")
         assert "info/categorical" in (tmp_path / "digits" / "metrics.jsonl").read_text()
+
+    def test_real_code_terms_train(self, tmp_path: Path) -> None:
+        """With the real-data terms on, a digits run trains and logs both terms."""
+        document = tiny(
+            {
+                "name": "infogan",
+                "categorical": [10],
+                "continuous": 0,
+                "real_marginal_weight": 1.0,
+                "real_entropy_weight": 0.5,
+            },
+            generator={"name": "dcgan", "latent_dim": 14, "channels": 4},
+            critic={"name": "dcgan", "channels": 4, "norm": "none"},
+        )
+        gt.check_training(document, tmp_path / "run")
+        lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        train = [json.loads(line) for line in lines if '"train"' in line]
+        assert train
+        for record in train:  # both lie in [0, log 10] for one Cat(10) code
+            assert 0 <= record["info/real-marginal-kl"] <= math.log(10)
+            assert 0 <= record["info/real-entropy"] <= math.log(10)
 
     def test_latent_too_small(self, tmp_path: Path) -> None:
         document = gt.tiny_run(2, task={"name": "infogan"})
