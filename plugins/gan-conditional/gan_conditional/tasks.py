@@ -25,7 +25,10 @@ __all__ = [
     "Conditional",
     "InfoGAN",
     "acgan_losses",
+    "code_consistency",
     "info_loss",
+    "real_code_terms",
+    "translate",
     "uniform_from_normal",
 ]
 
@@ -377,6 +380,37 @@ def real_code_terms(
     return marginal_kl, entropy
 
 
+def translate(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Images ``x`` ``[N, C, H, W]`` moved by whole pixels: image ``i`` by ``shifts[i] = (dy,
+    dx)`` (ints; positive: down, right), the edge rows and columns repeated into the space
+    uncovered (``out[i, :, r, c] = x[i, :, clamp(r - dy), clamp(c - dx)]``)."""
+    n, _, h, w = x.shape
+    rows = (torch.arange(h, device=x.device) - shifts[:, :1]).clamp(0, h - 1)  # [N, H]
+    cols = (torch.arange(w, device=x.device) - shifts[:, 1:]).clamp(0, w - 1)  # [N, W]
+    index = rows[:, None, :, None].expand(n, x.shape[1], h, w)
+    x = x.gather(2, index)
+    return x.gather(3, cols[:, None, None, :].expand(n, x.shape[1], h, w))
+
+
+def code_consistency(
+    q_out: torch.Tensor, q_moved: torch.Tensor, sizes: tuple[int, ...]
+) -> torch.Tensor:
+    """``mean_i KL(p_i || p'_i)`` summed over the categorical codes: ``p_i`` the softmax of
+    ``Q``'s logits on image ``i`` (held fixed: no gradient), ``p'_i`` on its moved copy.
+
+    The self-augmented training term of IMSAT (Hu et al. 2017): the code ``Q`` reads from an
+    image should not change when the image moves by a pixel or two. Its gradient is that of the
+    cross-entropy ``-sum_c p_i(c) log p'_i(c)``.
+    """
+    offset, total = 0, q_out.new_zeros(())
+    for k in sizes:
+        log_p = F.log_softmax(q_out[:, offset : offset + k].detach().float(), dim=1)
+        log_q = F.log_softmax(q_moved[:, offset : offset + k].float(), dim=1)
+        total = total + (log_p.exp() * (log_p - log_q)).sum(dim=1).mean()
+        offset += k
+    return total
+
+
 @attrs.frozen(kw_only=True)
 class InfoGAN:
     """InfoGAN (Chen et al. 2016, "InfoGAN: Interpretable Representation Learning by Information
@@ -445,6 +479,23 @@ class InfoGAN:
         metadata={
             "doc": "weight of the mean entropy of Q(c|x) on real images per categorical code in "
             "the critic's loss, >= 0 (0: the paper; CatGAN's conditional-entropy term)"
+        },
+    )
+    real_consistency_weight: float = attrs.field(
+        default=0.0,
+        validator=attrs.validators.ge(0),
+        metadata={
+            "doc": "weight of KL(Q(c|x) || Q(c|moved x)) on real images per categorical code in "
+            "the critic's loss, >= 0 (0: the paper; IMSAT's self-augmented training, Hu et al. "
+            "2017)"
+        },
+    )
+    consistency_translate: float = attrs.field(
+        default=0.125,
+        validator=[attrs.validators.gt(0), attrs.validators.le(0.5)],
+        metadata={
+            "doc": "largest move of the consistency term, as a fraction of the image's height "
+            "and width, in (0, 0.5] (rounded to whole pixels, at least 1)"
         },
     )
 
@@ -543,7 +594,26 @@ class InfoGAN:
             step.log("info/real-entropy", entropy)
             loss = loss + self.real_marginal_weight * marginal_kl
             loss = loss + self.real_entropy_weight * entropy
+        if self.categorical and self.real_consistency_weight:
+            moved = translate(real, self._shifts(step, real))
+            critic.recorded = []
+            try:
+                step.scorer("critic")(moved)  # the augmenter, if any, sees it too
+                (q_moved,) = critic.recorded
+            finally:
+                critic.recorded = None
+            consistency = code_consistency(q_real, q_moved, self.categorical)
+            step.log("info/real-consistency", consistency)
+            loss = loss + self.real_consistency_weight * consistency
         return loss
+
+    def _shifts(self, step: gancore.StepContext, real: torch.Tensor) -> torch.Tensor:
+        """Per-image whole-pixel moves ``(dy, dx)``, uniform in ``[-s, s]`` with ``s =
+        max(1, round(consistency_translate * size))``, drawn from ``step.latents``."""
+        size = torch.tensor(real.shape[2:], device=real.device)
+        most = (self.consistency_translate * size).round().clamp_min(1).long()
+        u = uniform_from_normal(step.latents(real.shape[0], 2))
+        return (u * (2 * most + 1)).long() - most
 
     def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
         z, cat, cont = self._fakes(step, batch["x"].shape[0])

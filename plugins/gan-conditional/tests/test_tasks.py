@@ -17,8 +17,10 @@ from gan_conditional.tasks import (
     Conditional,
     InfoGAN,
     acgan_losses,
+    code_consistency,
     info_loss,
     real_code_terms,
+    translate,
     uniform_from_normal,
 )
 from torch import nn
@@ -100,6 +102,48 @@ class TestFormulas:
         assert entropy.item() == pytest.approx((h(0.75, 0.25) + h(0.5, 0.5)) / 2, rel=1e-6)
         uniform = torch.tensor([[5.0, 0.0], [0.0, 5.0]])
         assert real_code_terms(uniform, (2,))[0].item() == pytest.approx(0.0, abs=1e-7)
+
+    def test_translate(self) -> None:
+        """Whole-pixel moves with the edge repeated: (1, 0) moves a 3x3 image down a row (the
+        top row repeated), (0, -1) left a column (the right column repeated), (0, 0) is the
+        identity."""
+        x = torch.arange(9.0).reshape(1, 1, 3, 3).repeat(3, 2, 1, 1)
+        moved = translate(x, torch.tensor([[1, 0], [0, -1], [0, 0]]))
+        assert moved[0, 0].tolist() == [[0, 1, 2], [0, 1, 2], [3, 4, 5]]
+        assert moved[1, 1].tolist() == [[1, 2, 2], [4, 5, 5], [7, 8, 8]]
+        assert torch.equal(moved[2], x[2])
+
+    def test_code_consistency_closed_form(self) -> None:
+        """KL(p || p') by hand for one Cat(2) code: p = (3/4, 1/4), p' = (1/2, 1/2); 0 when the
+        moved image gives the same logits; the gradient reaches only the moved image's logits."""
+        q = torch.tensor([[math.log(3.0), 0.0]], requires_grad=True)
+        moved = torch.zeros(1, 2, requires_grad=True)
+        kl = code_consistency(q, moved, (2,))
+        expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+        assert kl.item() == pytest.approx(expected, rel=1e-6)
+        kl.backward()
+        assert q.grad is None
+        assert moved.grad is not None
+        # d KL / d logits' = softmax(logits') - p = (1/2 - 3/4, 1/2 - 1/4)
+        assert moved.grad[0].tolist() == pytest.approx([-0.25, 0.25])
+        assert code_consistency(q, q.detach().clone(), (2,)).item() == pytest.approx(0.0)
+
+    @pytest.mark.parametrize(
+        ("size", "fraction", "most"), [(16, 0.125, 2), (8, 0.125, 1), (8, 0.01, 1)]
+    )
+    def test_shifts_cover_the_range(self, size: int, fraction: float, most: int) -> None:
+        """The consistency term's moves: whole pixels, every value of [-s, s] on both axes, s =
+        max(1, round(fraction * size))."""
+
+        class Step:
+            def latents(self, n: int, dim: int) -> torch.Tensor:
+                return torch.randn(n, dim, generator=torch.Generator().manual_seed(0))
+
+        task = InfoGAN(consistency_translate=fraction)
+        shifts = task._shifts(Step(), torch.zeros(4000, 1, size, size))  # type: ignore[arg-type]
+        assert shifts.dtype == torch.int64
+        for axis in (0, 1):
+            assert set(shifts[:, axis].tolist()) == set(range(-most, most + 1))
 
     def test_uniform_from_normal(self) -> None:
         """Phi maps normal draws to uniform ones: quartiles at -0.674, 0, 0.674."""
@@ -279,6 +323,55 @@ class TestInfoGAN:
         for record in train:  # both lie in [0, log 10] for one Cat(10) code
             assert 0 <= record["info/real-marginal-kl"] <= math.log(10)
             assert 0 <= record["info/real-entropy"] <= math.log(10)
+
+    def test_real_consistency_train(self, tmp_path: Path) -> None:
+        """With the consistency term on (and an augmenter), a digits run trains and logs the
+        consistency KL, finite and >= 0."""
+        document = tiny(
+            {
+                "name": "infogan",
+                "categorical": [10],
+                "continuous": 1,
+                "real_marginal_weight": 1.0,
+                "real_consistency_weight": 1.0,
+            },
+            generator={"name": "dcgan", "latent_dim": 15, "channels": 4},
+            critic={"name": "dcgan", "channels": 4, "norm": "none"},
+            augmenter={"name": "hflip"},
+        )
+        gt.check_training(document, tmp_path / "run")
+        lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        train = [json.loads(line) for line in lines if '"train"' in line]
+        assert train
+        assert all(0 <= record["info/real-consistency"] < math.inf for record in train)
+
+    def test_real_consistency_exact_resume(self, tmp_path: Path) -> None:
+        """3 steps, stop, resume to 6 gives the weights of 6 straight (the moves of the
+        consistency term come from the step's latents)."""
+        task = {"name": "infogan", "real_marginal_weight": 1.0, "real_consistency_weight": 1.0}
+        document = tiny(
+            {**task, "categorical": [10], "continuous": 1},
+            steps=6,
+            generator={"name": "dcgan", "latent_dim": 15, "channels": 4},
+            critic={"name": "dcgan", "channels": 4, "norm": "none"},
+        )
+        document["training"].update(checkpoint_every=3, sample_every=0)
+        registry = gancore.get_registry()
+        gancore.train(
+            gancore.parse_config(document, registry), tmp_path / "straight", progress=False
+        )
+        config = gancore.parse_config(document, registry)
+        gt.train_interrupted(config, tmp_path / "resumed", after=3)
+        gt.train_interrupted(config, tmp_path / "resumed", after=100, resume=True)
+        straight, _ = gancore.load_checkpoint(
+            gancore.find_checkpoint(tmp_path / "straight" / "checkpoints")
+        )
+        resumed, _ = gancore.load_checkpoint(
+            gancore.find_checkpoint(tmp_path / "resumed" / "checkpoints")
+        )
+        for group in ("generators", "critics"):
+            for key, value in straight[group].items():
+                assert torch.equal(value, resumed[group][key]), (group, key)
 
     def test_latent_too_small(self, tmp_path: Path) -> None:
         document = gt.tiny_run(2, task={"name": "infogan"})
