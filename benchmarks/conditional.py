@@ -1,17 +1,22 @@
 """Conditional models on the digits at 16x16, same budget and seeds for each (issue 20).
 
     python benchmarks/conditional.py [--quick] [--steps N] [--seeds 0 1 2] [--jobs 2] [--out FILE]
+        [--models NAME ...] [--set task.KEY=VALUE ...] [--merge]
 
 Models: unconditional DCGAN; cGAN (concat critic), projection critic and ACGAN, all three with
 the same one-hot concat generator; the projection critic with a conditional-batchnorm generator
 (projection-cbn); and InfoGAN (8 noise + Cat(10) + 2 continuous codes; infogan-cat: without
 the continuous codes; infogan-real and infogan-cat-real: the same with the Q head's real-data
-terms, ``real_marginal_weight = real_entropy_weight = 0.3``). For each:
+terms, ``real_marginal_weight = real_entropy_weight = 0.3``; infogan-sat and infogan-cat-sat:
+with IMSAT's weighting and its consistency under moves, marginal 1, entropy 0.3, consistency
+1). For each:
 FD on the digits extractor (``fid.fd-digits``, EMA-free raw generator as the run's metric
 context gives it), class accuracy and intra-FD of generated samples per class (conditional
 models), InfoGAN's categorical code accuracy after Hungarian matching. Mean and standard error
 over seeds. ``--jobs`` runs that many trainings at once, one thread each (the runs are
-deterministic for a given thread count). ``--quick`` trains 60 steps and one seed (a smoke test of the script, not a result).
+deterministic for a given thread count). ``--set`` changes one key of every model's run
+document (``task.real_consistency_weight=0.3``; the value read as TOML), for trials of one
+change. ``--quick`` trains 60 steps and one seed (a smoke test of the script, not a result).
 Needs the gan-conditional plugin installed.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import copy
 import json
 import math
 import multiprocessing
@@ -26,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,11 @@ CBN_G = {"name": "conditional-batchnorm", "inner": DCGAN_G}
 # InfoGAN: 8 noise + Cat(10) + 2 continuous codes (little noise: the code must carry the digit).
 INFOGAN_G = {"name": "dcgan", "latent_dim": 20, "channels": 32}
 REAL_TERMS = {"real_marginal_weight": 0.3, "real_entropy_weight": 0.3}
+SAT_TERMS = {
+    "real_marginal_weight": 1.0,
+    "real_entropy_weight": 0.3,
+    "real_consistency_weight": 1.0,
+}
 
 MODELS: dict[str, dict[str, Any]] = {
     "dcgan": {"task": {"name": "unconditional"}, "generator": DCGAN_G, "critic": DCGAN_D},
@@ -85,6 +97,18 @@ MODELS: dict[str, dict[str, Any]] = {
     },
     "infogan-cat-real": {
         "task": {"name": "infogan", "categorical": [10], "continuous": 0, **REAL_TERMS},
+        "generator": {**INFOGAN_G, "latent_dim": 18},
+        "critic": DCGAN_D,
+    },
+    # IMSAT's terms (Hu et al. 2017): the marginal weighted above the entropy, and Q's code
+    # unchanged when a real image moves by up to 2 pixels.
+    "infogan-sat": {
+        "task": {"name": "infogan", "categorical": [10], "continuous": 2, **SAT_TERMS},
+        "generator": INFOGAN_G,
+        "critic": DCGAN_D,
+    },
+    "infogan-cat-sat": {
+        "task": {"name": "infogan", "categorical": [10], "continuous": 0, **SAT_TERMS},
         "generator": {**INFOGAN_G, "latent_dim": 18},
         "critic": DCGAN_D,
     },
@@ -144,12 +168,39 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "se": se, "n": len(values)}
 
 
-def job(model: str, seed: int, steps: int, n: int, root: str) -> dict[str, Any]:
+def parse_set(text: str) -> tuple[list[str], Any]:
+    """``"task.key=value"`` -> ``(["task", "key"], value)``, the value read as TOML (a bare
+    word that is not TOML is a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (got {text!r})")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def with_sets(doc: dict[str, Any], sets: list[tuple[list[str], Any]]) -> dict[str, Any]:
+    """``doc`` with each ``--set`` applied (tables created as needed)."""
+    doc = copy.deepcopy(doc)
+    for keys, value in sets:
+        table = doc
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+        table[keys[-1]] = value
+    return doc
+
+
+def job(
+    model: str, seed: int, steps: int, n: int, root: str, sets: list[tuple[list[str], Any]]
+) -> dict[str, Any]:
     """Train one model and seed in its own process (one thread), score it."""
     torch.set_num_threads(1)
     start = time.perf_counter()
     run_dir = Path(root) / f"{model}-{seed}"
-    config = gancore.parse_config(document(model, seed, steps), gancore.get_registry())
+    run = with_sets(document(model, seed, steps), sets)
+    config = gancore.parse_config(run, gancore.get_registry())
     gancore.train(config, run_dir, progress=False)
     values: dict[str, Any] = dict(evaluate(run_dir, model, n))
     values["seconds"] = time.perf_counter() - start
@@ -166,6 +217,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once, one thread each")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     parser.add_argument(
+        "--set",
+        dest="sets",
+        type=parse_set,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one key of every model's run document, e.g. task.real_entropy_weight=0.1",
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="keep the other models of an existing --out file (same steps and seeds)",
@@ -173,6 +233,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge and args.out is None:
         parser.error("--merge needs --out FILE: the file whose other models are kept")
+    if args.merge and args.sets:
+        parser.error("--merge with --set: a changed model would replace the shipped one's figures")
     steps, seeds, n = (60, [0], 20) if args.quick else (args.steps, args.seeds, 100)
     start = time.perf_counter()
     results: dict[str, Any] = {
@@ -188,7 +250,7 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
             futures = [
-                pool.submit(job, model, seed, steps, n, tmp)
+                pool.submit(job, model, seed, steps, n, tmp, args.sets)
                 for model in args.models
                 for seed in seeds
             ]
