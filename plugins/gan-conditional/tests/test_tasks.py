@@ -425,11 +425,26 @@ class TestGeneratorLossTerms:
 
 @pytest.mark.slow
 class TestTwoProcesses:
-    def test_ranks_identical(self, tmp_path: Path) -> None:
-        """`conditional` in 2 gloo processes: both ranks end with the same weights."""
+    @pytest.mark.parametrize("task", ["conditional", "infogan"])
+    def test_ranks_identical(self, tmp_path: Path, task: str) -> None:
+        """`conditional`, and `infogan` with Q's three real-data terms (its extra critic pass on
+        the moved images), in 2 gloo processes: both ranks end with the same weights."""
         import tomli_w
 
-        document = tiny({"name": "conditional", "fake_labels": "uniform"}, steps=4)
+        if task == "conditional":
+            document = tiny({"name": "conditional", "fake_labels": "uniform"}, steps=4)
+        else:
+            terms = {
+                "real_marginal_weight": 1.0,
+                "real_entropy_weight": 0.3,
+                "real_consistency_weight": 1.0,
+            }
+            document = tiny(
+                {"name": "infogan", "categorical": [10], "continuous": 1, **terms},
+                steps=4,
+                generator={"name": "dcgan", "latent_dim": 15, "channels": 4},
+                critic={"name": "dcgan", "channels": 4, "norm": "none"},
+            )
         document["training"].update(sample_every=0, checkpoint_every=4, log_every=2)
         (tmp_path / "run.toml").write_text(tomli_w.dumps(document))
         ranks = gt.train_processes(
