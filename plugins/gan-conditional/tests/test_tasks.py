@@ -48,6 +48,25 @@ def tiny(task: dict[str, Any], steps: int = 2, **sections: Any) -> dict[str, Any
     return document
 
 
+def assert_exact_resume(document: dict[str, Any], tmp_path: Path) -> None:
+    """``document`` (6 steps) run straight, and stopped after 3 then resumed: the same weights."""
+    document["training"].update(checkpoint_every=3, sample_every=0)
+    registry = gancore.get_registry()
+    gancore.train(gancore.parse_config(document, registry), tmp_path / "straight", progress=False)
+    config = gancore.parse_config(document, registry)
+    gt.train_interrupted(config, tmp_path / "resumed", after=3)
+    gt.train_interrupted(config, tmp_path / "resumed", after=100, resume=True)
+    straight, _ = gancore.load_checkpoint(
+        gancore.find_checkpoint(tmp_path / "straight" / "checkpoints")
+    )
+    resumed, _ = gancore.load_checkpoint(
+        gancore.find_checkpoint(tmp_path / "resumed" / "checkpoints")
+    )
+    for group in ("generators", "critics"):
+        for key, value in straight[group].items():
+            assert torch.equal(value, resumed[group][key]), (group, key)
+
+
 class TestFormulas:
     def test_acgan_losses(self) -> None:
         """D minimises -(L_S + w L_C), G minimises -(w L_C_fake) + its adversarial term, with
@@ -253,23 +272,7 @@ class TestConditional:
     def test_exact_resume(self, tmp_path: Path) -> None:
         """3 steps, stop, resume to 6 gives the weights of 6 straight (uniform fake labels)."""
         document = tiny({"name": "conditional", "fake_labels": "uniform"}, steps=6)
-        document["training"].update(checkpoint_every=3, sample_every=0)
-        registry = gancore.get_registry()
-        gancore.train(
-            gancore.parse_config(document, registry), tmp_path / "straight", progress=False
-        )
-        config = gancore.parse_config(document, registry)
-        gt.train_interrupted(config, tmp_path / "resumed", after=3)
-        gt.train_interrupted(config, tmp_path / "resumed", after=100, resume=True)
-        straight, _ = gancore.load_checkpoint(
-            gancore.find_checkpoint(tmp_path / "straight" / "checkpoints")
-        )
-        resumed, _ = gancore.load_checkpoint(
-            gancore.find_checkpoint(tmp_path / "resumed" / "checkpoints")
-        )
-        for group in ("generators", "critics"):
-            for key, value in straight[group].items():
-                assert torch.equal(value, resumed[group][key]), (group, key)
+        assert_exact_resume(document, tmp_path)
 
 
 class TestACGAN:
@@ -355,23 +358,7 @@ class TestInfoGAN:
             generator={"name": "dcgan", "latent_dim": 15, "channels": 4},
             critic={"name": "dcgan", "channels": 4, "norm": "none"},
         )
-        document["training"].update(checkpoint_every=3, sample_every=0)
-        registry = gancore.get_registry()
-        gancore.train(
-            gancore.parse_config(document, registry), tmp_path / "straight", progress=False
-        )
-        config = gancore.parse_config(document, registry)
-        gt.train_interrupted(config, tmp_path / "resumed", after=3)
-        gt.train_interrupted(config, tmp_path / "resumed", after=100, resume=True)
-        straight, _ = gancore.load_checkpoint(
-            gancore.find_checkpoint(tmp_path / "straight" / "checkpoints")
-        )
-        resumed, _ = gancore.load_checkpoint(
-            gancore.find_checkpoint(tmp_path / "resumed" / "checkpoints")
-        )
-        for group in ("generators", "critics"):
-            for key, value in straight[group].items():
-                assert torch.equal(value, resumed[group][key]), (group, key)
+        assert_exact_resume(document, tmp_path)
 
     def test_latent_too_small(self, tmp_path: Path) -> None:
         document = gt.tiny_run(2, task={"name": "infogan"})
