@@ -423,6 +423,10 @@ class InfoGAN:
     As in the authors' code, ``lambda * L_I`` (on generated images) enters both the critic's loss
     (training the body and ``Q``) and the generator's. No labels are used. Logs
     ``info/categorical`` and ``info/continuous`` (the bounds ``L_I``, in nats).
+
+    Beyond the paper, ``Q`` can also be trained on the real images (the ``real_*`` weights, 0 by
+    default): :func:`real_code_terms` (CatGAN's marginal and entropy terms) and
+    :func:`code_consistency` under :func:`translate` moves (IMSAT's self-augmented training).
     """
 
     categorical: tuple[int, ...] = attrs.field(
