@@ -21,7 +21,8 @@ the dataset's class count); built on its own (tests, the conformance kit) a wrap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -456,6 +457,15 @@ class AuxiliaryCritic(nn.Module):
         if self.recorded is not None:
             self.recorded.append(self.head(h))
         return self.score(h)
+
+    @contextlib.contextmanager
+    def heads(self) -> Iterator[list[torch.Tensor]]:
+        """Within: each call appends ``head(features)`` to the list given, in call order."""
+        self.recorded = []
+        try:
+            yield self.recorded
+        finally:
+            self.recorded = None
 
     def features(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         features: torch.Tensor = self.body.features(x, *extra)  # type: ignore[operator]

@@ -267,12 +267,9 @@ class ACGAN:
         with torch.no_grad():
             fake, fake_labels = _labelled_fakes(self.fake_labels, step, labels)
         critic: Any = step.unwrap("critic")
-        critic.recorded = []  # the head's logits of the two calls: real, then fake
-        try:
+        with critic.heads() as heads:  # the head's logits of the two calls: real, then fake
             adversarial = step.critic_loss("critic", real, fake)
-            real_logits, fake_logits = critic.recorded
-        finally:
-            critic.recorded = None
+        real_logits, fake_logits = heads
         ce_real = F.cross_entropy(real_logits, labels)
         ce_fake = F.cross_entropy(fake_logits, fake_labels)
         step.log("loss/classifier", ce_real + ce_fake)
@@ -283,12 +280,9 @@ class ACGAN:
     def generator_step(self, step: gancore.StepContext, batch: Mapping[str, torch.Tensor]) -> Any:
         fake, fake_labels = _labelled_fakes(self.fake_labels, step, batch["label"], record=True)
         critic: Any = step.unwrap("critic")
-        critic.recorded = []
-        try:
+        with critic.heads() as heads:
             adversarial = step.generator_loss("critic", fake, real=batch["x"])
-            (fake_logits,) = critic.recorded
-        finally:
-            critic.recorded = None
+        (fake_logits,) = heads
         return adversarial + self.classifier_weight * F.cross_entropy(fake_logits, fake_labels)
 
     sample_inputs = Conditional.sample_inputs
@@ -368,16 +362,19 @@ def real_code_terms(
     information between images and classes of CatGAN (Springenberg 2016, after Krause et al.
     2010's regularized information maximization).
     """
-    offset = 0
     marginal_kl, entropy = q_out.new_zeros(()), q_out.new_zeros(())
-    for k in sizes:
-        log_p = F.log_softmax(q_out[:, offset : offset + k].float(), dim=1)
+    for k, logits in zip(sizes, _code_logits(q_out, sizes), strict=True):
+        log_p = F.log_softmax(logits.float(), dim=1)
         p = log_p.exp()
         pbar = p.mean(dim=0)
         marginal_kl = marginal_kl + math.log(k) + (pbar * torch.log(pbar.clamp_min(1e-12))).sum()
         entropy = entropy - (p * log_p).sum(dim=1).mean()
-        offset += k
     return marginal_kl, entropy
+
+
+def _code_logits(q_out: torch.Tensor, sizes: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """``Q``'s logits of each categorical code: the first ``sum(sizes)`` columns, split."""
+    return q_out[:, : sum(sizes)].split(list(sizes), dim=1)
 
 
 def translate(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
@@ -402,12 +399,12 @@ def code_consistency(
     image should not change when the image moves by a pixel or two. Its gradient is that of the
     cross-entropy ``-sum_c p_i(c) log p'_i(c)``.
     """
-    offset, total = 0, q_out.new_zeros(())
-    for k in sizes:
-        log_p = F.log_softmax(q_out[:, offset : offset + k].detach().float(), dim=1)
-        log_q = F.log_softmax(q_moved[:, offset : offset + k].float(), dim=1)
+    total = q_out.new_zeros(())
+    pairs = zip(_code_logits(q_out, sizes), _code_logits(q_moved, sizes), strict=True)
+    for logits, moved in pairs:
+        log_p = F.log_softmax(logits.detach().float(), dim=1)
+        log_q = F.log_softmax(moved.float(), dim=1)
         total = total + (log_p.exp() * (log_p - log_q)).sum(dim=1).mean()
-        offset += k
     return total
 
 
@@ -585,12 +582,9 @@ class InfoGAN:
         with torch.no_grad():
             fake = step.generators["generator"](z)
         critic: Any = step.unwrap("critic")
-        critic.recorded = []
-        try:
+        with critic.heads() as heads:
             adversarial = step.critic_loss("critic", real, fake)
-            q_real, q_out = critic.recorded
-        finally:
-            critic.recorded = None
+        q_real, q_out = heads
         loss = adversarial + self._info(step, q_out, cat, cont)
         if self.categorical and (self.real_marginal_weight or self.real_entropy_weight):
             marginal_kl, entropy = real_code_terms(q_real, self.categorical)
@@ -600,12 +594,9 @@ class InfoGAN:
             loss = loss + self.real_entropy_weight * entropy
         if self.categorical and self.real_consistency_weight:
             moved = translate(real, self._shifts(step, real))
-            critic.recorded = []
-            try:
+            with critic.heads() as heads:
                 step.scorer("critic")(moved)  # the augmenter, if any, sees it too
-                (q_moved,) = critic.recorded
-            finally:
-                critic.recorded = None
+            (q_moved,) = heads
             consistency = code_consistency(q_real, q_moved, self.categorical)
             step.log("info/real-consistency", consistency)
             loss = loss + self.real_consistency_weight * consistency
@@ -624,12 +615,9 @@ class InfoGAN:
         step.record_generator_inputs("generator", z)
         fake = step.generators["generator"](z)
         critic: Any = step.unwrap("critic")
-        critic.recorded = []
-        try:
+        with critic.heads() as heads:
             adversarial = step.generator_loss("critic", fake, real=batch["x"])
-            (q_out,) = critic.recorded
-        finally:
-            critic.recorded = None
+        (q_out,) = heads
         return adversarial + self._info(step, q_out, cat, cont)
 
     def sample_inputs(

@@ -277,4 +277,14 @@ class TestAuxiliaryCritic:
         critic(x)
         (logits,) = critic.recorded
         torch.testing.assert_close(logits, critic.head(body.features(x)))
+        critic.recorded = None
+        with critic.heads() as heads:  # the same, undone on leaving (even on an error)
+            critic(x)
+            critic(2 * x)
+        assert critic.recorded is None
+        assert len(heads) == 2
+        torch.testing.assert_close(heads[1], critic.head(body.features(2 * x)))
+        with pytest.raises(RuntimeError), critic.heads():
+            raise RuntimeError
+        assert critic.recorded is None
         gt.check_feature_critic(critic)
