@@ -35,7 +35,7 @@ from gancore._registry import (
     SampleOptionSpec,
 )
 from gancore._task import BuildContext, SampleGrid, StepContext, TaskBuildContext, Unconditional
-from gancore._train import TrainResult, train
+from gancore._train import TrainResult, end_processes, train
 from gancore.builtin.datasets import limited_indices
 
 __version__ = "0.1.0"
@@ -69,6 +69,7 @@ __all__ = [
     "UnknownComponentError",
     "__version__",
     "config_to_toml",
+    "end_processes",
     "find_checkpoint",
     "get_registry",
     "hookimpl",

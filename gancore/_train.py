@@ -200,15 +200,20 @@ def run_training(
 def end_processes() -> None:
     """Leave the process group of a multi-process launch (torchrun, ``accelerate launch``):
     every rank waits for the others, then tears the group down while the interpreter is whole.
+    Does nothing in a single process.
 
-    For the entry points that own their process (``gan train``, the test worker) and end right
-    after training. Left to interpreter exit instead, gloo's worker threads are torn down during
-    finalization, where a rank can hang and keep the launcher waiting for ever (seen once in CI
-    after a finished two-process run). A script that trains twice in one process keeps its group
-    by not calling this."""
+    :func:`train` leaves the group open, so that a script may train again in the same processes;
+    call this once, after the last training (``gan train`` and the test worker do). The order
+    matters: the run's data-parallel wrappers (which hold the group too) are collected first, so
+    that the group's last reference is the one dropped here, after a barrier, when no collective
+    is in flight. Left to interpreter exit instead, gloo's worker threads are torn down during
+    finalization, where a rank can hang and keep the launcher waiting for ever."""
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 
@@ -546,7 +551,14 @@ def _run(
 
     if bar is not None:
         bar.close()
-    accelerator.end_training()
+    # Not accelerator.end_training(): besides ending the trackers, it destroys the process group
+    # on each rank as that rank gets here, with no barrier. A rank then drops gloo's last
+    # reference with its DDP wrappers when this frame ends, holding the GIL, while gloo's worker
+    # thread may still need the GIL to free the tensors of the last collective: a deadlock (CI
+    # saw it three times, the rank hung as `_run` returned). The group is ended by
+    # end_processes, every rank together, after a barrier.
+    for tracker in accelerator.trackers:
+        tracker.finish()
     if main:
         files.say_goodbye(state.iteration, started, last_checkpoint, interrupted)
     return TrainResult(

@@ -772,6 +772,39 @@ class TestTwoProcesses:
             assert torch.equal(rank0[key], rank1[key]), key
             torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-5)
 
+    def test_a_script_trains_twice_then_ends_the_group(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """train() leaves the process group open (a second run in the same two processes works);
+        end_processes() ends it on every rank. Accelerate's end_training destroyed it on each rank
+        with no barrier, and a rank could then hang as train() returned."""
+        config = write_toml(tmp_path / "toy.toml", TOY_CONFIG)
+        script = tmp_path / "twice.py"
+        script.write_text(
+            "import os, sys\n"
+            "from pathlib import Path\n"
+            "import torch.distributed as dist\n"
+            "import gancore\n"
+            "config = gancore.load_config(sys.argv[1], ['run.steps=2'])\n"
+            "steps = [gancore.train(config, Path(sys.argv[2]) / name, progress=False).step\n"
+            "         for name in ('first', 'second')]\n"
+            "still_open = dist.is_initialized() and dist.get_world_size()\n"
+            "gancore.end_processes()\n"
+            "print(f\"rank {os.environ['RANK']}: steps {steps}, group of {still_open} open after \"\n"
+            '      f"training, open after end_processes: {dist.is_initialized()}")\n'
+        )
+        env = subprocess_env | {"OMP_NUM_THREADS": "1"}
+        done = gt.run_processes([str(script), str(config), str(tmp_path)], env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        for rank in (0, 1):
+            assert (
+                f"rank {rank}: steps [2, 2], group of 2 open after training, open after "
+                "end_processes: False"
+            ) in done.stdout
+        for name in ("first", "second"):
+            assert [c.name for c in (tmp_path / name / "checkpoints").iterdir()] == ["step-0000002"]
+        gancore.end_processes()  # in one process: nothing to end
+
 
 @pytest.mark.slow
 @pytest.mark.distributed
