@@ -1088,7 +1088,8 @@ def run_processes(
     ``timeout`` seconds is taken to be hung: every process under the launcher is sent
     ``SIGABRT`` with ``PYTHONFAULTHANDLER`` set, so each prints the stack of every thread, and
     ``AssertionError`` is raised with the end of that output: a deadlock in a test names the
-    line each process waits on instead of only timing out. ::
+    line each process waits on instead of only timing out. Where ``gdb`` may attach, each
+    process's C stacks are read first and added (:func:`_native_stacks`). ::
 
         done = gt.run_processes(["-m", "gancore", "train", str(run_file)], env=env)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -1113,6 +1114,7 @@ def run_processes(
             stdout, stderr = launched.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             below = psutil.Process(launched.pid).children(recursive=True)
+            native = [_native_stacks(process.pid) for process in below]
             if below:
                 launched.kill()  # first, so its own report does not bury the stacks
             for process in below or [psutil.Process(launched.pid)]:  # one at a time: unmixed
@@ -1127,8 +1129,39 @@ def run_processes(
             raise AssertionError(
                 f"{processes} process(es) of {' '.join(args)!r} did not end within {timeout:g} s; "
                 f"the end of their output, with the stacks they were stopped in:\n{stderr[-6000:]}"
+                + "".join(f"\n{text}" for text in native if text)
             ) from None
     return subprocess.CompletedProcess(launched.args, launched.returncode, stdout, stderr)
+
+
+def _native_stacks(pid: int, frames: int = 14) -> str:
+    """Every thread's C stack in process ``pid``, a line per frame (function names only), from
+    ``gdb`` where it is installed and may attach; ``""`` otherwise. A hang inside a C++ destructor
+    or a lock shows no Python frame; this names it (CI's two-process hangs were found this way:
+    the main thread joining gloo's worker in ``~ProcessGroupGloo`` while holding the GIL, the
+    worker waiting for the GIL)."""
+    import re
+    import shutil
+
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return ""
+    try:
+        done = subprocess.run(
+            [gdb, "-p", str(pid), "-batch", "-ex", f"thread apply all bt {frames}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    lines = [f"native stacks of process {pid} (gdb):"]
+    for line in done.stdout.splitlines():
+        if thread := re.match(r"Thread \d+ \(Thread \S+ \(LWP (\d+)\) \"([^\"]*)\"\)", line):
+            lines.append(f"  thread {thread[2]!r} (LWP {thread[1]})")
+        elif frame := re.match(r"#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+)", line):
+            lines.append(f"    #{frame[1]} {frame[2]}")
+    return "\n".join(lines) if len(lines) > 1 else ""
 
 
 def train_processes(

@@ -1155,6 +1155,8 @@ class TestWholeRuns:
         assert message.startswith(f"2 process(es) of {str(script)!r} did not end within 15 s")
         assert "in wait_forever" in message  # rank 1's stack
         assert 'hang.py", line 8' in message  # rank 0's: the barrier
+        if "native stacks of process" in message:  # gdb installed and allowed to attach
+            assert "ProcessGroupGloo::runLoop" in message  # gloo's worker threads, by name
         assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
         done = gt.run_processes(["-c", "print('fine')"], processes=1, timeout=60)
         assert (done.returncode, done.stdout) == (0, "fine\n")
