@@ -1080,11 +1080,13 @@ def run_processes(
     processes: int = 2,
     env: Mapping[str, str] | None = None,
     timeout: float = 600,
+    cwd: str | Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python ARGS`` in ``processes`` processes (``torch.distributed.run`` on a free port;
     one process: plain ``python``) and return the finished process, output captured as text.
 
-    ``env`` is the whole environment (default: this process's). A run still going after
+    ``env`` is the whole environment (default: this process's); ``cwd`` the working directory
+    (default: this process's). A run still going after
     ``timeout`` seconds is taken to be hung: every process under the launcher is sent
     ``SIGABRT`` with ``PYTHONFAULTHANDLER`` set, so each prints the stack of every thread, and
     ``AssertionError`` is raised with the end of that output: a deadlock in a test names the
@@ -1109,6 +1111,7 @@ def run_processes(
         stderr=subprocess.PIPE,
         text=True,
         env=environment,
+        cwd=cwd,
     ) as launched:
         try:
             stdout, stderr = launched.communicate(timeout=timeout)

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import gancore
+import gancore.testing as gt
 from gancore._checkpoint import verify_checkpoint
 from gancore._cli import _parser
 from gancore._config import parse_override
@@ -92,6 +94,28 @@ class TestTasksExample:
         assert [e["step"] for e in train_events] == [10, 20, 30]
         assert all(e["nonfinite_skipped"] == 0 for e in train_events)
         assert {"loss/critic", "loss/generator", "scores/real"} <= set(train_events[-1])
+
+    @pytest.mark.slow
+    @pytest.mark.distributed
+    def test_class_conditional_example_trains_on_two_processes(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """ "The same script runs data-parallel unchanged": under torchrun with 2 gloo processes
+        it trains one run (world size 2 in the checkpoint), each rank reloads the generator, and
+        both leave through end_processes."""
+        (code,) = PYTHON_BLOCK.findall((DOCS / "tasks.md").read_text())
+        script = tmp_path / "conditional_digits.py"
+        script.write_text(code)
+        done = gt.run_processes(
+            [str(script), "run.steps=6", "training.sample_every=0"],
+            env=subprocess_env | {"OMP_NUM_THREADS": "1"},
+            timeout=300,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("6 steps; grids in") == 2, done.stdout  # one line per rank
+        last = tmp_path / "runs" / "conditional-digits" / "checkpoints" / "step-0000006"
+        assert torch.load(last / "training_state.pt", weights_only=True)["world_size"] == 2
 
 
 class TestTrainingCommands:
@@ -252,7 +276,6 @@ def nan_plugin() -> object:
     import types
 
     import attrs
-    import torch
 
     @attrs.frozen
     class NanLoss:
