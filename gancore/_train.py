@@ -555,8 +555,8 @@ def _run(
     # on each rank as that rank gets here, with no barrier. A rank then drops gloo's last
     # reference with its DDP wrappers when this frame ends, holding the GIL, while gloo's worker
     # thread may still need the GIL to free the tensors of the last collective: a deadlock (CI
-    # saw it three times, the rank hung as `_run` returned). The group is ended by
-    # end_processes, every rank together, after a barrier.
+    # hung three times as `_run` returned; gdb showed these two stacks in a local repeat). The
+    # group is ended by end_processes, every rank together, after a barrier.
     for tracker in accelerator.trackers:
         tracker.finish()
     if main:

@@ -100,9 +100,9 @@ class TestTasksExample:
     def test_class_conditional_example_trains_on_two_processes(
         self, tmp_path: Path, subprocess_env: dict[str, str]
     ) -> None:
-        """ "The same script runs data-parallel unchanged": under torchrun with 2 gloo processes
-        it trains one run (world size 2 in the checkpoint), each rank reloads the generator, and
-        both leave through end_processes."""
+        """The worked example runs data-parallel unchanged, as docs/tasks.md says: under torchrun
+        with 2 gloo processes it trains one run (world size 2 in the checkpoint), each rank
+        reloads the generator, and both leave through end_processes."""
         (code,) = PYTHON_BLOCK.findall((DOCS / "tasks.md").read_text())
         script = tmp_path / "conditional_digits.py"
         script.write_text(code)
